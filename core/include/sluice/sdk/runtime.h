@@ -1,0 +1,487 @@
+// The SDK's binding to the host: awaitable I/O, timers, yield, buffers,
+// cross-shard service calls, gates, logging and metrics, all expressed over
+// the C host API (sluice/abi/sluice_abi.h).
+//
+// The same header serves the core (bound to the host's own table) and every
+// plugin (bound in on_configure): code written against it runs unchanged on
+// a real io_uring host or on a simulated one.
+//
+// Thread-safety: awaitables, gates and buffers' *handles* are shard-local;
+// buffer reference counts are atomic so a handle may be dropped on any shard.
+#pragma once
+
+#include <sluice/abi/sluice_abi.h>
+#include <sluice/sdk/assert.h>
+#include <sluice/sdk/task.h>
+
+#include <cerrno>
+#include <coroutine>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace sluice::sdk {
+
+// ---- binding -------------------------------------------------------------
+// One per shared object: the host binds itself at start-up, a plugin in
+// on_configure (SLUICE_PLUGIN does it). Plugins are built with hidden
+// visibility and loaded RTLD_LOCAL, so each has its own copy.
+struct binding {
+  const sluice_host_api* api = nullptr;
+  sluice_host* host = nullptr;
+  sluice_plugin_ctx* ctx = nullptr;
+};
+inline binding g_binding;
+
+inline void bind(const sluice_host_api* api, sluice_host* host, sluice_plugin_ctx* ctx) noexcept {
+  SLUICE_ASSERT(api != nullptr && host != nullptr);
+  SLUICE_ASSERT_MSG(api->struct_size >= sizeof(sluice_host_api), "host API table too old");
+  g_binding = {api, host, ctx};
+}
+inline const sluice_host_api& api() noexcept {
+  SLUICE_ASSERT_MSG(g_binding.api != nullptr, "sluice SDK used before bind()");
+  return *g_binding.api;
+}
+inline sluice_host* host() noexcept { return g_binding.host; }
+
+inline uint32_t shard_count() noexcept { return api().shard_count(host()); }
+inline uint32_t this_shard() noexcept { return api().current_shard(host()); }
+inline uint64_t now_ns() noexcept { return api().now_ns(host()); }
+
+// ---- logging -------------------------------------------------------------
+inline void log(sluice_log_level level, std::string_view msg) noexcept {
+  api().log(g_binding.ctx, level, msg.data(), msg.size());
+}
+inline void log_info(std::string_view m) noexcept { log(SLUICE_LOG_INFO, m); }
+inline void log_warn(std::string_view m) noexcept { log(SLUICE_LOG_WARN, m); }
+inline void log_error(std::string_view m) noexcept { log(SLUICE_LOG_ERROR, m); }
+inline void log_debug(std::string_view m) noexcept { log(SLUICE_LOG_DEBUG, m); }
+
+// ---- buffers -------------------------------------------------------------
+// A shared handle to a ref-counted sluice_buf: copying shares, never copies
+// bytes.
+class buffer {
+ public:
+  buffer() noexcept = default;
+  // Adopts one reference.
+  explicit buffer(sluice_buf* b) noexcept : _buf(b) {}
+  static buffer allocate(uint64_t capacity, uint32_t alignment = 16) {
+    sluice_buf* b = api().buf_alloc(host(), capacity, alignment);
+    SLUICE_ASSERT_MSG(b != nullptr, "buffer allocation failed");
+    return buffer(b);
+  }
+  // Takes a new reference to a borrowed buffer.
+  static buffer share(sluice_buf* b) noexcept {
+    if (b) api().buf_ref(b);
+    return buffer(b);
+  }
+  buffer(const buffer& o) noexcept : _buf(o._buf) {
+    if (_buf) api().buf_ref(_buf);
+  }
+  buffer(buffer&& o) noexcept : _buf(std::exchange(o._buf, nullptr)) {}
+  buffer& operator=(buffer o) noexcept {
+    std::swap(_buf, o._buf);
+    return *this;
+  }
+  ~buffer() {
+    if (_buf) api().buf_unref(_buf);
+  }
+
+  explicit operator bool() const noexcept { return _buf != nullptr; }
+  sluice_buf* get() const noexcept { return _buf; }
+  uint8_t* data() const noexcept { return _buf->data; }
+  uint64_t size() const noexcept { return _buf->size; }
+  uint64_t capacity() const noexcept { return _buf->capacity; }
+  void set_size(uint64_t n) noexcept {
+    SLUICE_ASSERT(n <= _buf->capacity);
+    _buf->size = n;
+  }
+
+ private:
+  sluice_buf* _buf = nullptr;
+};
+
+// ---- I/O -----------------------------------------------------------------
+// Awaitable for one operation on the calling shard's ring. The completion
+// record lives in the awaiting coroutine's frame: no allocation per I/O.
+// With an abort_source, request_abort() cancels the pending operation,
+// which then completes with -ECANCELED.
+class io_awaitable final : private sluice_completion {
+ public:
+  io_awaitable(const sluice_io_op& op, abort_source* as) noexcept : _op(op), _as(as) {
+    on_complete = &io_awaitable::complete;
+    host_scratch[0] = host_scratch[1] = 0;
+  }
+  io_awaitable(const io_awaitable&) = delete;
+  io_awaitable& operator=(const io_awaitable&) = delete;
+
+  bool await_ready() noexcept {
+    if (_as && _as->abort_requested()) {
+      _result = -ECANCELED;
+      return true;
+    }
+    return false;
+  }
+  bool await_suspend(std::coroutine_handle<> h) noexcept {
+    _waiter = h;
+    int32_t r = api().io_submit(host(), &_op, this);
+    if (r < 0) {
+      _result = r;
+      return false;
+    }
+    if (_as) _sub.subscribe(*_as, &io_awaitable::abort, this);
+    return true;
+  }
+  int32_t await_resume() const noexcept { return _result; }
+
+ private:
+  static void complete(sluice_completion* c, int32_t result) noexcept {
+    auto* self = static_cast<io_awaitable*>(c);
+    self->_sub.unsubscribe();
+    self->_result = result;
+    self->_waiter.resume();
+  }
+  static void abort(void* user) noexcept {
+    auto* self = static_cast<io_awaitable*>(user);
+    api().io_cancel(host(), self);
+  }
+
+  sluice_io_op _op;
+  abort_source* _as;
+  abort_source::subscription _sub;
+  std::coroutine_handle<> _waiter;
+  int32_t _result = 0;
+};
+
+inline sluice_io_op make_op(sluice_io_opcode code, int32_t fd) noexcept {
+  sluice_io_op op{};
+  op.opcode = code;
+  op.fd = fd;
+  return op;
+}
+
+// Each returns the kernel's result: >= 0 on success, -errno on failure.
+inline io_awaitable accept(int32_t fd, abort_source* as = nullptr) noexcept {
+  return io_awaitable(make_op(SLUICE_IO_ACCEPT, fd), as);
+}
+inline io_awaitable connect(int32_t fd, const void* addr, uint32_t addrlen,
+                            abort_source* as = nullptr) noexcept {
+  auto op = make_op(SLUICE_IO_CONNECT, fd);
+  op.addr = const_cast<void*>(addr);
+  op.len = addrlen;
+  return io_awaitable(op, as);
+}
+inline io_awaitable recv(int32_t fd, void* buf, uint64_t len, abort_source* as = nullptr) noexcept {
+  auto op = make_op(SLUICE_IO_RECV, fd);
+  op.buf = buf;
+  op.len = len;
+  return io_awaitable(op, as);
+}
+inline io_awaitable send(int32_t fd, const void* buf, uint64_t len,
+                         abort_source* as = nullptr) noexcept {
+  auto op = make_op(SLUICE_IO_SEND, fd);
+  op.buf = const_cast<void*>(buf);
+  op.len = len;
+  return io_awaitable(op, as);
+}
+inline io_awaitable read(int32_t fd, void* buf, uint64_t len, uint64_t offset,
+                         abort_source* as = nullptr) noexcept {
+  auto op = make_op(SLUICE_IO_READ, fd);
+  op.buf = buf;
+  op.len = len;
+  op.offset = offset;
+  return io_awaitable(op, as);
+}
+inline io_awaitable write(int32_t fd, const void* buf, uint64_t len, uint64_t offset,
+                          abort_source* as = nullptr) noexcept {
+  auto op = make_op(SLUICE_IO_WRITE, fd);
+  op.buf = const_cast<void*>(buf);
+  op.len = len;
+  op.offset = offset;
+  return io_awaitable(op, as);
+}
+inline io_awaitable fsync(int32_t fd) noexcept { return io_awaitable(make_op(SLUICE_IO_FSYNC, fd), nullptr); }
+inline io_awaitable fdatasync(int32_t fd) noexcept {
+  return io_awaitable(make_op(SLUICE_IO_FDATASYNC, fd), nullptr);
+}
+inline io_awaitable close(int32_t fd) noexcept { return io_awaitable(make_op(SLUICE_IO_CLOSE, fd), nullptr); }
+// path must stay valid until the operation completes.
+inline io_awaitable openat(const char* path, int32_t flags, uint32_t mode) noexcept {
+  auto op = make_op(SLUICE_IO_OPENAT, -1);
+  op.buf = const_cast<char*>(path);
+  op.flags = static_cast<uint32_t>(flags);
+  op.len = mode;
+  return io_awaitable(op, nullptr);
+}
+inline io_awaitable fallocate(int32_t fd, uint32_t mode, uint64_t offset, uint64_t len) noexcept {
+  auto op = make_op(SLUICE_IO_FALLOCATE, fd);
+  op.flags = mode;
+  op.offset = offset;
+  op.len = len;
+  return io_awaitable(op, nullptr);
+}
+
+// Sleeps for ns nanoseconds. Returns -ETIME when the time passed, or
+// -ECANCELED when as was aborted first.
+inline io_awaitable sleep_ns(uint64_t ns, abort_source* as = nullptr) noexcept {
+  auto op = make_op(SLUICE_IO_TIMEOUT, -1);
+  op.timeout_ns = ns;
+  return io_awaitable(op, as);
+}
+inline io_awaitable sleep_ms(uint64_t ms, abort_source* as = nullptr) noexcept {
+  return sleep_ns(ms * 1'000'000ull, as);
+}
+
+// Resumes a coroutine from a posted completion (next loop turn).
+class posted_resume final : private sluice_completion {
+ public:
+  posted_resume() noexcept {
+    on_complete = &posted_resume::complete;
+    host_scratch[0] = host_scratch[1] = 0;
+  }
+  void set(std::coroutine_handle<> h) noexcept { _waiter = h; }
+  void post() noexcept { api().post(host(), this); }
+  void wait_channel(uint32_t shard) noexcept { api().wait_channel(host(), shard, this); }
+
+ private:
+  static void complete(sluice_completion* c, int32_t) noexcept {
+    static_cast<posted_resume*>(c)->_waiter.resume();
+  }
+  std::coroutine_handle<> _waiter;
+};
+
+// Lets the other ready tasks of this shard run, then resumes.
+inline auto yield() noexcept {
+  struct awaiter {
+    posted_resume _p;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) noexcept {
+      _p.set(h);
+      _p.post();
+    }
+    void await_resume() const noexcept {}
+  };
+  return awaiter{};
+}
+
+// ---- gate ----------------------------------------------------------------
+// Tracks in-flight work so stop() can wait for it: each piece of work holds
+// the gate open; close() refuses new entries and resumes once all left.
+class gate {
+ public:
+  class holder {
+   public:
+    holder() noexcept = default;
+    explicit holder(gate* g) noexcept : _g(g) {}
+    holder(holder&& o) noexcept : _g(std::exchange(o._g, nullptr)) {}
+    holder& operator=(holder&& o) noexcept {
+      release();
+      _g = std::exchange(o._g, nullptr);
+      return *this;
+    }
+    ~holder() { release(); }
+    explicit operator bool() const noexcept { return _g != nullptr; }
+    void release() noexcept {
+      if (_g) std::exchange(_g, nullptr)->leave();
+    }
+
+   private:
+    gate* _g = nullptr;
+  };
+
+  gate() noexcept = default;
+  gate(const gate&) = delete;
+  gate& operator=(const gate&) = delete;
+  ~gate() { SLUICE_ASSERT_MSG(_count == 0, "gate destroyed with work inside"); }
+
+  // An empty holder when the gate is closed.
+  holder try_enter() noexcept {
+    if (_closed) return holder{};
+    ++_count;
+    return holder{this};
+  }
+  bool is_closed() const noexcept { return _closed; }
+  uint64_t count() const noexcept { return _count; }
+
+  // Resumes (on a later loop turn) once everything inside has left.
+  auto close() noexcept {
+    SLUICE_ASSERT(!_closed);
+    _closed = true;
+    struct awaiter {
+      gate* _g;
+      bool await_ready() const noexcept { return _g->_count == 0; }
+      void await_suspend(std::coroutine_handle<> h) noexcept { _g->_closer.set(h); }
+      void await_resume() const noexcept {}
+    };
+    return awaiter{this};
+  }
+
+ private:
+  void leave() noexcept {
+    SLUICE_ASSERT(_count > 0);
+    if (--_count == 0 && _closed) _closer.post();
+  }
+  uint64_t _count = 0;
+  bool _closed = false;
+  posted_resume _closer;
+};
+
+// ---- services ------------------------------------------------------------
+// An owned message: bytes are copied in, the buffer is shared.
+struct message {
+  uint32_t type = 0;
+  std::string bytes;
+  buffer buf;
+
+  static message from(const sluice_message* m) {
+    message out;
+    if (m) {
+      out.type = m->type;
+      if (m->bytes_len) out.bytes.assign(reinterpret_cast<const char*>(m->bytes), m->bytes_len);
+      out.buf = buffer::share(m->buf);
+    }
+    return out;
+  }
+  sluice_message view() const noexcept {
+    sluice_message v{};
+    v.type = type;
+    v.bytes = reinterpret_cast<const uint8_t*>(bytes.data());
+    v.bytes_len = bytes.size();
+    v.buf = buf.get();
+    return v;
+  }
+};
+
+struct reply {
+  int32_t status = 0;  // 0, a handler status, or SLUICE_ERR_*
+  message msg;
+};
+
+using service_fn = std::function<task<reply>(uint32_t shard, message req)>;
+
+namespace detail {
+inline void service_trampoline(void* user, uint32_t shard, const sluice_message* req,
+                               sluice_responder* responder) {
+  auto* fn = static_cast<service_fn*>(user);
+  spawn([](service_fn* fn, uint32_t shard, message req, sluice_responder* r) -> task<void> {
+    reply rep = co_await (*fn)(shard, std::move(req));
+    sluice_message v = rep.msg.view();
+    api().respond(host(), r, rep.status, &v);
+  }(fn, shard, message::from(req), responder));
+}
+}  // namespace detail
+
+// During configure: registers fn, served on every shard, under name. The
+// function object lives as long as the process. Returns the service id or
+// a negative SLUICE_ERR_*.
+inline int32_t register_service(const char* name, service_fn fn) {
+  auto* owned = new service_fn(std::move(fn));  // lives until exit: services are never removed
+  int32_t id = api().register_service(g_binding.ctx, name, &detail::service_trampoline, owned);
+  if (id < 0) delete owned;
+  return id;
+}
+inline int32_t lookup_service(const char* name) noexcept {
+  return api().lookup_service(host(), name);
+}
+
+// Sends req to service on shard and waits for the reply. Waits (without
+// busy looping) while the channel to that shard is full.
+inline task<reply> call(int32_t service, uint32_t shard, const message& req) {
+  struct reply_slot final : sluice_reply {
+    reply _r;
+    std::coroutine_handle<> _waiter;
+    static void on(sluice_reply* self, int32_t status, const sluice_message* msg) {
+      auto* s = static_cast<reply_slot*>(self);
+      s->_r.status = status;
+      s->_r.msg = message::from(msg);
+      s->_waiter.resume();
+    }
+  };
+  reply_slot slot;
+  slot.on_reply = &reply_slot::on;
+  slot.reserved = nullptr;
+  sluice_message v = req.view();
+  struct call_awaiter {
+    reply_slot* _slot;
+    const sluice_message* _v;
+    int32_t _service;
+    uint32_t _shard;
+    int32_t _rc = 0;
+    bool await_ready() const noexcept { return false; }
+    bool await_suspend(std::coroutine_handle<> h) noexcept {
+      _slot->_waiter = h;
+      _rc = api().call(host(), _service, _shard, _v, _slot);
+      return _rc == 0;
+    }
+    int32_t await_resume() const noexcept { return _rc; }
+  };
+  for (;;) {
+    int32_t rc = co_await call_awaiter{&slot, &v, service, shard};
+    if (rc == 0) break;
+    if (rc != SLUICE_ERR_QUEUE_FULL) {
+      slot._r.status = rc;
+      break;
+    }
+    struct space_awaiter {
+      uint32_t _shard;
+      posted_resume _p;
+      bool await_ready() const noexcept { return false; }
+      void await_suspend(std::coroutine_handle<> h) noexcept {
+        _p.set(h);
+        _p.wait_channel(_shard);
+      }
+      void await_resume() const noexcept {}
+    };
+    co_await space_awaiter{shard, {}};
+  }
+  co_return std::move(slot._r);
+}
+
+// ---- metrics -------------------------------------------------------------
+class metric {
+ public:
+  metric() noexcept = default;
+  explicit metric(sluice_metric* m) noexcept : _m(m) {}
+  void add(int64_t v = 1) const noexcept { api().metric_add(_m, v); }
+  void set(int64_t v) const noexcept { api().metric_set(_m, v); }
+  void record(uint64_t v) const noexcept { api().metric_add(_m, static_cast<int64_t>(v)); }
+
+ private:
+  sluice_metric* _m = nullptr;
+};
+inline metric register_metric(sluice_metric_kind kind, const char* name, const char* help) {
+  sluice_metric* m = api().metric_register(g_binding.ctx, kind, name, help);
+  SLUICE_ASSERT_MSG(m != nullptr, "metric registration refused (duplicate name or after start)");
+  return metric(m);
+}
+
+// ---- per-shard state -----------------------------------------------------
+// One T per shard, each touched only by its own shard: shared-nothing state
+// for a plugin instance.
+template <typename T>
+class per_shard {
+ public:
+  void init(uint32_t shards) { _items.resize(shards); }
+  T& local() noexcept { return at(this_shard()); }
+  T& at(uint32_t shard) noexcept {
+    SLUICE_ASSERT(shard < _items.size());
+    return *_items[shard];
+  }
+  template <typename... A>
+  T& emplace(uint32_t shard, A&&... a) {
+    SLUICE_ASSERT(shard < _items.size());
+    _items[shard] = std::make_unique<T>(std::forward<A>(a)...);
+    return *_items[shard];
+  }
+  void reset(uint32_t shard) noexcept { _items[shard].reset(); }
+
+ private:
+  std::vector<std::unique_ptr<T>> _items;
+};
+
+}  // namespace sluice::sdk
