@@ -309,11 +309,13 @@ typedef struct sluice_plugin_descriptor {
 
   /* main. Parse config_yaml (the plugin's `config:` subtree as YAML text,
    * possibly empty), register services and metrics, allocate the plugin
-   * instance. origin names the file and line of the subtree for error
-   * messages. On failure call host->set_error and return non-zero. */
+   * instance. origin ("FILE:LINE") and config_path ("plugins[2].config")
+   * say where the subtree came from, for error messages. On failure call
+   * host_api->set_error and return non-zero. OWNERSHIP: the strings are
+   * borrowed for the call; host_api and host live as long as the process. */
   int32_t (*on_configure)(sluice_plugin_ctx* ctx, const sluice_host_api* host_api,
                           sluice_host* host, const char* config_yaml, size_t config_len,
-                          const char* origin, void** instance_out);
+                          const char* origin, const char* config_path, void** instance_out);
   /* shard. Start serving on this shard (listen, spawn loops). Plugins start
    * in list order, shard 0 first, then the other shards. */
   int32_t (*on_shard_start)(void* instance, uint32_t shard);

@@ -365,6 +365,10 @@ struct reply {
 using service_fn = std::function<task<reply>(uint32_t shard, message req)>;
 
 namespace detail {
+// The function objects behind this shared object's services; freed when the
+// plugin is destroyed (all shards have stopped by then).
+inline std::vector<std::unique_ptr<service_fn>> g_services;
+
 inline void service_trampoline(void* user, uint32_t shard, const sluice_message* req,
                                sluice_responder* responder) {
   auto* fn = static_cast<service_fn*>(user);
@@ -380,9 +384,9 @@ inline void service_trampoline(void* user, uint32_t shard, const sluice_message*
 // function object lives as long as the process. Returns the service id or
 // a negative SLUICE_ERR_*.
 inline int32_t register_service(const char* name, service_fn fn) {
-  auto* owned = new service_fn(std::move(fn));  // lives until exit: services are never removed
-  int32_t id = api().register_service(g_binding.ctx, name, &detail::service_trampoline, owned);
-  if (id < 0) delete owned;
+  auto owned = std::make_unique<service_fn>(std::move(fn));
+  int32_t id = api().register_service(g_binding.ctx, name, &detail::service_trampoline, owned.get());
+  if (id >= 0) detail::g_services.push_back(std::move(owned));
   return id;
 }
 inline int32_t lookup_service(const char* name) noexcept {
@@ -479,9 +483,44 @@ class per_shard {
     return *_items[shard];
   }
   void reset(uint32_t shard) noexcept { _items[shard].reset(); }
+  bool has(uint32_t shard) const noexcept { return shard < _items.size() && _items[shard] != nullptr; }
 
  private:
   std::vector<std::unique_ptr<T>> _items;
+};
+
+}  // namespace sluice::sdk
+
+namespace sluice::sdk {
+
+// A one-shot event with one waiter: wait() resumes (on a later loop turn)
+// once set() was called, before or after.
+class event {
+ public:
+  void set() noexcept {
+    if (_set) return;
+    _set = true;
+    if (_waiting) _resume.post();
+  }
+  bool is_set() const noexcept { return _set; }
+  auto wait() noexcept {
+    struct awaiter {
+      event* _e;
+      bool await_ready() const noexcept { return _e->_set; }
+      void await_suspend(std::coroutine_handle<> h) noexcept {
+        SLUICE_ASSERT_MSG(!_e->_waiting, "event has one waiter");
+        _e->_waiting = true;
+        _e->_resume.set(h);
+      }
+      void await_resume() const noexcept {}
+    };
+    return awaiter{this};
+  }
+
+ private:
+  bool _set = false;
+  bool _waiting = false;
+  posted_resume _resume;
 };
 
 }  // namespace sluice::sdk

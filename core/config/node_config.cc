@@ -1,0 +1,117 @@
+#include "core/config/node_config.h"
+
+#include <sluice/sdk/config.h>
+
+#include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace sluice::config {
+
+namespace {
+std::error_code config_errc() { return std::make_error_code(std::errc::invalid_argument); }
+
+bool valid_plugin_name(const std::string& n) {
+  if (n.empty() || n.size() > 64) return false;
+  for (char c : n)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-')) return false;
+  return true;
+}
+}  // namespace
+
+result<node_config> parse_node_config(std::string_view text, const std::string& file) {
+  node_config cfg;
+  cfg.file = file;
+  try {
+    YAML::Node root;
+    try {
+      root = YAML::Load(std::string(text));
+    } catch (const YAML::Exception& e) {
+      return make_error(config_errc(), file + ":" + std::to_string(e.mark.line + 1) +
+                                           ": invalid YAML: " + e.msg);
+    }
+    if (!root || root.IsNull())
+      return make_error(config_errc(), file + ": the file is empty; it needs at least a `plugins:` list");
+    sdk::config_map top(root, file, "");
+
+    sdk::config_map node = top.get_map("node");
+    cfg.node_id = static_cast<uint32_t>(node.get_uint("id", 0, 0, INT32_MAX));
+    cfg.data_dir = node.get_string("data_dir", cfg.data_dir);
+    if (cfg.data_dir.empty()) node.fail(node.get_node("data_dir"), "data_dir", "must not be empty");
+    cfg.shards = static_cast<uint32_t>(node.get_uint("shards", 0, 0, 1024));
+    cfg.ring_entries = static_cast<uint32_t>(node.get_uint("ring_entries", cfg.ring_entries, 8, 32768));
+    cfg.channel_capacity =
+        static_cast<uint32_t>(node.get_uint("channel_capacity", cfg.channel_capacity, 1, 1u << 20));
+    cfg.pin_threads = node.get_bool("pin_threads", cfg.pin_threads);
+    cfg.log_level = node.get_enum("log_level", cfg.log_level, {"trace", "debug", "info", "warn", "error"});
+    cfg.plugin_dir = node.get_string("plugin_dir", "");
+    node.finish();
+
+    auto plugins = top.get_list("plugins");
+    for (size_t i = 0; i < plugins.size(); ++i) {
+      const std::string key = "plugins[" + std::to_string(i) + "]";
+      const YAML::Node& item = plugins[i];
+      if (!item.IsMap()) top.fail(item, key, "expected a mapping with at least `name:`");
+      sdk::config_map p(item, file, key);
+      plugin_entry e;
+      e.key = key;
+      e.origin = file + ":" + std::to_string(item.Mark().line + 1);
+      e.name = p.require_string("name");
+      if (!valid_plugin_name(e.name))
+        p.fail(item["name"], "name", "\"" + e.name + "\" is not a plugin name (lowercase letters, digits, _ and -)");
+      for (const auto& other : cfg.plugins)
+        if (other.name == e.name) p.fail(item["name"], "name", "plugin \"" + e.name + "\" is listed twice");
+      e.path = p.get_string("path", "");
+      e.path_given = !e.path.empty();
+      YAML::Node sub = p.get_node("config");
+      if (sub) {
+        if (!sub.IsMap()) p.fail(sub, "config", "expected a mapping of the plugin's settings");
+        YAML::Emitter out;
+        out << sub;
+        e.config_yaml = out.c_str();
+      }
+      p.finish();
+      cfg.plugins.push_back(std::move(e));
+    }
+    top.finish();
+  } catch (const sdk::config_error& e) {
+    return make_error(config_errc(), e.what());
+  } catch (const YAML::Exception& e) {
+    return make_error(config_errc(), file + ": " + e.what());
+  }
+  return cfg;
+}
+
+result<node_config> load_node_config(const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    const int err = errno;
+    return make_errno_error(err, file + ": cannot read the configuration file: " + std::strerror(err) +
+                                     " (pass an existing file with --config)");
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return parse_node_config(ss.str(), file);
+}
+
+void resolve_plugin_paths(node_config& cfg, const std::string& default_plugin_dir) {
+  namespace fs = std::filesystem;
+  const fs::path base = fs::path(cfg.file).parent_path();
+  const fs::path dir = cfg.plugin_dir.empty() ? fs::path(default_plugin_dir)
+                                              : (fs::path(cfg.plugin_dir).is_absolute() ? fs::path(cfg.plugin_dir)
+                                                                                         : base / cfg.plugin_dir);
+  for (auto& p : cfg.plugins) {
+    if (p.path_given) {
+      fs::path given(p.path);
+      if (given.is_relative()) p.path = (base / given).lexically_normal().string();
+    } else {
+      p.path = (dir / ("libsluice_" + p.name + ".so")).lexically_normal().string();
+    }
+  }
+}
+
+}  // namespace sluice::config

@@ -1,0 +1,109 @@
+#include "core/metrics/metrics.h"
+
+#include <sluice/sdk/assert.h>
+
+#include <bit>
+
+namespace sluice::metrics {
+
+namespace {
+bool valid_name(const std::string& n) {
+  // Prometheus metric name characters.
+  if (n.empty() || (n[0] >= '0' && n[0] <= '9')) return false;
+  for (char c : n)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == ':'))
+      return false;
+  return true;
+}
+uint32_t bucket_of(uint64_t v) noexcept {
+  const uint32_t b = v == 0 ? 0 : static_cast<uint32_t>(std::bit_width(v));
+  return b < histogram_buckets ? b : histogram_buckets - 1;
+}
+}  // namespace
+
+registry::registry(uint32_t shards, std::function<uint32_t()> shard_of)
+    : _shards(shards), _shard_of(std::move(shard_of)) {
+  SLUICE_ASSERT(_shards > 0);
+}
+
+registry::~registry() = default;
+
+sluice_metric* registry::add(const std::string& plugin, sluice_metric_kind kind, const std::string& name,
+                             const std::string& help) {
+  if (_frozen || !valid_name(name) || kind > SLUICE_METRIC_HISTOGRAM) return nullptr;
+  for (const auto& m : _metrics)
+    if (m->name == name) return nullptr;
+  auto m = std::make_unique<sluice_metric>();
+  m->owner = this;
+  m->plugin = plugin;
+  m->name = name;
+  m->help = help;
+  m->kind = kind;
+  m->index = static_cast<uint32_t>(_metrics.size());
+  auto cells = std::make_unique<cell[]>(_shards + 1);
+  if (kind == SLUICE_METRIC_HISTOGRAM)
+    for (uint32_t i = 0; i <= _shards; ++i)
+      cells[i].buckets = std::make_unique<std::atomic<uint64_t>[]>(histogram_buckets);
+  _cells.push_back(std::move(cells));
+  _metrics.push_back(std::move(m));
+  return _metrics.back().get();
+}
+
+registry::cell& registry::cell_for(sluice_metric* m) noexcept {
+  SLUICE_ASSERT(m != nullptr && m->owner == this && m->index < _cells.size());
+  const uint32_t s = _shard_of();
+  return _cells[m->index][s < _shards ? s : _shards];
+}
+
+void registry::add_value(sluice_metric* m, int64_t v) noexcept {
+  cell& c = cell_for(m);
+  const bool shared = _shard_of() >= _shards;
+  auto bump = [shared](std::atomic<int64_t>& a, int64_t d) {
+    if (shared) a.fetch_add(d, std::memory_order_relaxed);
+    else a.store(a.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);  // single writer
+  };
+  if (m->kind == SLUICE_METRIC_HISTOGRAM) {
+    const uint64_t value = v < 0 ? 0 : static_cast<uint64_t>(v);
+    auto& b = c.buckets[bucket_of(value)];
+    if (shared) b.fetch_add(1, std::memory_order_relaxed);
+    else b.store(b.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    bump(c.value, 1);
+    bump(c.sum, static_cast<int64_t>(value));
+    return;
+  }
+  SLUICE_ASSERT_MSG(m->kind == SLUICE_METRIC_GAUGE || v >= 0, "counters only go up");
+  bump(c.value, v);
+}
+
+void registry::set_value(sluice_metric* m, int64_t v) noexcept {
+  SLUICE_ASSERT_MSG(m->kind == SLUICE_METRIC_GAUGE, "metric_set is for gauges");
+  // A gauge is the sum of what each shard set: a shard sets its own share.
+  cell_for(m).value.store(v, std::memory_order_relaxed);
+}
+
+void registry::visit(const std::function<void(const sluice_metric_view&)>& fn) const {
+  std::vector<uint64_t> buckets(histogram_buckets);
+  for (size_t i = 0; i < _metrics.size(); ++i) {
+    const sluice_metric& m = *_metrics[i];
+    sluice_metric_view v{};
+    v.plugin = m.plugin.c_str();
+    v.name = m.name.c_str();
+    v.help = m.help.c_str();
+    v.kind = m.kind;
+    std::fill(buckets.begin(), buckets.end(), 0);
+    for (uint32_t s = 0; s <= _shards; ++s) {
+      const cell& c = _cells[i][s];
+      v.value += c.value.load(std::memory_order_relaxed);
+      v.sum += c.sum.load(std::memory_order_relaxed);
+      if (c.buckets)
+        for (uint32_t b = 0; b < histogram_buckets; ++b) buckets[b] += c.buckets[b].load(std::memory_order_relaxed);
+    }
+    if (m.kind == SLUICE_METRIC_HISTOGRAM) {
+      v.bucket_count = histogram_buckets;
+      v.buckets = buckets.data();
+    }
+    fn(v);
+  }
+}
+
+}  // namespace sluice::metrics
