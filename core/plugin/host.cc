@@ -232,6 +232,9 @@ sdk::task<void> host::lifecycle() {
   if (ok) co_await stop_event.wait();
 
   for (size_t i = touched; i-- > 0;) {
+    bool any = false;
+    for (uint32_t s = 0; s < shards; ++s) any |= _ctxs[i]->started[s] != 0;
+    if (!any) continue;
     sdk::gate g;
     for (uint32_t s = 0; s < shards; ++s)
       sdk::spawn([](host* self, uint32_t s, size_t i, sdk::gate::holder) -> sdk::task<void> {

@@ -10,6 +10,9 @@
 
 namespace sluice::plugin {
 
+static_assert(SLUICE_ABI_MAJOR_STR[0] - '0' == SLUICE_ABI_MAJOR && SLUICE_ABI_MAJOR_STR[1] == '\0',
+              "SLUICE_ABI_MAJOR_STR must spell SLUICE_ABI_MAJOR");
+
 namespace {
 class category_impl final : public std::error_category {
  public:

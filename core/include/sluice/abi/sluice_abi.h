@@ -54,11 +54,12 @@ extern "C" {
 
 /* ---- build signature ----------------------------------------------------
  * Encodes what makes two builds binary compatible beyond the ABI version:
- * pointer size, byte order, the C++ standard library ABI (plugins are
- * usually C++ and share types like std::string through the SDK headers),
- * and sanitizer instrumentation (an ASan host cannot load a non-ASan plugin
- * safely). Computed by the preprocessor on both sides and compared as a
- * string. */
+ * pointer size, byte order and sanitizer instrumentation (an ASan plugin
+ * cannot run in a host without the ASan runtime). No C++ type crosses the
+ * ABI, so the C++ standard library's ABI is deliberately not part of it: a
+ * plugin may be plain C. Computed by the preprocessor on both sides and
+ * compared as a string. */
+#define SLUICE_ABI_MAJOR_STR "1"
 #define SLUICE_STR2_(x) #x
 #define SLUICE_STR_(x) SLUICE_STR2_(x)
 #if defined(__SANITIZE_ADDRESS__)
@@ -71,14 +72,9 @@ extern "C" {
 #ifndef SLUICE_SIG_ASAN_
 #define SLUICE_SIG_ASAN_ "noasan"
 #endif
-#if defined(_GLIBCXX_USE_CXX11_ABI)
-#define SLUICE_SIG_CXXABI_ "cxx11abi" SLUICE_STR_(_GLIBCXX_USE_CXX11_ABI)
-#else
-#define SLUICE_SIG_CXXABI_ "cxxabi?"
-#endif
-#define SLUICE_BUILD_SIGNATURE                                                 \
-  "sluice-abi" SLUICE_STR_(SLUICE_ABI_MAJOR) ";ptr" SLUICE_STR_(__SIZEOF_POINTER__) \
-  ";" SLUICE_STR_(__BYTE_ORDER__) ";" SLUICE_SIG_CXXABI_ ";" SLUICE_SIG_ASAN_
+#define SLUICE_BUILD_SIGNATURE                                                  \
+  "sluice-abi" SLUICE_ABI_MAJOR_STR ";ptr" SLUICE_STR_(__SIZEOF_POINTER__) ";order" \
+  SLUICE_STR_(__BYTE_ORDER__) ";" SLUICE_SIG_ASAN_
 
 /* ---- status codes -------------------------------------------------------
  * Hooks return 0 on success or a negative value. I/O completions carry the

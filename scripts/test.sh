@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds everything and runs every test:
+#   1. the debug preset (AddressSanitizer + UndefinedBehaviorSanitizer): unit
+#      and integration tests under CTest;
+#   2. the fuzz preset (clang 14, libFuzzer): each fuzzer for a bounded time.
+# Usage: scripts/test.sh [extra ctest arguments, e.g. -R channel]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+
+jobs=$(nproc)
+export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
+
+echo "== build (debug: ASan + UBSan)"
+cmake --preset debug >/dev/null
+cmake --build build/debug -j "$jobs"
+
+echo "== tests"
+ctest --test-dir build/debug --output-on-failure -j "$jobs" "$@"
+
+if [ $# -eq 0 ]; then
+  echo "== fuzzers (clang 14 libFuzzer, bounded runs)"
+  cmake --preset fuzz >/dev/null
+  cmake --build build/fuzz -j "$jobs" --target config_fuzz echo_protocol_fuzz
+  ctest --test-dir build/fuzz --output-on-failure -L fuzz -j "$jobs"
+fi
