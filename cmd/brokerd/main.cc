@@ -9,6 +9,7 @@
 #include "core/plugin/host.h"
 #include "core/plugin/loader.h"
 
+#include <spdlog/async.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -48,8 +49,11 @@ const char* usage_text =
     "\n"
     "Exit status: 0 clean stop, 1 run-time failure, 2 usage or configuration error.\n";
 
+// The one-line error brokerd prints last, after the log has been flushed.
+std::string g_error;
+
 int fail(int code, const std::string& msg) {
-  std::fprintf(stderr, "brokerd: %s\n", msg.c_str());
+  g_error = msg;
   return code;
 }
 
@@ -113,8 +117,14 @@ sluice::result<std::string> prepare_data_dir(const std::string& dir, const std::
   return p.string();  // fd stays open: the lock lives as long as the process
 }
 
+// Logging is asynchronous: shard threads hand records to one logging
+// thread and never block on a write to stderr; when the queue is full the
+// oldest records are dropped rather than stalling a shard.
 void setup_logging(const std::string& level) {
-  auto logger = spdlog::stderr_color_mt("brokerd");
+  spdlog::init_thread_pool(8192, 1);
+  auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+  auto logger = std::make_shared<spdlog::async_logger>("brokerd", sink, spdlog::thread_pool(),
+                                                       spdlog::async_overflow_policy::overrun_oldest);
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ [%n] %v");
   logger->set_level(spdlog::level::from_str(level));
   logger->flush_on(spdlog::level::info);
@@ -123,7 +133,7 @@ void setup_logging(const std::string& level) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+static int run_brokerd(int argc, char** argv) {
   std::string config_file;
   bool check_only = false;
   for (int i = 1; i < argc; ++i) {
@@ -213,4 +223,11 @@ int main(int argc, char** argv) {
   watchdog.join();
   spdlog::info("stopped");
   return exit_ok;
+}
+
+int main(int argc, char** argv) {
+  const int code = run_brokerd(argc, argv);  // the plugin host is gone when it returns
+  spdlog::shutdown();                // drains the asynchronous log
+  if (!g_error.empty()) std::fprintf(stderr, "brokerd: %s\n", g_error.c_str());
+  return code;
 }

@@ -119,14 +119,13 @@ host::host(config::node_config cfg, std::string data_dir_abs, std::vector<loaded
   _api.metric_visit = &api_metric_visit;
   sdk::bind(&_api, _exec->c_host(), nullptr);
 
-  const auto& sinks = spdlog::default_logger()->sinks();
   for (size_t i = 0; i < _plugins.size(); ++i) {
     auto ctx = std::make_unique<sluice_plugin_ctx>();
     ctx->owner = this;
     ctx->index = i;
     ctx->name = _plugins[i].entry.name;
-    ctx->logger = std::make_shared<spdlog::logger>(ctx->name, sinks.begin(), sinks.end());
-    ctx->logger->set_level(spdlog::default_logger()->level());
+    // Same sinks, level and (a)synchrony as the process's logger.
+    ctx->logger = spdlog::default_logger()->clone(ctx->name);
     ctx->errors.resize(_exec->shard_count() + 1);
     ctx->started.assign(_exec->shard_count(), 0);
     _ctxs.push_back(std::move(ctx));
