@@ -356,8 +356,9 @@ int32_t shard::submit_io(const sluice_io_op& op, sluice_completion* c) noexcept 
   SLUICE_ASSERT(c != nullptr && c->on_complete != nullptr);
   SLUICE_ASSERT(reinterpret_cast<uintptr_t>(c) > 4096);
   if (op.len > UINT32_MAX && op.opcode != SLUICE_IO_FALLOCATE) return -EINVAL;
+  static_assert(SLUICE_IO_OPCODE_MAX == SLUICE_IO_STATX, "every opcode needs a case below");
   const auto len = static_cast<unsigned>(op.len);
-  if (op.opcode > SLUICE_IO_FALLOCATE) return -EINVAL;
+  if (op.opcode > SLUICE_IO_OPCODE_MAX) return -EINVAL;
   io_uring_sqe* sqe = get_sqe();
   switch (static_cast<sluice_io_opcode>(op.opcode)) {
     case SLUICE_IO_NOP:
@@ -404,6 +405,20 @@ int32_t shard::submit_io(const sluice_io_op& op, sluice_completion* c) noexcept 
       break;
     case SLUICE_IO_FALLOCATE:
       io_uring_prep_fallocate(sqe, op.fd, static_cast<int>(op.flags), op.offset, op.len);
+      break;
+    case SLUICE_IO_MKDIRAT:
+      io_uring_prep_mkdirat(sqe, AT_FDCWD, static_cast<const char*>(op.buf), static_cast<mode_t>(op.len));
+      break;
+    case SLUICE_IO_UNLINKAT:
+      io_uring_prep_unlinkat(sqe, AT_FDCWD, static_cast<const char*>(op.buf), static_cast<int>(op.flags));
+      break;
+    case SLUICE_IO_RENAMEAT:
+      io_uring_prep_renameat(sqe, AT_FDCWD, static_cast<const char*>(op.buf), AT_FDCWD,
+                             static_cast<const char*>(op.addr), 0);
+      break;
+    case SLUICE_IO_STATX:
+      io_uring_prep_statx(sqe, AT_FDCWD, static_cast<const char*>(op.buf), static_cast<int>(op.flags), len,
+                          static_cast<struct statx*>(op.addr));
       break;
   }
   io_uring_sqe_set_data(sqe, c);

@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -221,6 +222,33 @@ TEST_F(direct_io, open_of_a_missing_directory_reports_enoent) {
   testing::run_on_shards(test_options(1), [&](executor&) -> sdk::task<void> {
     EXPECT_EQ(co_await sdk::openat(path.c_str(), O_RDONLY, 0), -ENOENT);
   });
+}
+
+}  // namespace
+}  // namespace sluice::executor
+
+namespace sluice::executor {
+namespace {
+
+TEST_F(direct_io, directory_operations_through_the_ring) {
+  const std::string dir = (_dir / "topic").string();
+  const std::string a = dir + "/a", b = dir + "/b";
+  testing::run_on_shards(testing::test_options(1), [&](executor&) -> sdk::task<void> {
+    EXPECT_EQ(co_await sdk::mkdir(dir.c_str(), 0755), 0);
+    EXPECT_EQ(co_await sdk::mkdir(dir.c_str(), 0755), -EEXIST);
+    int32_t fd = co_await sdk::openat(a.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+    EXPECT_GE(fd, 0);
+    EXPECT_EQ(co_await sdk::write(fd, "hello", 5, 0), 5);
+    EXPECT_EQ(co_await sdk::close(fd), 0);
+    EXPECT_EQ(co_await sdk::rename(a.c_str(), b.c_str()), 0);
+    struct statx st{};
+    EXPECT_EQ(co_await sdk::statx(b.c_str(), 0, STATX_SIZE, &st), 0);
+    EXPECT_EQ(st.stx_size, 5u);
+    EXPECT_EQ(co_await sdk::statx(a.c_str(), 0, STATX_SIZE, &st), -ENOENT);
+    EXPECT_EQ(co_await sdk::unlink(b.c_str()), 0);
+    EXPECT_EQ(co_await sdk::unlink(dir.c_str(), AT_REMOVEDIR), 0);
+  });
+  EXPECT_FALSE(std::filesystem::exists(dir));
 }
 
 }  // namespace

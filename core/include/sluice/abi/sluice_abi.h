@@ -136,8 +136,13 @@ typedef enum sluice_io_opcode {
   SLUICE_IO_TIMEOUT = 9,   /* timeout_ns: completes with -ETIME */
   SLUICE_IO_CLOSE = 10,    /* fd */
   SLUICE_IO_OPENAT = 11,   /* path (buf), flags, mode (len); result is fd */
-  SLUICE_IO_FALLOCATE = 12 /* fd, offset, len, mode in flags */
+  SLUICE_IO_FALLOCATE = 12, /* fd, offset, len, mode in flags */
+  SLUICE_IO_MKDIRAT = 13,   /* path (buf), mode (len) */
+  SLUICE_IO_UNLINKAT = 14,  /* path (buf), flags (AT_REMOVEDIR for a directory) */
+  SLUICE_IO_RENAMEAT = 15,  /* old path (buf), new path (addr) */
+  SLUICE_IO_STATX = 16      /* path (buf), flags, mask (len), struct statx* (addr) */
 } sluice_io_opcode;
+#define SLUICE_IO_OPCODE_MAX SLUICE_IO_STATX
 
 typedef struct sluice_io_op {
   uint32_t opcode; /* sluice_io_opcode */

@@ -226,6 +226,35 @@ inline io_awaitable fallocate(int32_t fd, uint32_t mode, uint64_t offset, uint64
   return io_awaitable(op, nullptr);
 }
 
+// Paths must stay valid until the operation completes.
+inline io_awaitable mkdir(const char* path, uint32_t mode) noexcept {
+  auto op = make_op(SLUICE_IO_MKDIRAT, -1);
+  op.buf = const_cast<char*>(path);
+  op.len = mode;
+  return io_awaitable(op, nullptr);
+}
+inline io_awaitable unlink(const char* path, int32_t flags = 0) noexcept {
+  auto op = make_op(SLUICE_IO_UNLINKAT, -1);
+  op.buf = const_cast<char*>(path);
+  op.flags = static_cast<uint32_t>(flags);
+  return io_awaitable(op, nullptr);
+}
+inline io_awaitable rename(const char* from, const char* to) noexcept {
+  auto op = make_op(SLUICE_IO_RENAMEAT, -1);
+  op.buf = const_cast<char*>(from);
+  op.addr = const_cast<char*>(to);
+  return io_awaitable(op, nullptr);
+}
+// out is a struct statx*, valid until completion.
+inline io_awaitable statx(const char* path, int32_t flags, uint32_t mask, void* out) noexcept {
+  auto op = make_op(SLUICE_IO_STATX, -1);
+  op.buf = const_cast<char*>(path);
+  op.flags = static_cast<uint32_t>(flags);
+  op.len = mask;
+  op.addr = out;
+  return io_awaitable(op, nullptr);
+}
+
 // Sleeps for ns nanoseconds. Returns -ETIME when the time passed, or
 // -ECANCELED when as was aborted first.
 inline io_awaitable sleep_ns(uint64_t ns, abort_source* as = nullptr) noexcept {
