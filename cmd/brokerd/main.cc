@@ -65,8 +65,9 @@ std::string plugin_dir_default() {
 }
 
 // Creates (if its parent exists), checks and locks the data directory. The
-// lock is held until the process exits.
-sluice::result<std::string> prepare_data_dir(const std::string& dir, const std::string& file) {
+// lock is held until the process exits. With check_only nothing is created
+// or locked (--check must work beside a running broker).
+sluice::result<std::string> prepare_data_dir(const std::string& dir, const std::string& file, bool check_only) {
   const fs::path p = fs::absolute(dir).lexically_normal();
   const std::string where = "node.data_dir: " + p.string();
   const std::string fix = " or change node.data_dir in " + file;
@@ -77,6 +78,7 @@ sluice::result<std::string> prepare_data_dir(const std::string& dir, const std::
     if (!fs::is_directory(parent, ec))
       return err(ENOENT, where + " does not exist, nor does its parent " + parent.string() +
                              "; create it (mkdir -p " + p.string() + ")" + fix);
+    if (check_only) return p.string();
     if (!fs::create_directory(p, ec) && ec)
       return err(ec.value(), where + " cannot be created: " + ec.message() + "; fix the permissions of " +
                                  parent.string() + fix);
@@ -93,6 +95,7 @@ sluice::result<std::string> prepare_data_dir(const std::string& dir, const std::
   }
   ::close(fd);
   ::unlink(probe.c_str());
+  if (check_only) return p.string();
 
   const fs::path lock = p / ".lock";
   fd = ::open(lock.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
@@ -173,7 +176,7 @@ static int run_brokerd(int argc, char** argv) {
   if (!cfg) return fail(exit_config, cfg.err().message);
   setup_logging(cfg.value().log_level);
 
-  auto data_dir = prepare_data_dir(cfg.value().data_dir, config_file);
+  auto data_dir = prepare_data_dir(cfg.value().data_dir, config_file, check_only);
   if (!data_dir) return fail(exit_config, data_dir.err().message);
 
   sluice::config::resolve_plugin_paths(cfg.value(), plugin_dir_default());

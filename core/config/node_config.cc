@@ -107,9 +107,9 @@ void resolve_plugin_paths(node_config& cfg, const std::string& default_plugin_di
   for (auto& p : cfg.plugins) {
     if (p.path_given) {
       fs::path given(p.path);
-      if (given.is_relative()) p.path = (base / given).lexically_normal().string();
+      if (given.is_relative()) p.path = fs::absolute(base / given).lexically_normal().string();
     } else {
-      p.path = (dir / ("libsluice_" + p.name + ".so")).lexically_normal().string();
+      p.path = fs::absolute(dir / ("libsluice_" + p.name + ".so")).lexically_normal().string();
     }
   }
 }

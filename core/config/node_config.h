@@ -14,7 +14,7 @@
 // docs/CONFIG.md lists every key. Start-up only; not thread-safe.
 #pragma once
 
-#include "core/base/result.h"
+#include <sluice/sdk/result.h>
 
 #include <cstdint>
 #include <string>
@@ -52,8 +52,9 @@ result<node_config> parse_node_config(std::string_view text, const std::string& 
 // Reads and parses file.
 result<node_config> load_node_config(const std::string& file);
 
-// Fills in each plugin's path: `path:` relative to the config file's
-// directory, or <plugin_dir>/libsluice_<name>.so.
+// Fills in each plugin's absolute path (dlopen treats a bare file name as a
+// library search): `path:` relative to the config file's directory, or
+// <plugin_dir>/libsluice_<name>.so.
 void resolve_plugin_paths(node_config& cfg, const std::string& default_plugin_dir);
 
 }  // namespace sluice::config

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 namespace sluice::config {
 namespace {
 
@@ -32,7 +34,8 @@ TEST(node_config, defaults_and_plugins_in_order) {
   node_config copy = c;
   resolve_plugin_paths(copy, "/opt/sluice/lib/sluice/plugins");
   EXPECT_EQ(copy.plugins[0].path, "/opt/sluice/lib/sluice/plugins/libsluice_echo.so");
-  EXPECT_EQ(copy.plugins[1].path, "dir/lib/x.so");  // relative to the config file
+  // Relative to the config file, made absolute for dlopen.
+  EXPECT_EQ(copy.plugins[1].path, (std::filesystem::current_path() / "dir/lib/x.so").string());
 }
 
 TEST(node_config, malformed_yaml_names_file_and_line) {
@@ -74,6 +77,17 @@ TEST(node_config, wrong_types_are_named) {
 TEST(node_config, duplicate_and_bad_plugin_names) {
   EXPECT_NE(error_of("plugins:\n  - name: echo\n  - name: echo\n").find("listed twice"), std::string::npos);
   EXPECT_NE(error_of("plugins:\n  - name: ../evil\n").find("is not a plugin name"), std::string::npos);
+}
+
+TEST(node_config, empty_values_mean_unset) {
+  auto r = parse_node_config("node:\nplugins:\n  - name: echo\n    config:\n    path:\n", "t.yaml");
+  ASSERT_TRUE(r.has_value()) << r.err().message;
+  EXPECT_EQ(r.value().shards, 0u);
+  EXPECT_TRUE(r.value().plugins[0].config_yaml.empty());
+  EXPECT_FALSE(r.value().plugins[0].path_given);
+  r = parse_node_config("node:\n  shards:\n  data_dir: /d\n", "t.yaml");
+  ASSERT_TRUE(r.has_value()) << r.err().message;
+  EXPECT_EQ(r.value().data_dir, "/d");
 }
 
 TEST(node_config, empty_file_is_an_error) {

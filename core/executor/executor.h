@@ -12,7 +12,7 @@
 #include <sluice/abi/sluice_abi.h>
 #include <sluice/sdk/task.h>
 
-#include "core/base/result.h"
+#include <sluice/sdk/result.h>
 #include "core/executor/spsc_queue.h"
 
 #include <atomic>

@@ -19,7 +19,7 @@
 
 namespace sluice::metrics {
 
-inline constexpr uint32_t histogram_buckets = 64;  // bucket i: values < 2^i (i=0: value 0)
+inline constexpr uint32_t histogram_buckets = 64;  // bucket 0: value 0; bucket i: [2^(i-1), 2^i)
 
 class registry;
 

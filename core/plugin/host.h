@@ -14,7 +14,7 @@
 // state).
 #pragma once
 
-#include "core/base/result.h"
+#include <sluice/sdk/result.h>
 #include "core/config/node_config.h"
 #include "core/executor/executor.h"
 #include "core/metrics/metrics.h"

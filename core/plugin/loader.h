@@ -7,7 +7,7 @@
 // to do. Start-up only; not thread-safe.
 #pragma once
 
-#include "core/base/result.h"
+#include <sluice/sdk/result.h>
 #include "core/config/node_config.h"
 
 #include <sluice/abi/sluice_abi.h>

@@ -172,7 +172,7 @@ class echo_plugin final : public sdk::plugin {
         out += "ERR line longer than " + std::to_string(_settings.max_line_bytes) + " bytes; closing\n";
         open = false;
       }
-      if (!out.empty() && !co_await send_all(fd, out)) break;
+      if (!out.empty() && !co_await send_all(fd, out, self->abort)) break;
       out.clear();
     }
     _m_connections.add(-1);
@@ -245,10 +245,11 @@ class echo_plugin final : public sdk::plugin {
     co_return rep;
   }
 
-  static task<bool> send_all(int32_t fd, const std::string& data) {
+  // A client that stops reading is cut off by stop() or the idle sweeper.
+  static task<bool> send_all(int32_t fd, const std::string& data, sdk::abort_source& abort) {
     size_t off = 0;
     while (off < data.size()) {
-      const int32_t w = co_await sdk::send(fd, data.data() + off, data.size() - off);
+      const int32_t w = co_await sdk::send(fd, data.data() + off, data.size() - off, &abort);
       if (w <= 0) co_return false;
       off += static_cast<size_t>(w);
     }

@@ -60,14 +60,15 @@ class line_buffer {
   void append(std::string_view bytes) { _buf.append(bytes); }
 
   // The next complete line (without "\n"), valid until the next call to
-  // next() or append(); false when no complete line is buffered.
+  // next() or append(); false when no complete line is buffered or the next
+  // line is longer than the limit (then overflowed() is true).
   bool next(std::string_view& line) {
     if (_consumed) {
       _buf.erase(0, _consumed);
       _consumed = 0;
     }
     const size_t nl = _buf.find('\n');
-    if (nl == std::string::npos) return false;
+    if (nl == std::string::npos || nl > _max) return false;
     line = std::string_view(_buf).substr(0, nl);
     _consumed = nl + 1;
     return true;

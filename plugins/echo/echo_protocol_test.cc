@@ -44,6 +44,14 @@ TEST(echo_protocol, overlong_lines_are_detected_before_their_end) {
   EXPECT_FALSE(b.overflowed());
   b.append("9");
   EXPECT_TRUE(b.overflowed());
+  // A complete line over the limit is refused too, not only a pending one.
+  line_buffer whole(8);
+  whole.append("PING\n0123456789\nPING\n");
+  std::string_view line;
+  ASSERT_TRUE(whole.next(line));
+  EXPECT_EQ(line, "PING");
+  EXPECT_FALSE(whole.next(line));
+  EXPECT_TRUE(whole.overflowed());
   line_buffer ok(8);
   ok.append("short\nalso\n");
   EXPECT_FALSE(ok.overflowed());

@@ -39,7 +39,7 @@ extern "C" {
 #endif
 
 #define SLUICE_ABI_MAJOR 1u
-#define SLUICE_ABI_MINOR 0u
+#define SLUICE_ABI_MINOR 1u  /* 1: mkdir, unlink, rename, statx opcodes */
 
 /* The one exported symbol; the ABI major is part of its name so that a
  * plugin built for another major is not even found. */
@@ -126,7 +126,7 @@ struct sluice_completion {
 typedef enum sluice_io_opcode {
   SLUICE_IO_NOP = 0,
   SLUICE_IO_ACCEPT = 1,    /* fd; addr/addrlen optional (output) */
-  SLUICE_IO_CONNECT = 2,   /* fd, addr, addrlen */
+  SLUICE_IO_CONNECT = 2,   /* fd, addr, len (the address length) */
   SLUICE_IO_RECV = 3,      /* fd, buf, len, flags */
   SLUICE_IO_SEND = 4,      /* fd, buf, len, flags (MSG_NOSIGNAL added) */
   SLUICE_IO_READ = 5,      /* fd, buf, len, offset */
@@ -174,9 +174,8 @@ typedef struct sluice_message {
 
 typedef struct sluice_reply sluice_reply;
 struct sluice_reply {
-  /* Called on the requesting shard. status: 0, a handler status, or
-   * SLUICE_ERR_NO_SERVICE / SLUICE_ERR_STOPPING. msg is borrowed for the
-   * duration of the call. */
+  /* Called on the requesting shard with the handler's status. msg is
+   * borrowed for the duration of the call. */
   void (*on_reply)(sluice_reply* self, int32_t status, const sluice_message* msg);
   void* reserved;
 };
@@ -199,7 +198,8 @@ typedef struct sluice_metric_view {
   const char* name;    /* e.g. "echo_lines_total" */
   const char* help;
   uint32_t kind;       /* sluice_metric_kind */
-  uint32_t bucket_count; /* histograms: buckets[i] counts values < 2^i */
+  uint32_t bucket_count; /* histograms: bucket 0 counts 0, bucket i counts [2^(i-1), 2^i),
+                          * the last bucket also everything larger (not cumulative) */
   int64_t value;       /* counter or gauge value; histogram: count */
   int64_t sum;         /* histogram: sum of recorded values */
   const uint64_t* buckets; /* histograms: non-cumulative counts */
@@ -260,7 +260,9 @@ typedef struct sluice_host_api {
   /* shard only. Sends req to service on target_shard (which may be the
    * calling shard). OWNERSHIP: req bytes are copied; req->buf gets an extra
    * reference for the trip. reply is the caller's until on_reply. Returns
-   * 0 or SLUICE_ERR_QUEUE_FULL (nothing sent; retry after yielding). */
+   * 0 (on_reply will be called), SLUICE_ERR_QUEUE_FULL (nothing sent;
+   * wait_channel, then retry), SLUICE_ERR_NO_SERVICE or SLUICE_ERR_INVALID
+   * (no such shard); on_reply is not called for a non-zero return. */
   int32_t (*call)(sluice_host* host, int32_t service_id, uint32_t target_shard,
                   const sluice_message* req, sluice_reply* reply);
   /* shard only, on the shard the request arrived on. Consumes responder.

@@ -32,7 +32,7 @@ class config_map {
   // origin: the file name; path: the key path of node ("" at the root).
   config_map(YAML::Node node, std::string origin, std::string path)
       : _node(std::move(node)), _origin(std::move(origin)), _path(std::move(path)) {
-    if (_node && !_node.IsNull() && !_node.IsMap())
+    if (_node.IsDefined() && !_node.IsNull() && !_node.IsMap())
       fail(_node, "expected a mapping of settings");
   }
 
@@ -117,7 +117,7 @@ class config_map {
   }
   config_map get_map(const std::string& key) {
     YAML::Node n = take(key);
-    config_map m(n ? n : YAML::Node(YAML::NodeType::Map), _origin, join(key));
+    config_map m(n.IsDefined() ? n : YAML::Node(YAML::NodeType::Map), _origin, join(key));
     m._show_lines = _show_lines;
     return m;
   }
@@ -157,10 +157,12 @@ class config_map {
  private:
   YAML::Node take(const std::string& key) {
     _read.insert(key);
-    if (!_node || !_node.IsMap()) return YAML::Node();
+    // A default YAML::Node is a *defined* null; "unset" must be undefined.
+    const YAML::Node unset(YAML::NodeType::Undefined);
+    if (!_node || !_node.IsMap()) return unset;
     const YAML::Node& node = _node;  // const access never inserts
     YAML::Node n = node[key];
-    if (n && n.IsNull()) return YAML::Node();  // `key:` with no value counts as unset
+    if (!n || n.IsNull()) return unset;  // `key:` with no value counts as unset
     return n;
   }
   std::string where(const YAML::Node& at) const {

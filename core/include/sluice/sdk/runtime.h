@@ -20,6 +20,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -489,7 +490,12 @@ class metric {
 };
 inline metric register_metric(sluice_metric_kind kind, const char* name, const char* help) {
   sluice_metric* m = api().metric_register(g_binding.ctx, kind, name, help);
-  SLUICE_ASSERT_MSG(m != nullptr, "metric registration refused (duplicate name or after start)");
+  // Only during configure, where the plugin glue turns this into a
+  // configuration error naming the plugin.
+  if (m == nullptr)
+    throw std::runtime_error(std::string("metric '") + name +
+                             "' refused: the name is taken by another plugin, is not a valid metric name, "
+                             "or registration happened after configure");
   return metric(m);
 }
 
@@ -550,6 +556,106 @@ class event {
   bool _set = false;
   bool _waiting = false;
   posted_resume _resume;
+};
+
+}  // namespace sluice::sdk
+
+namespace sluice::sdk {
+
+// Wakes every waiting coroutine (on later loop turns). Shard-local.
+class condition {
+ public:
+  condition() noexcept = default;
+  condition(const condition&) = delete;
+  condition& operator=(const condition&) = delete;
+  ~condition() { SLUICE_ASSERT_MSG(_waiters.empty(), "condition destroyed with waiters"); }
+
+  auto wait() noexcept {
+    struct awaiter {
+      condition* _c;
+      posted_resume _p;
+      awaiter* _next = nullptr;
+      bool await_ready() const noexcept { return false; }
+      void await_suspend(std::coroutine_handle<> h) noexcept {
+        _p.set(h);
+        _c->_waiters.push_back(&_p);
+      }
+      void await_resume() const noexcept {}
+    };
+    return awaiter{this, {}};
+  }
+  void notify_all() noexcept {
+    std::vector<posted_resume*> w;
+    w.swap(_waiters);
+    for (auto* p : w) p->post();
+  }
+  bool has_waiters() const noexcept { return !_waiters.empty(); }
+
+ private:
+  std::vector<posted_resume*> _waiters;
+};
+
+// A FIFO mutex for coroutines on one shard: serializes a critical section
+// that awaits, in arrival order. Not a thread lock.
+class fifo_mutex {
+ public:
+  class guard {
+   public:
+    guard() noexcept = default;
+    explicit guard(fifo_mutex* m) noexcept : _m(m) {}
+    guard(guard&& o) noexcept : _m(std::exchange(o._m, nullptr)) {}
+    guard& operator=(guard&& o) noexcept {
+      unlock();
+      _m = std::exchange(o._m, nullptr);
+      return *this;
+    }
+    ~guard() { unlock(); }
+    void unlock() noexcept {
+      if (_m) std::exchange(_m, nullptr)->release();
+    }
+
+   private:
+    fifo_mutex* _m = nullptr;
+  };
+
+  auto lock() noexcept {
+    struct awaiter {
+      fifo_mutex* _m;
+      posted_resume _p;
+      bool await_ready() noexcept {
+        if (!_m->_locked) {
+          _m->_locked = true;
+          return true;
+        }
+        return false;
+      }
+      void await_suspend(std::coroutine_handle<> h) noexcept {
+        _p.set(h);
+        _m->_queue.push_back(&_p);
+      }
+      guard await_resume() noexcept { return guard(_m); }
+    };
+    return awaiter{this, {}};
+  }
+  bool locked() const noexcept { return _locked; }
+
+ private:
+  void release() noexcept {
+    SLUICE_ASSERT(_locked);
+    if (_head < _queue.size()) {
+      // Ownership passes straight to the next waiter: _locked stays true.
+      _queue[_head++]->post();
+      if (_head == _queue.size()) {
+        _queue.clear();
+        _head = 0;
+      }
+    } else {
+      _locked = false;
+    }
+  }
+  bool _locked = false;
+  std::vector<posted_resume*> _queue;
+  size_t _head = 0;
 };
 
 }  // namespace sluice::sdk
