@@ -1,0 +1,897 @@
+#include "partition_log.h"
+
+#include "crc32c.h"
+
+#include <sluice/sdk/assert.h>
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cinttypes>
+#include <cstring>
+#include <filesystem>
+
+namespace sluice::storage {
+
+namespace {
+
+constexpr uint64_t page = 4096;
+constexpr uint64_t align_down(uint64_t v) noexcept { return v / page * page; }
+constexpr uint64_t align_up(uint64_t v) noexcept { return (v + page - 1) / page * page; }
+
+constexpr uint32_t meta_magic = 0x534c504d;  // "SLPM"
+constexpr uint32_t meta_version = 1;
+constexpr const char* meta_file = "partition.meta";
+
+class category_impl final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "sluice.storage"; }
+  std::string message(int c) const override {
+    switch (static_cast<errc>(c)) {
+      case errc::invalid_batch: return "invalid record batch";
+      case errc::batch_too_large: return "record batch too large";
+      case errc::offset_out_of_range: return "offset out of range";
+      case errc::disk_full: return "disk full";
+      case errc::io_error: return "I/O error";
+      case errc::corrupt: return "corrupt data";
+      case errc::log_failed: return "log failed";
+      case errc::closed: return "log closed";
+    }
+    return "unknown";
+  }
+};
+
+int64_t now_ms() noexcept { return static_cast<int64_t>(sdk::now_ns() / 1'000'000); }
+
+std::string segment_name(int64_t base_offset, const char* ext) {
+  char buf[40];
+  std::snprintf(buf, sizeof(buf), "%020" PRId64 "%s", base_offset, ext);
+  return buf;
+}
+
+error make(errc code, std::string message) { return error{make_error_code(code), std::move(message)}; }
+
+}  // namespace
+
+const std::error_category& storage_category() noexcept {
+  static const category_impl c;
+  return c;
+}
+
+// One segment file and what the log knows about it.
+struct partition_log::segment {
+  int64_t base_offset = 0;
+  std::string log_path;
+  std::string index_path;
+  int32_t fd = -1;
+  uint64_t size = 0;          // bytes of valid batches
+  uint64_t written = 0;       // bytes written to the file (<= size)
+  int64_t next_offset = 0;    // one past the last offset in the segment
+  int64_t written_next = 0;   // next_offset of the written bytes
+  int64_t created_ms = 0;
+  segment_index index;
+  sdk::buffer wbuf;           // active segment: aligned write buffer
+  uint64_t wbuf_pos = 0;      // file position of wbuf[0], page aligned
+  sdk::gate readers;          // reads in progress; closed before deletion
+};
+
+partition_log::partition_log(std::string dir, std::string name, log_config cfg, batch_cache* cache)
+    : _dir(std::move(dir)), _name(std::move(name)), _cfg(cfg), _cache(cache) {
+  SLUICE_ASSERT(_cache != nullptr);
+  SLUICE_ASSERT(_cfg.read_chunk_bytes % page == 0 && _cfg.read_chunk_bytes > 0);
+  // The buffer always holds a whole batch plus the partial page before it.
+  _cfg.write_buffer_bytes = static_cast<uint32_t>(
+      std::max<uint64_t>(align_up(_cfg.write_buffer_bytes), align_up(_cfg.max_batch_bytes) + page));
+}
+
+partition_log::~partition_log() {
+  SLUICE_ASSERT_MSG(_closed, "partition_log destroyed without close()");
+  if (_cache) _cache->drop(this);
+}
+
+error partition_log::io_error(int err, const std::string& what) const {
+  const bool full = err == ENOSPC || err == EDQUOT;
+  return make(full ? errc::disk_full : errc::io_error,
+              _name + ": " + what + ": " + std::strerror(err) + (full ? " (the disk is full)" : ""));
+}
+
+error partition_log::fail(int err, const std::string& what) {
+  error e = io_error(err, what);
+  if (!_failed) {
+    _failed = true;
+    _failure = make(errc::log_failed, e.message + "; the log is read-only until brokerd restarts and recovers it");
+    sdk::log_error(_failure.message);
+  }
+  return e;
+}
+
+log_stats partition_log::stats() const noexcept {
+  log_stats st;
+  st.start_offset = _start_offset;
+  st.next_offset = _next_offset;
+  st.flushed_offset = _flushed_offset;
+  for (const auto& [base, s] : _segments) st.size_bytes += s->size;
+  st.segments = static_cast<uint32_t>(_segments.size());
+  st.failed = _failed;
+  st.syncs = _syncs;
+  return st;
+}
+
+partition_log::segment* partition_log::segment_for(int64_t offset) noexcept {
+  auto it = _segments.upper_bound(offset);
+  if (it == _segments.begin()) return nullptr;
+  return std::prev(it)->second.get();
+}
+
+// ---- open and recovery ----------------------------------------------------------
+
+sdk::task<result<std::unique_ptr<partition_log>>> partition_log::open(std::string dir, std::string name,
+                                                                       log_config cfg, batch_cache* cache) {
+  std::unique_ptr<partition_log> log(new partition_log(std::move(dir), std::move(name), cfg, cache));
+  auto r = co_await log->recover();
+  if (!r) {
+    co_await log->close();
+    co_return r.err();
+  }
+  co_return std::move(log);
+}
+
+// Reads [pos, pos + len) of fd with O_DIRECT-aligned I/O; the result's
+// bytes start at pos (the slice's offset skips the alignment prefix).
+static sdk::task<result<read_slice>> read_aligned(int32_t fd, uint64_t pos, uint64_t len, const std::string& what) {
+  const uint64_t start = align_down(pos);
+  const uint64_t end = align_up(pos + len);
+  sdk::buffer buf = sdk::buffer::allocate(end - start, page);
+  uint64_t got = 0;
+  while (got < end - start) {
+    const int32_t n = co_await sdk::read(fd, buf.data() + got, end - start - got, start + got);
+    if (n < 0) co_return make(errc::io_error, what + ": read at " + std::to_string(start + got) + ": " + std::strerror(-n));
+    if (n == 0) break;  // end of file
+    got += static_cast<uint64_t>(n);
+  }
+  buf.set_size(got);
+  read_slice s;
+  s.offset = static_cast<uint32_t>(pos - start);
+  s.length = got > pos - start ? static_cast<uint32_t>(std::min<uint64_t>(got - (pos - start), len)) : 0;
+  s.data = std::move(buf);
+  co_return s;
+}
+
+sdk::task<result<void>> partition_log::recover() {
+  namespace fs = std::filesystem;
+  int32_t rc = co_await sdk::mkdir(_dir.c_str(), 0755);
+  if (rc < 0 && rc != -EEXIST) co_return io_error(-rc, "cannot create " + _dir);
+
+  // Directory listing has no io_uring operation; it runs once per partition
+  // at open, on a directory of a few entries.
+  std::vector<int64_t> bases;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(_dir, ec)) {
+    const std::string f = e.path().filename().string();
+    if (f.size() == 24 && f.ends_with(".log")) {
+      char* end = nullptr;
+      const long long b = std::strtoll(f.c_str(), &end, 10);
+      if (end == f.c_str() + 20 && b >= 0) bases.push_back(b);
+    }
+  }
+  if (ec) co_return io_error(ec.value(), "cannot list " + _dir);
+  std::sort(bases.begin(), bases.end());
+
+  // The metadata file holds the log start offset (after DeleteRecords or retention).
+  const std::string meta_path = _dir + "/" + meta_file;
+  const int32_t mfd = co_await sdk::openat(meta_path.c_str(), O_RDONLY | O_CLOEXEC, 0);
+  if (mfd >= 0) {
+    uint8_t m[32] = {};
+    const int32_t n = co_await sdk::read(mfd, m, sizeof(m), 0);
+    co_await sdk::close(mfd);
+    if (n == 24 && static_cast<uint32_t>(read_be32(m)) == meta_magic &&
+        static_cast<uint32_t>(read_be32(m + 4)) == meta_version &&
+        static_cast<uint32_t>(read_be32(m + 16)) == crc32c(0, m, 16)) {
+      _start_offset = read_be64(m + 8);
+    } else {
+      sdk::log_warn(_name + ": " + meta_path + " is damaged; taking the log start from the first segment");
+    }
+  } else if (mfd != -ENOENT) {
+    co_return io_error(-mfd, "cannot open " + meta_path);
+  }
+
+  for (size_t i = 0; i < bases.size(); ++i) {
+    auto s = std::make_unique<segment>();
+    s->base_offset = bases[i];
+    s->log_path = _dir + "/" + segment_name(bases[i], ".log");
+    s->index_path = _dir + "/" + segment_name(bases[i], ".index");
+    s->index = segment_index(bases[i], _cfg.index_interval_bytes);
+    s->created_ms = now_ms();
+    s->fd = co_await sdk::openat(s->log_path.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC, 0);
+    if (s->fd < 0) co_return io_error(-s->fd, "cannot open " + s->log_path);
+    segment& ref = *s;
+    _segments.emplace(bases[i], std::move(s));
+    auto r = co_await recover_segment(ref, i + 1 == bases.size());
+    if (!r) co_return r;
+    if (_failed) break;  // the rest of the log is unreachable past a corrupt segment
+  }
+
+  if (_segments.empty()) {
+    auto r = co_await create_segment(_start_offset);
+    if (!r) co_return r;
+    _next_offset = _start_offset;
+  } else {
+    _next_offset = active().next_offset;
+    if (_start_offset < _segments.begin()->first) _start_offset = _segments.begin()->first;
+    if (_start_offset > _next_offset && !_failed) {
+      // Everything below the recorded start was deleted; start afresh there.
+      auto r = co_await roll();
+      if (!r) co_return r;
+    }
+  }
+  _written_offset = _flushed_offset = _next_offset;
+  segment& a = active();
+  a.written = a.size;
+  a.written_next = a.next_offset;
+  // What survived a crash may still sit in the device's cache: make it durable.
+  rc = co_await sdk::fdatasync(a.fd);
+  if (rc < 0) co_return io_error(-rc, "fdatasync " + a.log_path);
+  sdk::log_info(_name + ": opened with " + std::to_string(_segments.size()) + " segment(s), offsets [" +
+                std::to_string(_start_offset) + ", " + std::to_string(_next_offset) + ")" +
+                (_failed ? " READ-ONLY: " + _failure.message : ""));
+  co_return result<void>{};
+}
+
+sdk::task<result<void>> partition_log::recover_segment(segment& s, bool last) {
+  struct statx st{};
+  int32_t rc = co_await sdk::statx(s.log_path.c_str(), 0, STATX_SIZE, &st);
+  if (rc < 0) co_return io_error(-rc, "statx " + s.log_path);
+  const uint64_t file_size = st.stx_size;
+
+  // A closed segment with a valid index is trusted: its size and next
+  // offset come from the index, its batches are verified when read.
+  if (!last) {
+    const int32_t ifd = co_await sdk::openat(s.index_path.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC, 0);
+    if (ifd >= 0) {
+      struct statx ist{};
+      co_await sdk::statx(s.index_path.c_str(), 0, STATX_SIZE, &ist);
+      auto data = co_await read_aligned(ifd, 0, ist.stx_size, s.index_path);
+      co_await sdk::close(ifd);
+      if (data) {
+        auto loaded = s.index.deserialize(data.value().data.data() + data.value().offset, data.value().length);
+        if (loaded && loaded->segment_bytes <= file_size && file_size - loaded->segment_bytes < page) {
+          s.size = s.written = loaded->segment_bytes;
+          s.next_offset = s.written_next = loaded->next_offset;
+          co_return result<void>{};
+        }
+      }
+      sdk::log_warn(_name + ": index " + s.index_path + " is damaged; rebuilding it from the segment");
+    } else {
+      sdk::log_warn(_name + ": index " + s.index_path + " is missing; rebuilding it from the segment");
+    }
+    s.index = segment_index(s.base_offset, _cfg.index_interval_bytes);
+  }
+
+  // Scan: verify every batch, in order, with consecutive offsets.
+  uint64_t pos = 0;
+  int64_t expected = s.base_offset;
+  sdk::buffer chunk;
+  uint64_t chunk_pos = 0, chunk_len = 0;
+  const char* why = nullptr;
+  while (pos < file_size) {
+    if (pos < chunk_pos || pos + batch_header_bytes > chunk_pos + chunk_len) {
+      auto r = co_await read_aligned(s.fd, pos, std::min<uint64_t>(_cfg.read_chunk_bytes, file_size - pos), s.log_path);
+      if (!r) co_return r.err();
+      chunk = r.value().data;
+      chunk_pos = align_down(pos);
+      chunk_len = chunk.size();
+      if (pos + batch_header_bytes > chunk_pos + chunk_len) {
+        why = "truncated batch header";
+        break;
+      }
+    }
+    const uint8_t* p = chunk.data() + (pos - chunk_pos);
+    const batch_header h = decode_header(p);
+    if (h.batch_length <= 0 && std::all_of(p, p + batch_header_bytes, [](uint8_t b) { return b == 0; })) break;
+    if (h.size_bytes() > _cfg.max_batch_bytes || h.batch_length < 49) {
+      why = "invalid batch length";
+      break;
+    }
+    if (pos + h.size_bytes() > file_size) {
+      why = "batch runs past the end of the file";
+      break;
+    }
+    if (pos + h.size_bytes() > chunk_pos + chunk_len) {
+      auto r = co_await read_aligned(s.fd, pos, h.size_bytes(), s.log_path);
+      if (!r) co_return r.err();
+      chunk = r.value().data;
+      chunk_pos = align_down(pos);
+      chunk_len = chunk.size();
+      p = chunk.data() + (pos - chunk_pos);
+    }
+    batch_header checked;
+    const batch_check c = check_batch(p, chunk_len - (pos - chunk_pos), _cfg.max_batch_bytes, &checked);
+    if (c != batch_check::ok) {
+      why = to_string(c);
+      break;
+    }
+    if (checked.base_offset != expected) {
+      why = "offsets out of sequence";
+      break;
+    }
+    s.index.add_batch(checked.base_offset, checked.max_timestamp, static_cast<uint32_t>(pos),
+                      static_cast<uint32_t>(checked.size_bytes()));
+    expected = checked.last_offset() + 1;
+    pos += checked.size_bytes();
+  }
+  s.size = s.written = pos;
+  s.next_offset = s.written_next = expected;
+
+  // Past the last valid batch only zeros may follow. Anything else is a torn
+  // write (cut it off) unless a valid batch follows it: then the middle of
+  // the log is damaged, and the log turns read-only instead of losing data.
+  bool clean = why == nullptr;
+  if (!clean || pos < file_size) {
+    uint64_t q = pos;
+    bool later_batch = false, nonzero = false;
+    while (q < file_size && !later_batch) {
+      auto r = co_await read_aligned(s.fd, q, std::min<uint64_t>(_cfg.read_chunk_bytes, file_size - q), s.log_path);
+      if (!r) co_return r.err();
+      const uint8_t* base = r.value().data.data() + r.value().offset;
+      const uint64_t n = r.value().length;
+      if (n == 0) break;
+      for (uint64_t i = 0; i < n; ++i) {
+        if (base[i] == 0) continue;
+        nonzero = true;
+        // A plausible later batch: magic 2 and an offset at or after the cut.
+        if (i >= 16 && base[i] == static_cast<uint8_t>(batch_magic_v2) && i - 16 + batch_header_bytes <= n) {
+          const uint8_t* cand = base + i - 16;
+          const int64_t off = read_be64(cand);
+          if (off >= expected && off - expected < (int64_t{1} << 31)) {
+            const batch_header ch = decode_header(cand);
+            if (ch.size_bytes() <= _cfg.max_batch_bytes && ch.batch_length >= 49) {
+              auto full = co_await read_aligned(s.fd, q + (i - 16), ch.size_bytes(), s.log_path);
+              if (full && full.value().length == ch.size_bytes() &&
+                  check_batch(full.value().data.data() + full.value().offset, full.value().length,
+                              _cfg.max_batch_bytes, nullptr) == batch_check::ok)
+                later_batch = true;
+            }
+          }
+        }
+        if (later_batch) break;
+      }
+      q += n;
+    }
+    if (later_batch) {
+      _failed = true;
+      _failure = make(errc::corrupt, _name + ": " + s.log_path + " is corrupt at byte " + std::to_string(pos) +
+                                         " (" + (why ? why : "garbage") + ") with valid batches after it; offsets from " +
+                                         std::to_string(expected) +
+                                         " are unreadable and the log is read-only (restore it from a replica)");
+      sdk::log_error(_failure.message);
+      co_return result<void>{};
+    }
+    if (nonzero) {
+      if (!last) {
+        _failed = true;
+        _failure = make(errc::corrupt, _name + ": closed segment " + s.log_path + " ends early at byte " +
+                                           std::to_string(pos) + " (" + (why ? why : "garbage") +
+                                           "); the log is read-only (restore it from a replica)");
+        sdk::log_error(_failure.message);
+        co_return result<void>{};
+      }
+      // Zero the torn tail so a later scan cannot mistake it for data.
+      const uint64_t tail_page = align_down(pos);
+      if (pos % page) {
+        auto r = co_await read_aligned(s.fd, tail_page, page, s.log_path);
+        if (!r) co_return r.err();
+        sdk::buffer b = r.value().data;
+        if (b.capacity() < page) co_return make(errc::io_error, s.log_path + ": short read of the tail page");
+        std::memset(b.data() + (pos - tail_page), 0, page - (pos - tail_page));
+        rc = co_await sdk::write(s.fd, b.data(), page, tail_page);
+        if (rc < 0) co_return io_error(-rc, "zeroing the torn tail of " + s.log_path);
+      }
+      if (align_up(pos) < file_size) {
+        rc = co_await sdk::fallocate(s.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, align_up(pos),
+                                     file_size - align_up(pos));
+        if (rc < 0) co_return io_error(-rc, "punching the torn tail of " + s.log_path);
+      }
+      rc = co_await sdk::fdatasync(s.fd);
+      if (rc < 0) co_return io_error(-rc, "fdatasync " + s.log_path);
+      sdk::log_warn(_name + ": cut a torn tail of " + std::to_string(file_size - pos) + " byte(s) from " + s.log_path +
+                    " at byte " + std::to_string(pos) + " (" + (why ? why : "garbage") + "); the log ends at offset " +
+                    std::to_string(expected));
+    }
+  }
+  co_return result<void>{};
+}
+
+// ---- segments -------------------------------------------------------------------
+
+sdk::task<result<void>> partition_log::sync_dir() {
+  const int32_t dfd = co_await sdk::openat(_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+  if (dfd < 0) co_return io_error(-dfd, "cannot open directory " + _dir);
+  const int32_t rc = co_await sdk::fsync(dfd);
+  co_await sdk::close(dfd);
+  if (rc < 0) co_return io_error(-rc, "fsync directory " + _dir);
+  co_return result<void>{};
+}
+
+sdk::task<result<void>> partition_log::create_segment(int64_t base_offset) {
+  auto s = std::make_unique<segment>();
+  s->base_offset = base_offset;
+  s->next_offset = s->written_next = base_offset;
+  s->log_path = _dir + "/" + segment_name(base_offset, ".log");
+  s->index_path = _dir + "/" + segment_name(base_offset, ".index");
+  s->index = segment_index(base_offset, _cfg.index_interval_bytes);
+  s->created_ms = now_ms();
+  s->fd = co_await sdk::openat(s->log_path.c_str(), O_CREAT | O_TRUNC | O_RDWR | O_DIRECT | O_CLOEXEC, 0644);
+  if (s->fd < 0) co_return io_error(-s->fd, "cannot create segment " + s->log_path);
+  // The new file's directory entry must be durable before its data counts.
+  auto r = co_await sync_dir();
+  if (!r) {
+    co_await sdk::close(s->fd);
+    co_return r;
+  }
+  _segments.emplace(base_offset, std::move(s));
+  co_return result<void>{};
+}
+
+// Writes s's index file (not synced: a damaged index is rebuilt on open).
+sdk::task<result<void>> partition_log::close_segment(segment& s) {
+  const std::string bytes = s.index.serialize(s.size, s.next_offset);
+  sdk::buffer b = sdk::buffer::allocate(bytes.size(), page);
+  std::memcpy(b.data(), bytes.data(), bytes.size());
+  const int32_t fd = co_await sdk::openat(s.index_path.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_DIRECT | O_CLOEXEC, 0644);
+  if (fd < 0) co_return io_error(-fd, "cannot create index " + s.index_path);
+  const int32_t rc = co_await sdk::write(fd, b.data(), bytes.size(), 0);
+  co_await sdk::close(fd);
+  if (rc != static_cast<int32_t>(bytes.size()))
+    co_return io_error(rc < 0 ? -rc : EIO, "cannot write index " + s.index_path);
+  s.wbuf = sdk::buffer{};
+  co_return result<void>{};
+}
+
+sdk::task<result<void>> partition_log::roll() {
+  segment& old = active();
+  while (_writing) co_await _written.wait();
+  if (_failed) co_return _failure;
+  SLUICE_ASSERT(old.written == old.size);
+  const int32_t rc = co_await sdk::fdatasync(old.fd);
+  if (rc < 0) co_return fail(-rc, "fdatasync " + old.log_path);
+  _flushed_offset = std::max(_flushed_offset, old.next_offset);
+  _synced.notify_all();
+  auto r = co_await close_segment(old);
+  if (!r) sdk::log_warn(r.err().message + "; it will be rebuilt on the next start");
+  co_return co_await create_segment(_next_offset);
+}
+
+// ---- append ---------------------------------------------------------------------
+
+sdk::task<result<void>> partition_log::ensure_space(uint64_t bytes) {
+  segment& s = active();
+  const uint64_t cap = _cfg.write_buffer_bytes;
+  SLUICE_ASSERT(bytes + page <= cap);
+  if (!s.wbuf) {
+    s.wbuf = sdk::buffer::allocate(cap, page);
+    s.wbuf_pos = align_down(s.size);
+    if (s.size % page) {
+      // Reopened log: the partial tail page is rewritten as it fills, so it
+      // must be in the buffer.
+      const int32_t n = co_await sdk::read(s.fd, s.wbuf.data(), page, s.wbuf_pos);
+      if (n < static_cast<int32_t>(s.size - s.wbuf_pos))
+        co_return io_error(n < 0 ? -n : EIO, "reading the tail page of " + s.log_path);
+    }
+  }
+  while (s.size + bytes - s.wbuf_pos > cap) {
+    if (_failed) co_return _failure;
+    if (_writing) {
+      co_await _written.wait();
+      continue;
+    }
+    if (s.written < s.size) {
+      _writing = true;
+      sdk::spawn(write_loop());
+      continue;
+    }
+    // Everything is written: keep only the partial last page.
+    const uint64_t keep = align_down(s.size);
+    std::memmove(s.wbuf.data(), s.wbuf.data() + (keep - s.wbuf_pos), s.size - keep);
+    s.wbuf_pos = keep;
+  }
+  co_return result<void>{};
+}
+
+sdk::task<result<append_result>> partition_log::append(sdk::buffer batches) {
+  if (_closed) co_return make(errc::closed, _name + ": log is closed");
+  if (_failed) co_return _failure;
+  if (!batches || batches.size() == 0) co_return make(errc::invalid_batch, _name + ": empty append");
+  // Validate everything before touching the log.
+  uint8_t* p = batches.data();
+  const uint64_t n = batches.size();
+  std::vector<batch_header> headers;
+  for (uint64_t pos = 0; pos < n;) {
+    batch_header h;
+    const batch_check c = check_batch(p + pos, n - pos, _cfg.max_batch_bytes, &h);
+    if (c != batch_check::ok) {
+      const bool too_large = c == batch_check::bad_length && n - pos >= batch_length_field_end &&
+                             decode_header(p + pos).size_bytes() > _cfg.max_batch_bytes;
+      co_return make(too_large ? errc::batch_too_large : errc::invalid_batch,
+                     _name + ": batch at byte " + std::to_string(pos) + ": " + to_string(c) +
+                         (too_large ? " (max_batch_bytes is " + std::to_string(_cfg.max_batch_bytes) + ")" : ""));
+    }
+    headers.push_back(h);
+    pos += h.size_bytes();
+  }
+
+  auto guard = co_await _append_mutex.lock();
+  if (_closed) co_return make(errc::closed, _name + ": log is closed");
+  if (_failed) co_return _failure;
+  {
+    segment& s = active();
+    if (s.size > 0 && (s.size + n > _cfg.segment_bytes || now_ms() - s.created_ms >= _cfg.segment_ms)) {
+      auto r = co_await roll();
+      if (!r) co_return r.err();
+    }
+  }
+  append_result out;
+  out.base_offset = _next_offset;
+  // Copy in groups of batches that fit the write buffer (usually one group;
+  // the mutex keeps a multi-group append contiguous).
+  const uint64_t group_max = _cfg.write_buffer_bytes - page;
+  size_t next_header = 0;
+  uint64_t pos = 0;
+  while (next_header < headers.size()) {
+    uint64_t group_bytes = 0;
+    size_t group_end = next_header;
+    while (group_end < headers.size() && group_bytes + headers[group_end].size_bytes() <= group_max)
+      group_bytes += headers[group_end++].size_bytes();
+    SLUICE_ASSERT(group_end > next_header);  // every batch fits: max_batch_bytes <= group_max
+    if (auto r = co_await ensure_space(group_bytes); !r) co_return r.err();
+    if (_failed) co_return _failure;
+    // From here to the copy nothing awaits: offsets follow arrival order.
+    segment& s = active();
+    const uint64_t group_start = pos;
+    for (; next_header < group_end; ++next_header) {
+      const batch_header& h = headers[next_header];
+      const auto size = static_cast<uint32_t>(h.size_bytes());
+      set_base_offset(p + pos, _next_offset);
+      s.index.add_batch(_next_offset, h.max_timestamp, static_cast<uint32_t>(s.size + (pos - group_start)), size);
+      _cache->put(this, _next_offset, _next_offset + h.last_offset_delta, batches, static_cast<uint32_t>(pos), size);
+      out.max_timestamp = std::max(out.max_timestamp, h.max_timestamp);
+      _next_offset += h.last_offset_delta + 1;
+      pos += size;
+      ++out.batches;
+    }
+    std::memcpy(s.wbuf.data() + (s.size - s.wbuf_pos), p + group_start, group_bytes);
+    s.size += group_bytes;
+    s.next_offset = _next_offset;
+  }
+  out.last_offset = _next_offset - 1;
+  const int64_t end = _next_offset;
+  guard.unlock();
+
+  if (!_writing) {
+    _writing = true;
+    sdk::spawn(write_loop());
+  }
+  if (auto r = co_await wait_written(end); !r) co_return r.err();
+  co_return out;
+}
+
+// Writes what is appended but not written, coalescing everything that
+// arrives while a write is in flight into the next write.
+sdk::task<void> partition_log::write_loop() {
+  SLUICE_ASSERT(_writing);
+  auto hold = _tasks.try_enter();
+  segment& s = active();
+  while (!_failed && s.written < s.size) {
+    const uint64_t from = align_down(s.written);
+    const uint64_t to = align_up(s.size);
+    const uint64_t size_at_issue = s.size;
+    const int64_t next_at_issue = s.next_offset;
+    SLUICE_ASSERT(from >= s.wbuf_pos && to - s.wbuf_pos <= s.wbuf.capacity());
+    // Bytes past size in the last page are whatever the buffer holds: past
+    // the log's end, overwritten by the next write, zero after recovery.
+    const int32_t rc = co_await sdk::write(s.fd, s.wbuf.data() + (from - s.wbuf_pos), to - from, from);
+    if (rc != static_cast<int32_t>(to - from)) {
+      fail(rc < 0 ? -rc : ENOSPC, "write to " + s.log_path + " at byte " + std::to_string(from));
+      break;
+    }
+    s.written = size_at_issue;
+    s.written_next = next_at_issue;
+    _written_offset = next_at_issue;
+    _written.notify_all();
+  }
+  _writing = false;
+  _written.notify_all();
+}
+
+sdk::task<result<void>> partition_log::wait_written(int64_t offset) {
+  while (_written_offset < offset) {
+    if (_failed) co_return _failure;
+    if (!_writing) {
+      _writing = true;
+      sdk::spawn(write_loop());
+    }
+    co_await _written.wait();
+  }
+  co_return result<void>{};
+}
+
+sdk::task<result<int64_t>> partition_log::flush() {
+  if (_closed) co_return make(errc::closed, _name + ": log is closed");
+  const int64_t target = _next_offset;
+  if (auto r = co_await wait_written(target); !r) co_return r.err();
+  while (_flushed_offset < target) {
+    if (_failed) co_return _failure;
+    if (_syncing) {
+      co_await _synced.wait();  // then check whether that sync covered us
+      continue;
+    }
+    // One fdatasync covers every write completed so far: callers that arrive
+    // while it runs wait for it, then share the next one.
+    _syncing = true;
+    segment& s = active();
+    const int64_t covers = _written_offset;
+    ++_syncs;
+    const int32_t rc = co_await sdk::fdatasync(s.fd);
+    _syncing = false;
+    if (rc < 0) {
+      // After a failed fdatasync the kernel may have dropped the dirty state:
+      // never retry and report success.
+      auto e = fail(-rc, "fdatasync " + s.log_path);
+      _synced.notify_all();
+      co_return e;
+    }
+    _flushed_offset = std::max(_flushed_offset, covers);
+    _synced.notify_all();
+  }
+  co_return _flushed_offset;
+}
+
+// ---- reads ----------------------------------------------------------------------
+
+sdk::task<result<void>> partition_log::read_from_disk(segment& s, int64_t offset, uint64_t max_bytes,
+                                                      int64_t max_offset, read_result& out) {
+  uint64_t pos = s.index.position_for(offset);
+  // Bytes from wbuf_pos on may be unwritten: take them from the buffer.
+  const bool active_segment = &s == &active() && s.wbuf;
+  const uint64_t disk_end = active_segment ? s.wbuf_pos : s.size;
+  while (pos < s.size) {
+    read_slice chunk;
+    if (pos >= disk_end) {
+      const uint64_t len = s.size - pos;
+      chunk.data = sdk::buffer::allocate(len);
+      std::memcpy(chunk.data.data(), s.wbuf.data() + (pos - s.wbuf_pos), len);
+      chunk.data.set_size(len);
+      chunk.offset = 0;
+      chunk.length = static_cast<uint32_t>(len);
+    } else {
+      const uint64_t want = std::min<uint64_t>(std::max<uint64_t>(_cfg.read_chunk_bytes, max_bytes), disk_end - pos);
+      auto r = co_await read_aligned(s.fd, pos, want, s.log_path);
+      if (!r) co_return r.err();
+      chunk = std::move(r).value();
+    }
+    uint64_t i = 0;
+    bool need_more = false;
+    while (i < chunk.length) {
+      const uint8_t* p = chunk.data.data() + chunk.offset + i;
+      const uint64_t left = chunk.length - i;
+      if (left < batch_length_field_end) {
+        need_more = true;
+        break;
+      }
+      const batch_header h0 = decode_header(p);
+      if (h0.batch_length > 0 && h0.size_bytes() <= _cfg.max_batch_bytes && h0.size_bytes() > left) {
+        // The batch continues past this chunk: read from its start.
+        if (i == 0) {
+          auto r = co_await read_aligned(s.fd, pos, h0.size_bytes(), s.log_path);
+          if (!r) co_return r.err();
+          chunk = std::move(r).value();
+          continue;
+        }
+        need_more = true;
+        break;
+      }
+      batch_header h;
+      const batch_check c = check_batch(p, left, _cfg.max_batch_bytes, &h);
+      if (c != batch_check::ok) {
+        const std::string msg = _name + ": " + s.log_path + " is corrupt at byte " + std::to_string(pos + i) + " (" +
+                                to_string(c) + "); not serving it";
+        sdk::log_error(msg);
+        co_return make(errc::corrupt, msg);
+      }
+      if (h.last_offset() >= offset) {
+        if (h.base_offset >= max_offset) co_return result<void>{};
+        if (!out.slices.empty() && out.bytes + h.size_bytes() > max_bytes) co_return result<void>{};
+        const auto off = static_cast<uint32_t>(chunk.offset + i);
+        const auto len = static_cast<uint32_t>(h.size_bytes());
+        _cache->put(this, h.base_offset, h.last_offset(), chunk.data, off, len);
+        out.slices.push_back(read_slice{chunk.data, off, len});
+        out.bytes += len;
+        if (out.first_offset < 0) out.first_offset = h.base_offset;
+        out.next_offset = h.last_offset() + 1;
+        if (out.bytes >= max_bytes || out.next_offset >= max_offset) co_return result<void>{};
+      }
+      i += h.size_bytes();
+    }
+    pos += i;
+    if (!need_more && i == 0) break;  // no progress: nothing more readable
+  }
+  co_return result<void>{};
+}
+
+sdk::task<result<read_result>> partition_log::read(int64_t offset, uint64_t max_bytes, int64_t max_offset) {
+  if (_closed) co_return make(errc::closed, _name + ": log is closed");
+  if (offset < _start_offset || offset > _next_offset)
+    co_return make(errc::offset_out_of_range, _name + ": offset " + std::to_string(offset) + " is outside [" +
+                                                  std::to_string(_start_offset) + ", " + std::to_string(_next_offset) + "]");
+  read_result out;
+  int64_t cur = offset;
+  while (cur < std::min(_next_offset, max_offset) && (out.bytes < max_bytes || out.slices.empty())) {
+    if (const auto* e = _cache->find(this, cur)) {
+      if (e->base_offset >= max_offset) break;
+      if (!out.slices.empty() && out.bytes + e->length > max_bytes) break;
+      out.slices.push_back(read_slice{e->data, e->offset, e->length});
+      out.bytes += e->length;
+      if (out.first_offset < 0) out.first_offset = e->base_offset;
+      cur = out.next_offset = e->last_offset + 1;
+      continue;
+    }
+    segment* s = segment_for(cur);
+    if (s == nullptr) break;
+    auto hold = s->readers.try_enter();
+    if (!hold) continue;  // being deleted: look again
+    const int64_t before = out.next_offset;
+    auto r = co_await read_from_disk(*s, cur, max_bytes, max_offset, out);
+    if (!r) co_return r.err();
+    if (out.next_offset != before) {
+      cur = out.next_offset;
+      continue;
+    }
+    // Nothing read: cur is past this segment's data (continue in the next
+    // segment) or the limits stopped the read.
+    auto next = _segments.upper_bound(s->base_offset);
+    if (s->next_offset > cur || next == _segments.end()) break;
+    cur = next->first;
+  }
+  co_return out;
+}
+
+sdk::task<result<int64_t>> partition_log::offset_for_timestamp(int64_t ts) {
+  for (auto it = _segments.begin(); it != _segments.end(); ++it) {
+    segment& s = *it->second;
+    if (s.index.max_timestamp() < ts || s.next_offset <= _start_offset) continue;
+    // Scan this segment's batches from the time index's hint.
+    int64_t cur = std::max(_start_offset, s.base_offset);
+    while (cur < s.next_offset) {
+      auto r = co_await read(cur, _cfg.read_chunk_bytes, s.next_offset);
+      if (!r) co_return r.err();
+      if (r.value().slices.empty()) break;
+      for (const auto& sl : r.value().slices) {
+        const batch_header h = decode_header(sl.data.data() + sl.offset);
+        if (h.max_timestamp >= ts) co_return std::max(h.base_offset, _start_offset);
+      }
+      cur = r.value().next_offset;
+    }
+  }
+  co_return int64_t{-1};
+}
+
+// ---- deletion -------------------------------------------------------------------
+
+sdk::task<result<void>> partition_log::write_meta() {
+  uint8_t m[24] = {};
+  write_be32(m, static_cast<int32_t>(meta_magic));
+  write_be32(m + 4, static_cast<int32_t>(meta_version));
+  write_be64(m + 8, _start_offset);
+  write_be32(m + 16, static_cast<int32_t>(crc32c(0, m, 16)));
+  const std::string tmp = _dir + "/" + meta_file + ".tmp";
+  const std::string final_path = _dir + "/" + meta_file;
+  const int32_t fd = co_await sdk::openat(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+  if (fd < 0) co_return io_error(-fd, "cannot create " + tmp);
+  int32_t rc = co_await sdk::write(fd, m, sizeof(m), 0);
+  const int32_t sync = rc == static_cast<int32_t>(sizeof(m)) ? co_await sdk::fdatasync(fd) : -EIO;
+  co_await sdk::close(fd);
+  if (rc != static_cast<int32_t>(sizeof(m)) || sync < 0)
+    co_return io_error(rc < 0 ? -rc : (sync < 0 ? -sync : EIO), "cannot write " + tmp);
+  rc = co_await sdk::rename(tmp.c_str(), final_path.c_str());
+  if (rc < 0) co_return io_error(-rc, "cannot rename " + tmp);
+  co_return co_await sync_dir();
+}
+
+sdk::task<result<void>> partition_log::delete_segment(std::unique_ptr<segment> s) {
+  co_await s->readers.close();
+  co_await sdk::close(s->fd);
+  int32_t rc = co_await sdk::unlink(s->log_path.c_str());
+  if (rc < 0 && rc != -ENOENT) co_return io_error(-rc, "cannot delete " + s->log_path);
+  rc = co_await sdk::unlink(s->index_path.c_str());
+  if (rc < 0 && rc != -ENOENT) co_return io_error(-rc, "cannot delete " + s->index_path);
+  co_return result<void>{};
+}
+
+sdk::task<result<void>> partition_log::truncate_prefix(int64_t new_start) {
+  if (_closed) co_return make(errc::closed, _name + ": log is closed");
+  if (new_start > _next_offset)
+    co_return make(errc::offset_out_of_range, _name + ": cannot delete records up to " + std::to_string(new_start) +
+                                                  ", past the log end " + std::to_string(_next_offset));
+  if (new_start <= _start_offset) co_return result<void>{};
+  _start_offset = new_start;
+  if (auto r = co_await write_meta(); !r) co_return r;
+  _cache->drop(this, new_start);
+  // Delete closed segments that end at or below the new start.
+  while (_segments.size() > 1) {
+    auto first = _segments.begin();
+    if (first->second->next_offset > new_start) break;
+    auto s = std::move(first->second);
+    _segments.erase(first);
+    if (auto r = co_await delete_segment(std::move(s)); !r) co_return r;
+  }
+  co_return result<void>{};
+}
+
+sdk::task<result<void>> partition_log::apply_retention(int64_t now) {
+  if (_closed || (_cfg.retention_bytes < 0 && _cfg.retention_ms < 0)) co_return result<void>{};
+  uint64_t total = 0;
+  for (const auto& [b, s] : _segments) total += s->size;
+  int64_t new_start = _start_offset;
+  std::vector<int64_t> doomed;
+  for (auto it = _segments.begin(); it != _segments.end() && std::next(it) != _segments.end(); ++it) {
+    const segment& s = *it->second;
+    const bool by_size = _cfg.retention_bytes >= 0 && total > static_cast<uint64_t>(_cfg.retention_bytes);
+    const bool by_time = _cfg.retention_ms >= 0 && s.index.max_timestamp() >= 0 &&
+                         s.index.max_timestamp() < now - _cfg.retention_ms;
+    if (!by_size && !by_time) break;
+    doomed.push_back(it->first);
+    total -= s.size;
+    new_start = std::max(new_start, s.next_offset);
+  }
+  if (doomed.empty()) co_return result<void>{};
+  _start_offset = new_start;
+  if (auto r = co_await write_meta(); !r) co_return r;
+  _cache->drop(this, new_start);
+  for (int64_t base : doomed) {
+    auto it = _segments.find(base);
+    if (it == _segments.end()) continue;
+    auto s = std::move(it->second);
+    _segments.erase(it);
+    sdk::log_info(_name + ": retention deletes " + s->log_path);
+    if (auto r = co_await delete_segment(std::move(s)); !r) co_return r;
+  }
+  co_return result<void>{};
+}
+
+sdk::task<void> partition_log::close() {
+  if (_closed) co_return;
+  auto guard = co_await _append_mutex.lock();
+  _closed = true;
+  while (_writing) co_await _written.wait();
+  while (_syncing) co_await _synced.wait();
+  co_await _tasks.close();
+  if (!_segments.empty() && !_failed) {
+    segment& a = active();
+    if (a.fd >= 0 && co_await sdk::fdatasync(a.fd) == 0) _flushed_offset = _written_offset;
+  }
+  for (auto& [b, s] : _segments) {
+    co_await s->readers.close();
+    if (s->fd >= 0) co_await sdk::close(s->fd);
+    s->fd = -1;
+  }
+  _cache->drop(this);
+}
+
+sdk::task<result<void>> partition_log::remove() {
+  co_await close();
+  for (auto& [b, s] : _segments) {
+    co_await sdk::unlink(s->log_path.c_str());
+    co_await sdk::unlink(s->index_path.c_str());
+  }
+  _segments.clear();
+  const std::string meta = _dir + "/" + meta_file;
+  co_await sdk::unlink(meta.c_str());
+  const int32_t rc = co_await sdk::unlink(_dir.c_str(), AT_REMOVEDIR);
+  if (rc < 0 && rc != -ENOENT) co_return io_error(-rc, "cannot remove " + _dir);
+  co_return result<void>{};
+}
+
+}  // namespace sluice::storage

@@ -1,0 +1,185 @@
+// One partition's log: an ordered set of segment files of Kafka v2 record
+// batches in one directory, written with O_DIRECT through the owning
+// shard's io_uring ring (docs/STORAGE.md describes the files).
+//
+//   append()   validates batches (header, CRC32C), assigns offsets, copies
+//              them into the active segment's aligned write buffer and
+//              returns once they are written (not yet durable). Concurrent
+//              appends are coalesced into one write.
+//   flush()    returns once everything appended before the call is on
+//              stable storage: concurrent flushes share one fdatasync
+//              (group commit).
+//   read()     whole batches from an offset, up to max_bytes (at least one
+//              batch), from the batch cache or with aligned O_DIRECT reads.
+//   open()     recovers: verifies every batch of the active segment, cuts
+//              a torn tail, refuses (read-only, with an error) a log whose
+//              middle is corrupt, rebuilds missing or damaged indexes.
+//
+// Thread-safety: a partition_log lives on one shard and is only touched by
+// that shard's coroutines; no locks, only a FIFO coroutine mutex that keeps
+// appends in arrival order.
+#pragma once
+
+#include "batch_cache.h"
+#include "index.h"
+#include "record_batch.h"
+
+#include <sluice/sdk/result.h>
+#include <sluice/sdk/runtime.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <vector>
+
+namespace sluice::storage {
+
+enum class errc {
+  invalid_batch = 1,   // the bytes are not valid v2 record batches
+  batch_too_large,     // a batch exceeds max_batch_bytes
+  offset_out_of_range, // below the log start or past the log end
+  disk_full,           // ENOSPC or EDQUOT
+  io_error,            // any other I/O failure
+  corrupt,             // stored bytes fail their checksum
+  log_failed,          // an earlier I/O failure made the log read-only
+  closed,              // the log was closed or removed
+};
+const std::error_category& storage_category() noexcept;
+inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), storage_category()}; }
+
+struct log_config {
+  uint64_t segment_bytes = 128ull << 20;        // roll when a segment would exceed this
+  int64_t segment_ms = 7ll * 24 * 3600 * 1000;  // roll a non-empty segment older than this
+  int64_t retention_bytes = -1;                 // keep at most this much (-1: no limit)
+  int64_t retention_ms = 7ll * 24 * 3600 * 1000; // drop segments whose newest record is older (-1: keep)
+  uint32_t index_interval_bytes = 4096;
+  uint32_t write_buffer_bytes = 1u << 20;       // per active segment, aligned, allocated on first append
+  uint32_t max_batch_bytes = (1u << 20) + 12;   // Kafka's message.max.bytes default
+  uint32_t read_chunk_bytes = 256u << 10;       // O_DIRECT read size for fetches from disk
+};
+
+struct append_result {
+  int64_t base_offset = 0;
+  int64_t last_offset = 0;
+  int64_t max_timestamp = -1;
+  uint32_t batches = 0;
+};
+
+// A piece of a read: whole batches at data[offset, offset + length).
+struct read_slice {
+  sdk::buffer data;
+  uint32_t offset = 0;
+  uint32_t length = 0;
+};
+struct read_result {
+  std::vector<read_slice> slices;
+  uint64_t bytes = 0;
+  int64_t first_offset = -1;  // base offset of the first batch returned
+  int64_t next_offset = -1;   // one past the last offset returned
+};
+
+struct log_stats {
+  int64_t start_offset = 0;
+  int64_t next_offset = 0;     // log end offset: one past the last appended
+  int64_t flushed_offset = 0;  // everything below is on stable storage
+  uint64_t size_bytes = 0;
+  uint32_t segments = 0;
+  uint64_t syncs = 0;          // fdatasync calls on segment files (group commit shows here)
+  bool failed = false;
+};
+
+class partition_log {
+ public:
+  ~partition_log();
+  partition_log(const partition_log&) = delete;
+  partition_log& operator=(const partition_log&) = delete;
+
+  // Opens (creating the directory if needed) and recovers the log in dir.
+  // name is used in log messages ("topic/3").
+  static sdk::task<result<std::unique_ptr<partition_log>>> open(std::string dir, std::string name, log_config cfg,
+                                                                 batch_cache* cache);
+
+  // Validates and appends the batches in `batches` (one or more, as a
+  // client sent them). Their base offsets are rewritten in place: the log
+  // keeps a reference to the bytes for its cache.
+  sdk::task<result<append_result>> append(sdk::buffer batches);
+
+  // Everything appended before this call is on stable storage when it
+  // returns; the result is the flushed offset.
+  sdk::task<result<int64_t>> flush();
+
+  // Whole batches containing offsets >= offset and < max_offset, up to
+  // max_bytes (the first batch is returned whole even if larger).
+  sdk::task<result<read_result>> read(int64_t offset, uint64_t max_bytes, int64_t max_offset = INT64_MAX);
+
+  // The base offset of the first batch whose max timestamp is >= ts, or
+  // -1 when there is none (ListOffsets by timestamp).
+  sdk::task<result<int64_t>> offset_for_timestamp(int64_t ts);
+
+  // Moves the log start to new_start (DeleteRecords): durable when it
+  // returns; segments entirely below it are deleted.
+  sdk::task<result<void>> truncate_prefix(int64_t new_start);
+
+  // Deletes closed segments past retention_bytes / retention_ms.
+  sdk::task<result<void>> apply_retention(int64_t now_ms);
+
+  // Flushes what is written, writes the indexes, closes the files.
+  sdk::task<void> close();
+  // Closes and deletes every file and the directory.
+  sdk::task<result<void>> remove();
+
+  log_stats stats() const noexcept;
+  const std::string& dir() const noexcept { return _dir; }
+  const std::string& name() const noexcept { return _name; }
+  const log_config& config() const noexcept { return _cfg; }
+
+ private:
+  struct segment;
+  partition_log(std::string dir, std::string name, log_config cfg, batch_cache* cache);
+
+  sdk::task<result<void>> recover();
+  sdk::task<result<void>> recover_segment(segment& s, bool last);
+  sdk::task<result<void>> create_segment(int64_t base_offset);
+  sdk::task<result<void>> roll();
+  sdk::task<result<void>> close_segment(segment& s);
+  sdk::task<result<void>> ensure_space(uint64_t bytes);
+  sdk::task<void> write_loop();
+  sdk::task<result<void>> wait_written(int64_t offset);
+  sdk::task<result<void>> write_meta();
+  sdk::task<result<void>> sync_dir();
+  sdk::task<result<void>> delete_segment(std::unique_ptr<segment> s);
+  sdk::task<result<void>> read_from_disk(segment& s, int64_t offset, uint64_t max_bytes, int64_t max_offset,
+                                         read_result& out);
+  error io_error(int err, const std::string& what) const;
+  error fail(int err, const std::string& what);
+  segment* segment_for(int64_t offset) noexcept;
+  segment& active() noexcept { return *_segments.rbegin()->second; }
+
+  std::string _dir;
+  std::string _name;
+  log_config _cfg;
+  batch_cache* _cache;
+  std::map<int64_t, std::unique_ptr<segment>> _segments;  // by base offset
+  int64_t _start_offset = 0;
+  int64_t _next_offset = 0;      // assigned to the next appended batch
+  int64_t _written_offset = 0;   // below: written to the active file (or an older one)
+  int64_t _flushed_offset = 0;   // below: on stable storage
+  bool _failed = false;          // an I/O error made the log read-only
+  error _failure;
+  bool _closed = false;
+
+  sdk::fifo_mutex _append_mutex;  // keeps appends (and rolls) in arrival order
+  bool _writing = false;          // write_loop is running
+  sdk::condition _written;        // _written_offset advanced or the writer stopped
+  bool _syncing = false;          // an fdatasync is in flight
+  sdk::condition _synced;         // _flushed_offset advanced or a sync failed
+  uint64_t _syncs = 0;
+  sdk::gate _tasks;               // background work (the writer) to wait for on close
+};
+
+}  // namespace sluice::storage
+
+template <>
+struct std::is_error_code_enum<sluice::storage::errc> : std::true_type {};

@@ -1,0 +1,348 @@
+// The partition log on a real io_uring shard and a real filesystem:
+// append/read, roll, indexes, timestamps, retention, prefix truncation,
+// group commit, recovery of torn tails and refusal of corrupt middles.
+#include "partition_log.h"
+
+#include "core/executor/test_util.h"
+
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace sluice::storage {
+namespace {
+
+namespace fs = std::filesystem;
+using executor::testing::run_on_shards;
+using executor::testing::test_options;
+
+class partition_log_test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "storage_test.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    _root = fs::absolute(tmpl);
+    _dir = (_root / "topic-0").string();
+  }
+  void TearDown() override { fs::remove_all(_root); }
+
+  // Runs body with a log opened on a one-shard executor.
+  void with_log(log_config cfg, std::function<sdk::task<void>(partition_log&)> body, uint64_t cache_bytes = 64 << 20) {
+    run_on_shards(test_options(1), [&](executor::executor&) -> sdk::task<void> {
+      batch_cache cache(cache_bytes);
+      auto log = co_await partition_log::open(_dir, "topic/0", cfg, &cache);
+      EXPECT_TRUE(log.has_value()) << (log ? "" : log.err().message);
+      if (!log) co_return;
+      co_await body(*log.value());
+      co_await log.value()->close();
+    });
+  }
+
+  static sdk::buffer batch_buffer(int32_t records, size_t value_bytes, int64_t ts, char fill = 'v') {
+    const std::string b = make_test_batch(records, value_bytes, ts, fill);
+    sdk::buffer buf = sdk::buffer::allocate(b.size());
+    std::memcpy(buf.data(), b.data(), b.size());
+    buf.set_size(b.size());
+    return buf;
+  }
+
+  // Checks a read returns whole, valid, consecutive batches.
+  static std::vector<batch_header> headers(const read_result& r) {
+    std::vector<batch_header> out;
+    for (const auto& s : r.slices) {
+      batch_header h;
+      EXPECT_EQ(check_batch(s.data.data() + s.offset, s.length, 1 << 24, &h), batch_check::ok);
+      if (!out.empty()) {
+        EXPECT_EQ(h.base_offset, out.back().last_offset() + 1);
+      }
+      out.push_back(h);
+    }
+    return out;
+  }
+
+  fs::path _root;
+  std::string _dir;
+};
+
+TEST_F(partition_log_test, append_assigns_offsets_and_reads_return_whole_batches) {
+  with_log({}, [](partition_log& log) -> sdk::task<void> {
+    for (int i = 0; i < 100; ++i) {
+      auto r = co_await log.append(batch_buffer(5, 100, 1000 + i));
+      EXPECT_TRUE(r.has_value());
+      if (!r) co_return;
+      EXPECT_EQ(r.value().base_offset, i * 5);
+      EXPECT_EQ(r.value().last_offset, i * 5 + 4);
+    }
+    EXPECT_EQ(log.stats().next_offset, 500);
+    auto all = co_await log.read(0, 1 << 20);
+    EXPECT_TRUE(all.has_value());
+    auto hs = headers(all.value());
+    EXPECT_EQ(hs.size(), 100u);
+    EXPECT_EQ(hs.front().base_offset, 0);
+    EXPECT_EQ(hs.back().last_offset(), 499);
+    // From the middle of a batch: the whole batch containing it comes back.
+    auto mid = co_await log.read(7, 1);
+    EXPECT_EQ(headers(mid.value()).size(), 1u);
+    EXPECT_EQ(mid.value().first_offset, 5);
+    // max_offset (a high watermark) bounds the read.
+    auto bounded = co_await log.read(0, 1 << 20, 12);
+    EXPECT_EQ(headers(bounded.value()).back().last_offset(), 14);
+    EXPECT_EQ(headers(bounded.value()).size(), 3u);
+    // At the end: empty; past it or below the start: out of range.
+    auto end = co_await log.read(500, 1 << 20);
+    EXPECT_TRUE(end.has_value() && end.value().slices.empty());
+    auto past = co_await log.read(501, 1 << 20);
+    EXPECT_FALSE(past.has_value());
+    EXPECT_EQ(past.err().code, make_error_code(errc::offset_out_of_range));
+  });
+}
+
+TEST_F(partition_log_test, invalid_batches_are_refused_and_change_nothing) {
+  with_log({}, [](partition_log& log) -> sdk::task<void> {
+    sdk::buffer bad = batch_buffer(2, 50, 0);
+    bad.data()[bad.size() - 1] ^= 1;
+    auto r = co_await log.append(bad);
+    EXPECT_FALSE(r.has_value());
+    EXPECT_EQ(r.err().code, make_error_code(errc::invalid_batch));
+    EXPECT_NE(r.err().message.find("CRC32C mismatch"), std::string::npos) << r.err().message;
+    log_config small;
+    sdk::buffer big = batch_buffer(1, 2 << 20, 0);
+    r = co_await log.append(big);
+    EXPECT_FALSE(r.has_value());
+    EXPECT_EQ(r.err().code, make_error_code(errc::batch_too_large));
+    // Several batches in one append: all or nothing.
+    const std::string two = make_test_batch(1, 10, 0) + make_test_batch(1, 10, 0).substr(0, 40);
+    sdk::buffer partial = sdk::buffer::allocate(two.size());
+    std::memcpy(partial.data(), two.data(), two.size());
+    partial.set_size(two.size());
+    r = co_await log.append(partial);
+    EXPECT_FALSE(r.has_value());
+    EXPECT_EQ(log.stats().next_offset, 0);
+    EXPECT_TRUE((co_await log.append(batch_buffer(1, 10, 0))).has_value());
+    EXPECT_EQ(log.stats().next_offset, 1);
+  });
+}
+
+TEST_F(partition_log_test, reopen_reads_from_disk_with_the_same_bytes) {
+  std::vector<std::string> written;
+  with_log({}, [&](partition_log& log) -> sdk::task<void> {
+    for (int i = 0; i < 50; ++i) {
+      auto b = batch_buffer(3, 333 + i, i, static_cast<char>('a' + i % 26));
+      auto r = co_await log.append(b);
+      EXPECT_TRUE(r.has_value());
+      written.emplace_back(reinterpret_cast<const char*>(b.data()), b.size());
+    }
+    EXPECT_TRUE((co_await log.flush()).has_value());
+  });
+  with_log({}, [&](partition_log& log) -> sdk::task<void> {
+    EXPECT_EQ(log.stats().next_offset, 150);
+    auto r = co_await log.read(0, 1 << 20);
+    EXPECT_TRUE(r.has_value());
+    EXPECT_EQ(r.value().slices.size(), written.size());
+    for (size_t i = 0; i < std::min(written.size(), r.value().slices.size()); ++i) {
+      const auto& s = r.value().slices[i];
+      EXPECT_EQ(std::string(reinterpret_cast<const char*>(s.data.data() + s.offset), s.length), written[i]) << i;
+    }
+    // Appends continue after the partial tail page of the reopened segment.
+    auto a = co_await log.append(batch_buffer(1, 10, 99));
+    EXPECT_EQ(a.value().base_offset, 150);
+  }, /*cache_bytes=*/0);  // no cache: every read goes to disk
+  with_log({}, [&](partition_log& log) -> sdk::task<void> {
+    EXPECT_EQ(log.stats().next_offset, 151);
+    EXPECT_EQ(headers((co_await log.read(0, 1 << 20)).value()).size(), 51u);
+    co_return;
+  }, 0);
+}
+
+TEST_F(partition_log_test, segments_roll_by_size_and_age_and_indexes_survive) {
+  log_config cfg;
+  cfg.segment_bytes = 64 << 10;
+  cfg.write_buffer_bytes = 64 << 10;
+  cfg.max_batch_bytes = 16 << 10;
+  with_log(cfg, [](partition_log& log) -> sdk::task<void> {
+    for (int i = 0; i < 200; ++i) EXPECT_TRUE((co_await log.append(batch_buffer(4, 1000, i))).has_value());
+    EXPECT_GE(log.stats().segments, 12u);
+    EXPECT_TRUE((co_await log.flush()).has_value());
+  });
+  size_t logs = 0, indexes = 0;
+  for (const auto& e : fs::directory_iterator(_dir)) {
+    logs += e.path().extension() == ".log";
+    indexes += e.path().extension() == ".index";
+  }
+  EXPECT_EQ(indexes + 1, logs);  // every closed segment has its index
+  // One index is damaged, one missing: both are rebuilt.
+  std::vector<fs::path> idx;
+  for (const auto& e : fs::directory_iterator(_dir))
+    if (e.path().extension() == ".index") idx.push_back(e.path());
+  std::sort(idx.begin(), idx.end());
+  fs::remove(idx[0]);
+  { std::fstream f(idx[1], std::ios::in | std::ios::out | std::ios::binary); f.seekp(60); f.put('\x7f'); }
+  with_log(cfg, [](partition_log& log) -> sdk::task<void> {
+    EXPECT_EQ(log.stats().next_offset, 800);
+    for (int64_t off : {0, 1, 123, 401, 799}) {
+      auto r = co_await log.read(off, 1);
+      EXPECT_TRUE(r.has_value());
+      auto hs = headers(r.value());
+      EXPECT_EQ(hs.size(), 1u);
+      EXPECT_TRUE(hs[0].base_offset <= off && off <= hs[0].last_offset()) << off;
+    }
+    EXPECT_EQ(headers((co_await log.read(0, 1 << 30)).value()).size(), 200u);
+  }, 0);
+  log_config aged = cfg;
+  aged.segment_ms = 1;
+  with_log(aged, [](partition_log& log) -> sdk::task<void> {
+    const uint32_t before = log.stats().segments;
+    co_await sdk::sleep_ms(5);
+    EXPECT_TRUE((co_await log.append(batch_buffer(1, 10, 0))).has_value());
+    EXPECT_EQ(log.stats().segments, before + 1);
+  });
+}
+
+TEST_F(partition_log_test, offsets_for_timestamps) {
+  log_config cfg;
+  cfg.segment_bytes = 16 << 10;
+  with_log(cfg, [](partition_log& log) -> sdk::task<void> {
+    for (int i = 0; i < 100; ++i) EXPECT_TRUE((co_await log.append(batch_buffer(2, 500, 1000 + 10 * i))).has_value());
+    EXPECT_EQ((co_await log.offset_for_timestamp(0)).value(), 0);
+    EXPECT_EQ((co_await log.offset_for_timestamp(1000)).value(), 0);
+    EXPECT_EQ((co_await log.offset_for_timestamp(1001)).value(), 0);   // batch 0 holds ts 1000..1001
+    EXPECT_EQ((co_await log.offset_for_timestamp(1002)).value(), 2);
+    EXPECT_EQ((co_await log.offset_for_timestamp(1500)).value(), 100);
+    EXPECT_EQ((co_await log.offset_for_timestamp(1991)).value(), 198);
+    EXPECT_EQ((co_await log.offset_for_timestamp(5000)).value(), -1);
+  });
+}
+
+TEST_F(partition_log_test, prefix_truncation_and_retention) {
+  log_config cfg;
+  cfg.segment_bytes = 16 << 10;
+  cfg.retention_ms = -1;
+  with_log(cfg, [](partition_log& log) -> sdk::task<void> {
+    for (int i = 0; i < 100; ++i) EXPECT_TRUE((co_await log.append(batch_buffer(2, 500, 1000 + i))).has_value());
+    const uint32_t segs = log.stats().segments;
+    EXPECT_TRUE((co_await log.truncate_prefix(101)).has_value());
+    EXPECT_EQ(log.stats().start_offset, 101);
+    EXPECT_LT(log.stats().segments, segs);
+    auto below = co_await log.read(100, 1 << 20);
+    EXPECT_EQ(below.err().code, make_error_code(errc::offset_out_of_range));
+    auto at = co_await log.read(101, 1);
+    EXPECT_EQ(headers(at.value()).front().base_offset, 100);  // the batch holding 101
+    EXPECT_FALSE((co_await log.truncate_prefix(10'000)).has_value());
+  });
+  cfg.retention_bytes = 40 << 10;
+  with_log(cfg, [](partition_log& log) -> sdk::task<void> {
+    EXPECT_EQ(log.stats().start_offset, 101);  // survived the restart
+    EXPECT_TRUE((co_await log.apply_retention(0)).has_value());
+    EXPECT_LE(log.stats().size_bytes, (40u << 10) + (16u << 10));
+    EXPECT_GT(log.stats().start_offset, 101);
+    const int64_t start = log.stats().start_offset;
+    auto r = co_await log.read(start, 1);
+    EXPECT_TRUE(r.has_value());
+    EXPECT_EQ(log.stats().next_offset, 200);
+  });
+  cfg.retention_bytes = -1;
+  cfg.retention_ms = 1000;
+  with_log(cfg, [](partition_log& log) -> sdk::task<void> {
+    // Record timestamps are 1000..1099 ms: all old at t = 10 s, but the
+    // active segment always stays.
+    EXPECT_TRUE((co_await log.apply_retention(10'000)).has_value());
+    EXPECT_EQ(log.stats().segments, 1u);
+    EXPECT_TRUE((co_await log.append(batch_buffer(1, 10, 5))).has_value());
+  });
+}
+
+TEST_F(partition_log_test, concurrent_flushes_share_fdatasyncs) {
+  with_log({}, [](partition_log& log) -> sdk::task<void> {
+    sdk::gate g;
+    int ok = 0;
+    for (int w = 0; w < 64; ++w)
+      sdk::spawn([](partition_log& log, int& ok, sdk::gate::holder) -> sdk::task<void> {
+        for (int i = 0; i < 10; ++i) {
+          auto a = co_await log.append(batch_buffer(1, 1000, i));
+          auto f = co_await log.flush();
+          if (a && f && f.value() > a.value().last_offset) ++ok;
+        }
+      }(log, ok, g.try_enter()));
+    co_await g.close();
+    EXPECT_EQ(ok, 640);
+    EXPECT_EQ(log.stats().flushed_offset, 640);
+    EXPECT_LT(log.stats().syncs, 320u) << "640 flushes should share fdatasyncs";
+  });
+}
+
+TEST_F(partition_log_test, torn_tail_is_cut_and_zeroed) {
+  with_log({}, [](partition_log& log) -> sdk::task<void> {
+    for (int i = 0; i < 10; ++i) EXPECT_TRUE((co_await log.append(batch_buffer(2, 100, i))).has_value());
+    EXPECT_TRUE((co_await log.flush()).has_value());
+  });
+  const fs::path seg = fs::path(_dir) / "00000000000000000000.log";
+  // A torn write: the first 100 bytes of a batch after the end, plus junk.
+  const std::string torn = make_test_batch(2, 100, 11).substr(0, 100) + std::string(5000, 'j');
+  const auto size_before = fs::file_size(seg);
+  const uintmax_t logical = 10 * make_test_batch(2, 100, 0).size();
+  {
+    std::fstream f(seg, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(logical));
+    f.write(torn.data(), static_cast<std::streamsize>(torn.size()));
+  }
+  EXPECT_GT(fs::file_size(seg), size_before);
+  with_log({}, [](partition_log& log) -> sdk::task<void> {
+    EXPECT_EQ(log.stats().next_offset, 20);
+    EXPECT_FALSE(log.stats().failed);
+    auto a = co_await log.append(batch_buffer(1, 10, 0));
+    EXPECT_EQ(a.value().base_offset, 20);
+    EXPECT_TRUE((co_await log.flush()).has_value());
+  });
+  with_log({}, [](partition_log& log) -> sdk::task<void> {
+    EXPECT_EQ(log.stats().next_offset, 21);
+    EXPECT_EQ(headers((co_await log.read(0, 1 << 20)).value()).size(), 11u);
+  }, 0);
+}
+
+TEST_F(partition_log_test, corrupt_middle_makes_the_log_read_only_not_shorter) {
+  const size_t batch = make_test_batch(2, 100, 0).size();
+  with_log({}, [](partition_log& log) -> sdk::task<void> {
+    for (int i = 0; i < 10; ++i) EXPECT_TRUE((co_await log.append(batch_buffer(2, 100, i))).has_value());
+    EXPECT_TRUE((co_await log.flush()).has_value());
+  });
+  const fs::path seg = fs::path(_dir) / "00000000000000000000.log";
+  {
+    std::fstream f(seg, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(3 * batch + 70));  // inside batch 3's records
+    f.put('\x01');
+  }
+  with_log({}, [](partition_log& log) -> sdk::task<void> {
+    EXPECT_TRUE(log.stats().failed);
+    auto a = co_await log.append(batch_buffer(1, 10, 0));
+    EXPECT_FALSE(a.has_value());
+    EXPECT_EQ(a.err().code, make_error_code(errc::corrupt));
+    EXPECT_NE(a.err().message.find("corrupt at byte"), std::string::npos) << a.err().message;
+    // The intact prefix is still readable.
+    auto r = co_await log.read(0, 1 << 20, 6);
+    EXPECT_TRUE(r.has_value());
+    EXPECT_EQ(headers(r.value()).size(), 3u);
+  }, 0);
+  EXPECT_GE(fs::file_size(seg), 10 * batch);  // nothing was cut
+}
+
+TEST_F(partition_log_test, small_cache_still_serves_everything_from_disk) {
+  with_log({}, [](partition_log& log) -> sdk::task<void> {
+    for (int i = 0; i < 300; ++i) EXPECT_TRUE((co_await log.append(batch_buffer(1, 4000, i))).has_value());
+    for (int64_t off = 0; off < 300; off += 37) {
+      auto r = co_await log.read(off, 10'000);
+      EXPECT_TRUE(r.has_value());
+      auto hs = headers(r.value());
+      EXPECT_FALSE(hs.empty());
+      if (!hs.empty()) {
+        EXPECT_EQ(hs.front().base_offset, off);
+      }
+    }
+  }, /*cache_bytes=*/16 << 10);
+}
+
+}  // namespace
+}  // namespace sluice::storage
