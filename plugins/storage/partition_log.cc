@@ -590,8 +590,11 @@ sdk::task<void> partition_log::write_loop() {
     const uint64_t size_at_issue = s.size;
     const int64_t next_at_issue = s.next_offset;
     SLUICE_ASSERT(from >= s.wbuf_pos && to - s.wbuf_pos <= s.wbuf.capacity());
-    // Bytes past size in the last page are whatever the buffer holds: past
-    // the log's end, overwritten by the next write, zero after recovery.
+    // The rest of the last page goes to disk as zeros (never stale buffer
+    // bytes or uninitialized memory): a clean end is zeros, so recovery can
+    // tell it from a torn write. An append may copy past size while the
+    // write is in flight; those bytes lie past the end the write covers.
+    std::memset(s.wbuf.data() + (s.size - s.wbuf_pos), 0, to - s.size);
     const int32_t rc = co_await sdk::write(s.fd, s.wbuf.data() + (from - s.wbuf_pos), to - from, from);
     if (rc != static_cast<int32_t>(to - from)) {
       fail(rc < 0 ? -rc : ENOSPC, "write to " + s.log_path + " at byte " + std::to_string(from));

@@ -138,6 +138,16 @@ TEST_F(partition_log_test, reopen_reads_from_disk_with_the_same_bytes) {
     }
     EXPECT_TRUE((co_await log.flush()).has_value());
   });
+  // A clean close leaves zeros after the last batch (never stale bytes), so
+  // the next open finds a clean end, not a torn tail.
+  {
+    size_t logical = 0;
+    for (const auto& w : written) logical += w.size();
+    std::ifstream f(fs::path(_dir) / "00000000000000000000.log", std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(bytes.size(), (logical + 4095) / 4096 * 4096);
+    EXPECT_EQ(bytes.find_first_not_of('\0', logical), std::string::npos) << "stale bytes after the log end";
+  }
   with_log({}, [&](partition_log& log) -> sdk::task<void> {
     EXPECT_EQ(log.stats().next_offset, 150);
     auto r = co_await log.read(0, 1 << 20);
