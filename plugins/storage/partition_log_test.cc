@@ -339,6 +339,33 @@ TEST_F(partition_log_test, corrupt_middle_makes_the_log_read_only_not_shorter) {
   EXPECT_GE(fs::file_size(seg), 10 * batch);  // nothing was cut
 }
 
+TEST_F(partition_log_test, a_vanished_directory_is_an_error_for_that_log_only) {
+  const std::string other_dir = (_root / "other-0").string();
+  log_config cfg;
+  cfg.segment_ms = 1;  // every append after a pause rolls: creates a file
+  run_on_shards(test_options(1), [&](executor::executor&) -> sdk::task<void> {
+    batch_cache cache(1 << 20);
+    auto a = co_await partition_log::open(_dir, "topic/0", cfg, &cache);
+    auto b = co_await partition_log::open(other_dir, "other/0", cfg, &cache);
+    EXPECT_TRUE(a && b);
+    if (!a || !b) co_return;
+    EXPECT_TRUE((co_await a.value()->append(batch_buffer(1, 10, 0))).has_value());
+    fs::remove_all(_dir);
+    co_await sdk::sleep_ms(3);
+    auto r = co_await a.value()->append(batch_buffer(1, 10, 0));
+    EXPECT_FALSE(r.has_value());
+    if (!r) {
+      EXPECT_EQ(r.err().code, make_error_code(errc::io_error)) << r.err().message;
+      EXPECT_NE(r.err().message.find(_dir), std::string::npos) << r.err().message;
+    }
+    // The other partition is unaffected.
+    EXPECT_TRUE((co_await b.value()->append(batch_buffer(1, 10, 0))).has_value());
+    EXPECT_TRUE((co_await b.value()->flush()).has_value());
+    co_await a.value()->close();
+    co_await b.value()->close();
+  });
+}
+
 TEST_F(partition_log_test, small_cache_still_serves_everything_from_disk) {
   with_log({}, [](partition_log& log) -> sdk::task<void> {
     for (int i = 0; i < 300; ++i) EXPECT_TRUE((co_await log.append(batch_buffer(1, 4000, i))).has_value());
