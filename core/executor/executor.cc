@@ -562,14 +562,17 @@ void shard::wait_channel(uint32_t target, sluice_completion* c) noexcept {
 }
 
 void shard::release_waiters(peer& p) noexcept {
-  // Wake every waiter: each retries its call, and those that lose the race
-  // for the freed credits wait again.
-  sluice_completion* c = p.waiters_head;
-  p.waiters_head = p.waiters_tail = nullptr;
-  while (c) {
-    auto* next = reinterpret_cast<sluice_completion*>(c->host_scratch[0]);
+  // Wake as many waiters as there are free credits, oldest first. A woken
+  // waiter retries its call on its next turn; one that loses the credit to
+  // a newcomer waits again, and the next reply wakes it.
+  const uint32_t cap = _exec.opts().channel_capacity;
+  uint32_t free = p.outstanding < cap ? cap - p.outstanding : 0;
+  while (p.waiters_head && free > 0) {
+    sluice_completion* c = p.waiters_head;
+    p.waiters_head = reinterpret_cast<sluice_completion*>(c->host_scratch[0]);
+    if (p.waiters_head == nullptr) p.waiters_tail = nullptr;
     post(c);
-    c = next;
+    --free;
   }
 }
 
