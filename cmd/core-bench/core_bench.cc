@@ -119,6 +119,7 @@ struct params {
   double seconds = 5.0;
   double warmup = 1.0;
   bool pin = true;
+  uint32_t idle_poll_us = 0;
   bool json = false;
   // channel
   uint32_t concurrency = 1;
@@ -152,6 +153,7 @@ void print_help(FILE* out) {
                "  --seconds S       measured time (default 5)\n"
                "  --warmup S        warm-up before measuring (default 1)\n"
                "  --no-pin          do not pin shard threads to CPUs (pinned by default)\n"
+               "  --idle-poll-us N  shards spin N us for messages before sleeping (default 0)\n"
                "  --json            print only the one-line JSON result\n"
                "  --help            this text\n"
                "\n"
@@ -210,6 +212,8 @@ int parse_args(int argc, char** argv, params& p) {
     } else if (a == "--no-pin") {
       p.pin = false;
       takes_value = false;
+    } else if (a == "--idle-poll-us") {
+      ok = parse_u32(v, 0, 1'000'000, p.idle_poll_us);
     } else if (a == "--shards") {
       ok = parse_u32(v, 1, 1024, p.shards);
     } else if (a == "--seconds") {
@@ -297,6 +301,7 @@ executor::options executor_options(const params& p) {
   executor::options o;
   o.shards = p.shards;
   o.pin_threads = p.pin;
+  o.idle_poll_us = p.idle_poll_us;
   o.channel_capacity = p.capacity;
   return o;
 }

@@ -47,6 +47,7 @@ result<node_config> parse_node_config(std::string_view text, const std::string& 
     cfg.channel_capacity =
         static_cast<uint32_t>(node.get_uint("channel_capacity", cfg.channel_capacity, 1, 1u << 20));
     cfg.pin_threads = node.get_bool("pin_threads", cfg.pin_threads);
+    cfg.idle_poll_us = static_cast<uint32_t>(node.get_uint("idle_poll_us", 0, 0, 1'000'000));
     cfg.log_level = node.get_enum("log_level", cfg.log_level, {"trace", "debug", "info", "warn", "error"});
     cfg.plugin_dir = node.get_string("plugin_dir", "");
     node.finish();

@@ -40,6 +40,7 @@ struct node_config {
   uint32_t ring_entries = 1024;
   uint32_t channel_capacity = 1024;
   bool pin_threads = true;
+  uint32_t idle_poll_us = 0;
   std::string log_level = "info";
   std::string plugin_dir;  // "" : <directory of brokerd>/../lib/sluice/plugins
   std::vector<plugin_entry> plugins;

@@ -156,6 +156,31 @@ TEST(channel, all_to_all_on_four_shards) {
   EXPECT_EQ(ok.load(), 4u * 4u * 20u * 200u);
 }
 
+TEST(channel, idle_polling_shards_deliver_everything) {
+  echo_state st;
+  options o = test_options(3);
+  o.idle_poll_us = 50;
+  o.channel_capacity = 8;
+  std::atomic<uint64_t> ok{0};
+  executor exec(o);
+  auto svc = exec.add_service("echo", &echo_handler, &st);
+  ASSERT_TRUE(svc.has_value());
+  auto started = exec.start([&]() -> sdk::task<void> {
+    uint64_t n = 0;
+    co_await load(svc.value(), 1, 10, 500, n);
+    co_await load(svc.value(), 2, 10, 500, n);
+    ok.store(n);
+    co_await sdk::sleep_ms(5);  // idle long enough for the others to poll, then sleep
+    n = 0;
+    co_await load(svc.value(), 1, 1, 100, n);
+    ok.fetch_add(n);
+    exec.request_exit();
+  });
+  ASSERT_TRUE(started.has_value());
+  exec.join();
+  EXPECT_EQ(ok.load(), 10'100u);
+}
+
 TEST(channel, unknown_service_is_an_error_not_a_crash) {
   run_on_shards(test_options(2), [](executor&) -> sdk::task<void> {
     sdk::message m;

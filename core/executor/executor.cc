@@ -322,6 +322,7 @@ result<void> shard::init_ring(uint32_t entries) {
   // when the thread asks for it (no interrupts of the loop); fall back for
   // kernels without those flags.
   const unsigned flag_sets[] = {
+      IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
       IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
       IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
       0};
@@ -726,6 +727,25 @@ void shard::reap() noexcept {
   }
 }
 
+// Spins up to idle_poll_us for a channel message, an outside request or
+// completion work, so a peer's message does not pay a cross-CPU wake-up.
+// True when something arrived.
+bool shard::idle_poll() noexcept {
+  const uint32_t poll_us = _exec.opts().idle_poll_us;
+  if (poll_us == 0) return false;
+  const uint64_t deadline = sdk::now_ns() + uint64_t{poll_us} * 1000;
+  do {
+    for (int i = 0; i < 64; ++i) {
+      if (channels_pending() || _external_pending.load(std::memory_order_relaxed) ||
+          _exit.load(std::memory_order_relaxed) || io_uring_cq_ready(&_ring) ||
+          (IO_URING_READ_ONCE(*_ring.sq.kflags) & IORING_SQ_TASKRUN))
+        return true;
+      __builtin_ia32_pause();
+    }
+  } while (sdk::now_ns() < deadline);
+  return false;
+}
+
 void shard::run() {
   SLUICE_ASSERT(t_shard == this && _ring_ok);
   for (;;) {
@@ -737,6 +757,8 @@ void shard::run() {
     const bool ready = !_posted.empty() || !_local_requests.empty() || !_local_replies.empty();
     int rc;
     if (ready) {
+      rc = io_uring_submit_and_get_events(&_ring);
+    } else if (idle_poll()) {
       rc = io_uring_submit_and_get_events(&_ring);
     } else {
       _sleeping.store(true, std::memory_order_relaxed);

@@ -74,6 +74,7 @@ class shard {
   bool poll_channels() noexcept;
   bool run_external() noexcept;
   bool channels_pending() noexcept;
+  bool idle_poll() noexcept;
   void flush_wakes() noexcept;
   void reap() noexcept;
   void release_waiters(peer& p) noexcept;
