@@ -670,27 +670,39 @@ sdk::task<result<void>> partition_log::read_from_disk(segment& s, int64_t offset
       chunk.offset = 0;
       chunk.length = static_cast<uint32_t>(len);
     } else {
-      const uint64_t want = std::min<uint64_t>(std::max<uint64_t>(_cfg.read_chunk_bytes, max_bytes), disk_end - pos);
+      // Large fetches read bigger chunks, but never more than 8 MiB at once.
+      const uint64_t want = std::min<uint64_t>(
+          std::max<uint64_t>(_cfg.read_chunk_bytes, std::min<uint64_t>(max_bytes, 8u << 20)), disk_end - pos);
       auto r = co_await read_aligned(s.fd, pos, want, s.log_path);
       if (!r) co_return r.err();
       chunk = std::move(r).value();
     }
     uint64_t i = 0;
     bool need_more = false;
+    bool reread = false;
+    const auto short_file = [&] {
+      const std::string msg = _name + ": " + s.log_path + " ends at byte " + std::to_string(pos + chunk.length) +
+                              ", before the " + std::to_string(s.size) + " bytes the log holds; not serving it";
+      sdk::log_error(msg);
+      return make(errc::corrupt, msg);
+    };
     while (i < chunk.length) {
       const uint8_t* p = chunk.data.data() + chunk.offset + i;
       const uint64_t left = chunk.length - i;
       if (left < batch_length_field_end) {
+        if (i == 0) co_return short_file();
         need_more = true;
         break;
       }
       const batch_header h0 = decode_header(p);
       if (h0.batch_length > 0 && h0.size_bytes() <= _cfg.max_batch_bytes && h0.size_bytes() > left) {
-        // The batch continues past this chunk: read from its start.
+        // The batch continues past this chunk: read from its start, once.
         if (i == 0) {
+          if (reread || pos + h0.size_bytes() > s.size) co_return short_file();
           auto r = co_await read_aligned(s.fd, pos, h0.size_bytes(), s.log_path);
           if (!r) co_return r.err();
           chunk = std::move(r).value();
+          reread = true;
           continue;
         }
         need_more = true;
