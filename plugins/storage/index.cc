@@ -38,13 +38,13 @@ void segment_index::add_batch(int64_t batch_base_offset, int64_t max_timestamp, 
   }
 }
 
-uint32_t segment_index::position_for(int64_t offset) const noexcept {
-  if (offset <= _base || _offsets.empty()) return 0;
+segment_index::location segment_index::locate(int64_t offset) const noexcept {
+  if (offset <= _base || _offsets.empty()) return {0, _base};
   const auto rel = static_cast<uint64_t>(offset - _base);
   auto it = std::upper_bound(_offsets.begin(), _offsets.end(), rel,
                              [](uint64_t r, const offset_entry& e) { return r < e.relative_offset; });
-  if (it == _offsets.begin()) return 0;
-  return std::prev(it)->position;
+  if (it == _offsets.begin()) return {0, _base};
+  return {std::prev(it)->position, _base + std::prev(it)->relative_offset};
 }
 
 uint32_t segment_index::position_for_time(int64_t ts) const noexcept {

@@ -33,8 +33,14 @@ class segment_index {
   // Called for every batch appended (or scanned) in file order.
   void add_batch(int64_t batch_base_offset, int64_t max_timestamp, uint32_t position, uint32_t size);
 
-  // Position of the last indexed batch starting at or before offset (0 if none).
-  uint32_t position_for(int64_t offset) const noexcept;
+  // The last indexed batch starting at or before offset: its file position
+  // and base offset (position 0 and the segment's base offset if none).
+  struct location {
+    uint32_t position;
+    int64_t offset;
+  };
+  location locate(int64_t offset) const noexcept;
+  uint32_t position_for(int64_t offset) const noexcept { return locate(offset).position; }
   // Position of the last indexed batch whose preceding max timestamp is
   // below ts: scanning from there finds the first batch with max_timestamp >= ts.
   uint32_t position_for_time(int64_t ts) const noexcept;

@@ -103,7 +103,8 @@ error partition_log::fail(int err, const std::string& what) {
   error e = io_error(err, what);
   if (!_failed) {
     _failed = true;
-    _failure = make(errc::log_failed, e.message + "; the log is read-only until brokerd restarts and recovers it");
+    // The cause's code (disk_full, io_error) stays, so callers can tell them apart.
+    _failure = error{e.code, e.message + "; the log is read-only until brokerd restarts and recovers it"};
     sdk::log_error(_failure.message);
   }
   return e;
@@ -213,6 +214,19 @@ sdk::task<result<void>> partition_log::recover() {
     auto r = co_await recover_segment(ref, i + 1 == bases.size());
     if (!r) co_return r;
     if (_failed) break;  // the rest of the log is unreachable past a corrupt segment
+  }
+
+  // Segments must follow each other without a gap or an overlap.
+  for (auto it = _segments.begin(); !_failed && it != _segments.end() && std::next(it) != _segments.end(); ++it) {
+    const segment& s = *it->second;
+    const segment& n = *std::next(it)->second;
+    if (s.next_offset != n.base_offset) {
+      _failed = true;
+      _failure = make(errc::corrupt, _name + ": " + s.log_path + " ends at offset " + std::to_string(s.next_offset) +
+                                         " but the next segment starts at " + std::to_string(n.base_offset) +
+                                         "; the log is read-only (restore it from a replica)");
+      sdk::log_error(_failure.message);
+    }
   }
 
   if (_segments.empty()) {
@@ -656,7 +670,11 @@ sdk::task<result<int64_t>> partition_log::flush() {
 
 sdk::task<result<void>> partition_log::read_from_disk(segment& s, int64_t offset, uint64_t max_bytes,
                                                       int64_t max_offset, read_result& out) {
-  uint64_t pos = s.index.position_for(offset);
+  const segment_index::location start = s.index.locate(offset);
+  uint64_t pos = start.position;
+  // Base offsets lie outside the CRC: every batch read must continue the
+  // sequence from the index entry, inside the segment's offset range.
+  int64_t expect = start.offset;
   // Bytes from wbuf_pos on may be unwritten: take them from the buffer.
   const bool active_segment = &s == &active() && s.wbuf;
   const uint64_t disk_end = active_segment ? s.wbuf_pos : s.size;
@@ -680,9 +698,9 @@ sdk::task<result<void>> partition_log::read_from_disk(segment& s, int64_t offset
     uint64_t i = 0;
     bool need_more = false;
     bool reread = false;
-    const auto short_file = [&] {
-      const std::string msg = _name + ": " + s.log_path + " ends at byte " + std::to_string(pos + chunk.length) +
-                              ", before the " + std::to_string(s.size) + " bytes the log holds; not serving it";
+    const auto corrupt = [&](uint64_t at, const std::string& what) {
+      const std::string msg =
+          _name + ": " + s.log_path + " is corrupt at byte " + std::to_string(at) + " (" + what + "); not serving it";
       sdk::log_error(msg);
       return make(errc::corrupt, msg);
     };
@@ -690,7 +708,7 @@ sdk::task<result<void>> partition_log::read_from_disk(segment& s, int64_t offset
       const uint8_t* p = chunk.data.data() + chunk.offset + i;
       const uint64_t left = chunk.length - i;
       if (left < batch_length_field_end) {
-        if (i == 0) co_return short_file();
+        if (i == 0) co_return corrupt(pos, "the file ends before the " + std::to_string(s.size) + " bytes the log holds");
         need_more = true;
         break;
       }
@@ -698,7 +716,9 @@ sdk::task<result<void>> partition_log::read_from_disk(segment& s, int64_t offset
       if (h0.batch_length > 0 && h0.size_bytes() <= _cfg.max_batch_bytes && h0.size_bytes() > left) {
         // The batch continues past this chunk: read from its start, once.
         if (i == 0) {
-          if (reread || pos + h0.size_bytes() > s.size) co_return short_file();
+          if (reread || pos + h0.size_bytes() > s.size)
+            co_return corrupt(pos, "a batch of " + std::to_string(h0.size_bytes()) + " bytes runs past the " +
+                                       std::to_string(s.size) + " bytes of the segment");
           auto r = co_await read_aligned(s.fd, pos, h0.size_bytes(), s.log_path);
           if (!r) co_return r.err();
           chunk = std::move(r).value();
@@ -710,12 +730,11 @@ sdk::task<result<void>> partition_log::read_from_disk(segment& s, int64_t offset
       }
       batch_header h;
       const batch_check c = check_batch(p, left, _cfg.max_batch_bytes, &h);
-      if (c != batch_check::ok) {
-        const std::string msg = _name + ": " + s.log_path + " is corrupt at byte " + std::to_string(pos + i) + " (" +
-                                to_string(c) + "); not serving it";
-        sdk::log_error(msg);
-        co_return make(errc::corrupt, msg);
-      }
+      if (c != batch_check::ok) co_return corrupt(pos + i, to_string(c));
+      if (h.base_offset != expect || h.last_offset() >= s.next_offset)
+        co_return corrupt(pos + i, "base offset " + std::to_string(h.base_offset) + " where " + std::to_string(expect) +
+                                       " belongs");
+      expect = h.last_offset() + 1;
       if (h.last_offset() >= offset) {
         if (h.base_offset >= max_offset) co_return result<void>{};
         if (!out.slices.empty() && out.bytes + h.size_bytes() > max_bytes) co_return result<void>{};
@@ -764,10 +783,15 @@ sdk::task<result<read_result>> partition_log::read(int64_t offset, uint64_t max_
       cur = out.next_offset;
       continue;
     }
-    // Nothing read: cur is past this segment's data (continue in the next
-    // segment) or the limits stopped the read.
+    // Nothing read: the limits stopped the read, or cur is past this
+    // segment's data and the next segment must start exactly there.
+    if (s->next_offset > cur) break;
     auto next = _segments.upper_bound(s->base_offset);
-    if (s->next_offset > cur || next == _segments.end()) break;
+    if (next == _segments.end()) break;
+    if (next->first != cur)
+      co_return make(errc::corrupt, _name + ": offsets " + std::to_string(cur) + " to " +
+                                        std::to_string(next->first - 1) + " are missing (" + s->log_path +
+                                        " ends early); not serving them");
     cur = next->first;
   }
   co_return out;

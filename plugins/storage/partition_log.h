@@ -43,7 +43,7 @@ enum class errc {
   disk_full,           // ENOSPC or EDQUOT
   io_error,            // any other I/O failure
   corrupt,             // stored bytes fail their checksum
-  log_failed,          // an earlier I/O failure made the log read-only
+  log_failed,          // reserved (a failed log reports the cause: disk_full, io_error, corrupt)
   closed,              // the log was closed or removed
 };
 const std::error_category& storage_category() noexcept;
