@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
+# Paths relative to the checkout, so every clone shares the compiler cache.
+export CCACHE_BASEDIR="$PWD"
 cmake --preset release >/dev/null
 cmake --build build/release -j "$(nproc)" --target brokerd
 

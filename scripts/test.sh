@@ -11,6 +11,8 @@ scripts/install-deps.sh
 
 jobs=$(nproc)
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
+# Paths relative to the checkout, so every clone shares the compiler cache.
+export CCACHE_BASEDIR="$PWD"
 
 echo "== build (debug: ASan + UBSan)"
 cmake --preset debug >/dev/null

@@ -69,15 +69,29 @@ void put_varint(std::string& out, int64_t v) {
 
 std::string make_test_batch(int32_t count, size_t value_bytes, int64_t first_timestamp, char fill) {
   SLUICE_ASSERT(count >= 1);
+  std::vector<batch_record> records(static_cast<size_t>(count));
+  for (auto& r : records) r.value.assign(value_bytes, fill);
+  return make_batch(records, first_timestamp);
+}
+
+std::string make_batch(const std::vector<batch_record>& recs, int64_t first_timestamp) {
+  SLUICE_ASSERT(!recs.empty());
+  const auto count = static_cast<int32_t>(recs.size());
   std::string records;
   for (int32_t i = 0; i < count; ++i) {
+    const batch_record& r = recs[static_cast<size_t>(i)];
     std::string body;
     body.push_back(0);                // record attributes
     put_varint(body, i);              // timestamp delta
     put_varint(body, i);              // offset delta
-    put_varint(body, -1);             // key length: null key
-    put_varint(body, static_cast<int64_t>(value_bytes));
-    body.append(value_bytes, fill);
+    if (r.has_key) {
+      put_varint(body, static_cast<int64_t>(r.key.size()));
+      body += r.key;
+    } else {
+      put_varint(body, -1);           // null key
+    }
+    put_varint(body, static_cast<int64_t>(r.value.size()));
+    body += r.value;
     put_varint(body, 0);              // header count
     put_varint(records, static_cast<int64_t>(body.size()));
     records += body;

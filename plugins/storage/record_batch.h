@@ -24,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace sluice::storage {
 
@@ -106,8 +107,19 @@ inline void write_be16(uint8_t* p, int16_t v) noexcept {
   p[1] = static_cast<uint8_t>(u);
 }
 
-// Builds a valid v2 batch of `count` records of `value_bytes` each (no key,
-// no headers), for tests and benchmarks. base_offset 0, CRC filled in.
+// One record for make_batch: an optional key and a value (no headers).
+struct batch_record {
+  bool has_key = false;
+  std::string key;
+  std::string value;
+};
+
+// Builds a valid, uncompressed v2 batch of `records` (record i has timestamp
+// first_timestamp + i), for tests, tools and benchmarks: base offset 0,
+// leader epoch -1, no producer id, CRC filled in.
+std::string make_batch(const std::vector<batch_record>& records, int64_t first_timestamp);
+
+// make_batch of `count` key-less records of `value_bytes` bytes of `fill`.
 std::string make_test_batch(int32_t count, size_t value_bytes, int64_t first_timestamp, char fill = 'x');
 
 }  // namespace sluice::storage

@@ -24,7 +24,6 @@
 // Compiled into storage_crash_test too (SLUICE_CRASH_WRITER_NO_MAIN), so the
 // checker rebuilds expected batches with the very same crash_batch().
 #include "partition_log.h"
-#include "crc32c.h"
 #include "record_batch.h"
 
 #include <cinttypes>
@@ -54,14 +53,6 @@ log_config crash_log_config() {
 }
 
 namespace {
-void put_varint(std::string& out, int64_t v) {
-  uint64_t z = (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);  // zigzag
-  while (z >= 0x80) {
-    out.push_back(static_cast<char>((z & 0x7f) | 0x80));
-    z >>= 7;
-  }
-  out.push_back(static_cast<char>(z));
-}
 uint64_t mix(uint64_t x) {  // splitmix64's finalizer
   x ^= x >> 30;
   x *= 0xbf58476d1ce4e5b9ull;
@@ -76,45 +67,22 @@ uint64_t mix(uint64_t x) {  // splitmix64's finalizer
 // pseudo-random bytes seeded by (seq, record index).
 std::string crash_batch(uint64_t seq) {
   const int32_t count = static_cast<int32_t>(1 + mix(seq) % 4);
-  std::string records;
+  std::vector<batch_record> records(static_cast<size_t>(count));
   for (int32_t i = 0; i < count; ++i) {
-    const size_t value_bytes = 8 + mix(seq * 8 + static_cast<uint64_t>(i)) % 113;
-    std::string body;
-    body.push_back(0);     // record attributes
-    put_varint(body, i);   // timestamp delta
-    put_varint(body, i);   // offset delta
-    put_varint(body, 8);   // key length
-    uint8_t key[8];
+    batch_record& r = records[static_cast<size_t>(i)];
+    r.has_key = true;
+    r.key.resize(8);
+    auto* key = reinterpret_cast<uint8_t*>(r.key.data());
     write_be32(key, static_cast<int32_t>(seq >> 32));
     write_be32(key + 4, static_cast<int32_t>(static_cast<uint32_t>(seq) ^ static_cast<uint32_t>(i) << 28));
-    body.append(reinterpret_cast<const char*>(key), 8);
-    put_varint(body, static_cast<int64_t>(value_bytes));
+    const size_t value_bytes = 8 + mix(seq * 8 + static_cast<uint64_t>(i)) % 113;
     uint64_t x = mix(seq ^ 0x5eed0000ull ^ (static_cast<uint64_t>(i) << 40));
     for (size_t j = 0; j < value_bytes; ++j) {
       if (j % 8 == 0) x = mix(x + j);
-      body.push_back(static_cast<char>(x >> (8 * (j % 8))));
+      r.value.push_back(static_cast<char>(x >> (8 * (j % 8))));
     }
-    put_varint(body, 0);  // header count
-    put_varint(records, static_cast<int64_t>(body.size()));
-    records += body;
   }
-  std::string b(batch_header_bytes, '\0');
-  b += records;
-  auto* p = reinterpret_cast<uint8_t*>(b.data());
-  write_be64(p, 0);
-  write_be32(p + 8, static_cast<int32_t>(b.size() - batch_length_field_end));
-  write_be32(p + 12, -1);
-  p[16] = static_cast<uint8_t>(batch_magic_v2);
-  write_be16(p + 21, 0);
-  write_be32(p + 23, count - 1);
-  write_be64(p + 27, ts_base + static_cast<int64_t>(seq));
-  write_be64(p + 35, ts_base + static_cast<int64_t>(seq) + count - 1);
-  write_be64(p + 43, -1);
-  write_be16(p + 51, -1);
-  write_be32(p + 53, -1);
-  write_be32(p + 57, count);
-  write_be32(p + 17, static_cast<int32_t>(crc32c(0, p + batch_crc_start, b.size() - batch_crc_start)));
-  return b;
+  return make_batch(records, ts_base + static_cast<int64_t>(seq));
 }
 
 // The sequence number of a batch crash_batch built.
