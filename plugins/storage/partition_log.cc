@@ -173,6 +173,11 @@ sdk::task<result<void>> partition_log::recover() {
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(_dir, ec)) {
     const std::string f = e.path().filename().string();
+    if (f.starts_with("spare-") && f.ends_with(".seg")) {
+      _spares.push_back(e.path().string());
+      _spare_seq = std::max<uint64_t>(_spare_seq, std::strtoull(f.c_str() + 6, nullptr, 10) + 1);
+      continue;
+    }
     if (f.size() == 24 && f.ends_with(".log")) {
       char* end = nullptr;
       const long long b = std::strtoll(f.c_str(), &end, 10);
@@ -272,7 +277,9 @@ sdk::task<result<void>> partition_log::recover_segment(segment& s, bool last) {
       co_await sdk::close(ifd);
       if (data) {
         auto loaded = s.index.deserialize(data.value().data.data() + data.value().offset, data.value().length);
-        if (loaded && loaded->segment_bytes <= file_size && file_size - loaded->segment_bytes < page) {
+        // The file may be longer than the index says: zero padding, or old
+        // batches of a recycled file. A shorter file is rescanned.
+        if (loaded && loaded->segment_bytes <= file_size) {
           s.size = s.written = loaded->segment_bytes;
           s.next_offset = s.written_next = loaded->next_offset;
           co_return result<void>{};
@@ -291,6 +298,7 @@ sdk::task<result<void>> partition_log::recover_segment(segment& s, bool last) {
   sdk::buffer chunk;
   uint64_t chunk_pos = 0, chunk_len = 0;
   const char* why = nullptr;
+  bool stale = false;
   while (pos < file_size) {
     if (pos < chunk_pos || pos + batch_header_bytes > chunk_pos + chunk_len) {
       auto r = co_await read_aligned(s.fd, pos, std::min<uint64_t>(_cfg.read_chunk_bytes, file_size - pos), s.log_path);
@@ -330,6 +338,8 @@ sdk::task<result<void>> partition_log::recover_segment(segment& s, bool last) {
     }
     if (checked.base_offset != expected) {
       why = "offsets out of sequence";
+      // A whole, valid batch of an older segment: a recycled file's old data.
+      stale = checked.base_offset < expected;
       break;
     }
     s.index.add_batch(checked.base_offset, checked.max_timestamp, static_cast<uint32_t>(pos),
@@ -340,15 +350,27 @@ sdk::task<result<void>> partition_log::recover_segment(segment& s, bool last) {
   s.size = s.written = pos;
   s.next_offset = s.written_next = expected;
 
-  // Past the last valid batch only zeros may follow. Anything else is a torn
-  // write (cut it off) unless a valid batch follows it: then the middle of
-  // the log is damaged, and the log turns read-only instead of losing data.
+  // What follows the last valid batch. Writes reach at most one write
+  // buffer past the end that was written, and a damaged batch is followed
+  // by the next one within max_batch_bytes: so only this window can hold
+  // this incarnation's bytes. Past it lie zeros, or, in a recycled segment
+  // file, batches of older segments (lower offsets), which stay untouched.
+  //  - a valid batch with a later offset in the window: the middle of the
+  //    log is damaged; the log turns read-only instead of losing data;
+  //  - the scan stopped at a bad batch in the active segment: a torn write,
+  //    cut off (zeroed, so a later scan cannot mistake it for data);
+  //  - it stopped at zeros or at an older segment's batch: the clean end;
+  //    old bytes after it can never continue the log (their CRCs cannot
+  //    match at new offsets, and later valid batches are searched for);
+  //  - in a closed segment the continuity check in recover() decides.
+  const uint64_t window_end =
+      std::min<uint64_t>(file_size, align_up(pos) + _cfg.write_buffer_bytes + _cfg.max_batch_bytes + page);
   bool clean = why == nullptr;
-  if (!clean || pos < file_size) {
+  if (!clean || pos < window_end) {
     uint64_t q = pos;
     bool later_batch = false, nonzero = false;
-    while (q < file_size && !later_batch) {
-      auto r = co_await read_aligned(s.fd, q, std::min<uint64_t>(_cfg.read_chunk_bytes, file_size - q), s.log_path);
+    while (q < window_end && !later_batch) {
+      auto r = co_await read_aligned(s.fd, q, std::min<uint64_t>(_cfg.read_chunk_bytes, window_end - q), s.log_path);
       if (!r) co_return r.err();
       const uint8_t* base = r.value().data.data() + r.value().offset;
       const uint64_t n = r.value().length;
@@ -384,15 +406,7 @@ sdk::task<result<void>> partition_log::recover_segment(segment& s, bool last) {
       sdk::log_error(_failure.message);
       co_return result<void>{};
     }
-    if (nonzero) {
-      if (!last) {
-        _failed = true;
-        _failure = make(errc::corrupt, _name + ": closed segment " + s.log_path + " ends early at byte " +
-                                           std::to_string(pos) + " (" + (why ? why : "garbage") +
-                                           "); the log is read-only (restore it from a replica)");
-        sdk::log_error(_failure.message);
-        co_return result<void>{};
-      }
+    if (nonzero && last && why != nullptr && !stale) {
       // Zero the torn tail so a later scan cannot mistake it for data.
       const uint64_t tail_page = align_down(pos);
       if (pos % page) {
@@ -404,14 +418,14 @@ sdk::task<result<void>> partition_log::recover_segment(segment& s, bool last) {
         rc = co_await sdk::write(s.fd, b.data(), page, tail_page);
         if (rc < 0) co_return io_error(-rc, "zeroing the torn tail of " + s.log_path);
       }
-      if (align_up(pos) < file_size) {
+      if (align_up(pos) < window_end) {
         rc = co_await sdk::fallocate(s.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, align_up(pos),
-                                     file_size - align_up(pos));
+                                     window_end - align_up(pos));
         if (rc < 0) co_return io_error(-rc, "punching the torn tail of " + s.log_path);
       }
       rc = co_await sdk::fdatasync(s.fd);
       if (rc < 0) co_return io_error(-rc, "fdatasync " + s.log_path);
-      sdk::log_warn(_name + ": cut a torn tail of " + std::to_string(file_size - pos) + " byte(s) from " + s.log_path +
+      sdk::log_warn(_name + ": cut a torn tail of up to " + std::to_string(window_end - pos) + " byte(s) from " + s.log_path +
                     " at byte " + std::to_string(pos) + " (" + (why ? why : "garbage") + "); the log ends at offset " +
                     std::to_string(expected));
     }
@@ -438,7 +452,18 @@ sdk::task<result<void>> partition_log::create_segment(int64_t base_offset) {
   s->index_path = _dir + "/" + segment_name(base_offset, ".index");
   s->index = segment_index(base_offset, _cfg.index_interval_bytes);
   s->created_ms = now_ms();
-  s->fd = co_await sdk::openat(s->log_path.c_str(), O_CREAT | O_TRUNC | O_RDWR | O_DIRECT | O_CLOEXEC, 0644);
+  // Prefer a recycled file: overwriting written blocks costs the file
+  // system no allocation and the fdatasync no metadata. Its old batches
+  // have lower offsets and are never taken for this segment's (see
+  // recover_segment).
+  while (!_spares.empty() && s->fd < 0) {
+    const std::string spare = _spares.back();
+    _spares.pop_back();
+    if (co_await sdk::rename(spare.c_str(), s->log_path.c_str()) == 0)
+      s->fd = co_await sdk::openat(s->log_path.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC, 0);
+  }
+  if (s->fd < 0)
+    s->fd = co_await sdk::openat(s->log_path.c_str(), O_CREAT | O_TRUNC | O_RDWR | O_DIRECT | O_CLOEXEC, 0644);
   if (s->fd < 0) co_return io_error(-s->fd, "cannot create segment " + s->log_path);
   // The new file's directory entry must be durable before its data counts.
   auto r = co_await sync_dir();
@@ -842,7 +867,14 @@ sdk::task<result<void>> partition_log::write_meta() {
 sdk::task<result<void>> partition_log::delete_segment(std::unique_ptr<segment> s) {
   co_await s->readers.close();
   co_await sdk::close(s->fd);
-  int32_t rc = co_await sdk::unlink(s->log_path.c_str());
+  int32_t rc = -1;
+  if (_spares.size() < max_spares) {
+    // Keep the file for a later segment of this partition.
+    const std::string spare = _dir + "/spare-" + std::to_string(_spare_seq++) + ".seg";
+    rc = co_await sdk::rename(s->log_path.c_str(), spare.c_str());
+    if (rc == 0) _spares.push_back(spare);
+  }
+  if (rc != 0) rc = co_await sdk::unlink(s->log_path.c_str());
   if (rc < 0 && rc != -ENOENT) co_return io_error(-rc, "cannot delete " + s->log_path);
   rc = co_await sdk::unlink(s->index_path.c_str());
   if (rc < 0 && rc != -ENOENT) co_return io_error(-rc, "cannot delete " + s->index_path);
@@ -926,6 +958,8 @@ sdk::task<result<void>> partition_log::remove() {
     co_await sdk::unlink(s->index_path.c_str());
   }
   _segments.clear();
+  for (const auto& spare : _spares) co_await sdk::unlink(spare.c_str());
+  _spares.clear();
   const std::string meta = _dir + "/" + meta_file;
   co_await sdk::unlink(meta.c_str());
   const int32_t rc = co_await sdk::unlink(_dir.c_str(), AT_REMOVEDIR);

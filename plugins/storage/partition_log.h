@@ -169,6 +169,10 @@ class partition_log {
   bool _failed = false;          // an I/O error made the log read-only
   error _failure;
   bool _closed = false;
+  // Files of deleted segments kept for reuse as new segments.
+  static constexpr size_t max_spares = 16;
+  std::vector<std::string> _spares;
+  uint64_t _spare_seq = 0;
 
   sdk::fifo_mutex _append_mutex;  // keeps appends (and rolls) in arrival order
   bool _writing = false;          // write_loop is running
