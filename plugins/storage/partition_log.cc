@@ -501,6 +501,12 @@ sdk::task<result<void>> partition_log::roll() {
   _synced.notify_all();
   auto r = co_await close_segment(old);
   if (!r) sdk::log_warn(r.err().message + "; it will be rebuilt on the next start");
+  // Size retention at every roll keeps a busy log in a steady state: one
+  // segment leaves as one arrives, and the new one reuses its file.
+  if (_cfg.retention_bytes >= 0) {
+    auto rr = co_await retain(0, false);
+    if (!rr) sdk::log_warn(rr.err().message);
+  }
   co_return co_await create_segment(_next_offset);
 }
 
@@ -886,6 +892,7 @@ sdk::task<result<void>> partition_log::truncate_prefix(int64_t new_start) {
   if (new_start > _next_offset)
     co_return make(errc::offset_out_of_range, _name + ": cannot delete records up to " + std::to_string(new_start) +
                                                   ", past the log end " + std::to_string(_next_offset));
+  auto serial = co_await _delete_mutex.lock();
   if (new_start <= _start_offset) co_return result<void>{};
   _start_offset = new_start;
   if (auto r = co_await write_meta(); !r) co_return r;
@@ -901,8 +908,9 @@ sdk::task<result<void>> partition_log::truncate_prefix(int64_t new_start) {
   co_return result<void>{};
 }
 
-sdk::task<result<void>> partition_log::apply_retention(int64_t now) {
-  if (_closed || (_cfg.retention_bytes < 0 && _cfg.retention_ms < 0)) co_return result<void>{};
+sdk::task<result<void>> partition_log::retain(int64_t now, bool time_too) {
+  if (_closed || (_cfg.retention_bytes < 0 && (!time_too || _cfg.retention_ms < 0))) co_return result<void>{};
+  auto serial = co_await _delete_mutex.lock();
   uint64_t total = 0;
   for (const auto& [b, s] : _segments) total += s->size;
   int64_t new_start = _start_offset;
@@ -910,7 +918,7 @@ sdk::task<result<void>> partition_log::apply_retention(int64_t now) {
   for (auto it = _segments.begin(); it != _segments.end() && std::next(it) != _segments.end(); ++it) {
     const segment& s = *it->second;
     const bool by_size = _cfg.retention_bytes >= 0 && total > static_cast<uint64_t>(_cfg.retention_bytes);
-    const bool by_time = _cfg.retention_ms >= 0 && s.index.max_timestamp() >= 0 &&
+    const bool by_time = time_too && _cfg.retention_ms >= 0 && s.index.max_timestamp() >= 0 &&
                          s.index.max_timestamp() < now - _cfg.retention_ms;
     if (!by_size && !by_time) break;
     doomed.push_back(it->first);

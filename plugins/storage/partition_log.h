@@ -123,7 +123,7 @@ class partition_log {
   sdk::task<result<void>> truncate_prefix(int64_t new_start);
 
   // Deletes closed segments past retention_bytes / retention_ms.
-  sdk::task<result<void>> apply_retention(int64_t now_ms);
+  sdk::task<result<void>> apply_retention(int64_t now_ms) { return retain(now_ms, true); }
 
   // Flushes what is written, writes the indexes, closes the files.
   sdk::task<void> close();
@@ -143,6 +143,7 @@ class partition_log {
   sdk::task<result<void>> recover_segment(segment& s, bool last);
   sdk::task<result<void>> create_segment(int64_t base_offset);
   sdk::task<result<void>> roll();
+  sdk::task<result<void>> retain(int64_t now_ms, bool by_time);
   sdk::task<result<void>> close_segment(segment& s);
   sdk::task<result<void>> ensure_space(uint64_t bytes);
   sdk::task<void> write_loop();
@@ -170,11 +171,12 @@ class partition_log {
   error _failure;
   bool _closed = false;
   // Files of deleted segments kept for reuse as new segments.
-  static constexpr size_t max_spares = 16;
+  static constexpr size_t max_spares = 2;
   std::vector<std::string> _spares;
   uint64_t _spare_seq = 0;
 
   sdk::fifo_mutex _append_mutex;  // keeps appends (and rolls) in arrival order
+  sdk::fifo_mutex _delete_mutex;  // one deletion pass (retention, truncation) at a time
   bool _writing = false;          // write_loop is running
   sdk::condition _written;        // _written_offset advanced or the writer stopped
   bool _syncing = false;          // an fdatasync is in flight
