@@ -27,6 +27,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cinttypes>
+#include "bench_args.h"
 #include "latency_histogram.h"
 
 #include <cstdarg>
@@ -96,25 +97,8 @@ void print_help(FILE* out) {
                "round trips in microseconds. Exits 1 when any round trip failed.\n");
 }
 
-bool parse_u32(const char* s, uint32_t min, uint32_t max, uint32_t& out) {
-  if (s == nullptr || *s == '\0') return false;
-  char* end = nullptr;
-  errno = 0;
-  const unsigned long long v = std::strtoull(s, &end, 10);
-  if (errno != 0 || *end != '\0' || s[0] == '-' || v < min || v > max) return false;
-  out = static_cast<uint32_t>(v);
-  return true;
-}
-
-bool parse_seconds(const char* s, double min, double& out) {
-  if (s == nullptr || *s == '\0') return false;
-  char* end = nullptr;
-  errno = 0;
-  const double v = std::strtod(s, &end);
-  if (errno != 0 || *end != '\0' || !(v >= min) || v > 3600.0) return false;
-  out = v;
-  return true;
-}
+using bench::parse_seconds;
+using bench::parse_u32;
 
 // Returns 0 to run, 1 on a usage error, 2 after --help.
 int parse_args(int argc, char** argv, params& p) {
