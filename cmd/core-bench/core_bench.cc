@@ -17,6 +17,7 @@
 // Not a test: scripts/bench-core.sh runs it and writes docs/benchmarks/core.md.
 #include "core/executor/executor.h"
 
+#include <sluice/sdk/net.h>
 #include <sluice/sdk/runtime.h>
 
 #include <arpa/inet.h>
@@ -27,7 +28,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cinttypes>
-#include "bench_args.h"
+#include "bench_util.h"
 #include "latency_histogram.h"
 
 #include <cstdarg>
@@ -296,20 +297,8 @@ sdk::task<void> channel_main(channel_run& run) {
 
 // ---- echo --------------------------------------------------------------------
 
-sockaddr_in loopback(uint16_t port) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return a;
-}
-
-uint16_t port_of(int fd) {
-  sockaddr_in a{};
-  socklen_t len = sizeof(a);
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) return 0;
-  return ntohs(a.sin_port);
-}
+using sdk::loopback;
+uint16_t port_of(int fd) { return sdk::local_address(fd).port(); }
 
 void set_nodelay(int fd) {
   int one = 1;
@@ -378,8 +367,8 @@ sdk::task<void> accept_loop(echo_shard& st, sdk::gate::holder) {
 sdk::task<int32_t> start_server(echo_run& run) {
   echo_shard& st = *run.shards[sdk::this_shard()];
   if (st.listen_fd < 0) {
-    const sockaddr_in addr = loopback(run.port);
-    st.listen_fd = sdk::api().tcp_listen(sdk::host(), &addr, sizeof(addr), 1024, 1);
+    const sdk::socket_address addr = loopback(run.port);
+    st.listen_fd = sdk::api().tcp_listen(sdk::host(), addr.get(), addr.len, 1024, 1);
     if (st.listen_fd < 0) co_return st.listen_fd;
   }
   sdk::spawn(accept_loop(st, st.accepting.try_enter()));
@@ -405,8 +394,8 @@ sdk::task<void> echo_client(echo_run& run, shard_result& res, sdk::gate::holder)
     co_return;
   }
   set_nodelay(fd);
-  const sockaddr_in addr = loopback(run.port);
-  const int32_t rc = co_await sdk::connect(fd, &addr, sizeof(addr));
+  const sdk::socket_address addr = loopback(run.port);
+  const int32_t rc = co_await sdk::connect(fd, addr.get(), addr.len);
   if (rc != 0) {
     res.fail("connect to 127.0.0.1:" + std::to_string(run.port) + " failed: " + errno_text(rc));
     co_await sdk::close(fd);
@@ -458,8 +447,8 @@ sdk::task<void> clients_on(echo_run& run, uint32_t shard, uint32_t count, sdk::g
 sdk::task<void> echo_main(echo_run& run) {
   const uint32_t n = run.exec->shard_count();
   // Shard 0 lets the kernel pick a free port; the others join it.
-  const sockaddr_in any = loopback(0);
-  const int32_t lfd = sdk::api().tcp_listen(sdk::host(), &any, sizeof(any), 1024, 1);
+  const sdk::socket_address any = loopback(0);
+  const int32_t lfd = sdk::api().tcp_listen(sdk::host(), any.get(), any.len, 1024, 1);
   if (lfd < 0) {
     run.setup_error = std::string("cannot listen on 127.0.0.1: ") + std::strerror(-lfd);
     run.exec->request_exit();
@@ -499,31 +488,8 @@ struct report {
   std::string json;
 };
 
-std::string fmt(const char* f, ...) __attribute__((format(printf, 1, 2)));
-std::string fmt(const char* f, ...) {
-  char buf[2048];
-  va_list ap;
-  va_start(ap, f);
-  std::vsnprintf(buf, sizeof(buf), f, ap);
-  va_end(ap);
-  return buf;
-}
-
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += ch;
-    } else if (c < 0x20) {
-      out += fmt("\\u%04x", c);
-    } else {
-      out += ch;
-    }
-  }
-  return out + "\"";
-}
+using bench::fmt;
+using bench::json_string;
 
 void print(const params& p, const report& r, const totals& t) {
   std::string json = r.json;

@@ -47,7 +47,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include "bench_args.h"
+#include "bench_util.h"
 #include "latency_histogram.h"
 
 #include <filesystem>
@@ -188,31 +188,8 @@ int parse_args(int argc, char** argv, params& p) {
 uint64_t to_ns(double seconds) { return static_cast<uint64_t>(seconds * 1e9); }
 double us(uint64_t ns) { return static_cast<double>(ns) / 1000.0; }
 
-std::string fmt(const char* f, ...) __attribute__((format(printf, 1, 2)));
-std::string fmt(const char* f, ...) {
-  char buf[4096];
-  va_list ap;
-  va_start(ap, f);
-  std::vsnprintf(buf, sizeof(buf), f, ap);
-  va_end(ap);
-  return buf;
-}
-
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += ch;
-    } else if (c < 0x20) {
-      out += fmt("\\u%04x", c);
-    } else {
-      out += ch;
-    }
-  }
-  return out + "\"";
-}
+using bench::fmt;
+using bench::json_string;
 
 // ---- the batch ----------------------------------------------------------------
 

@@ -4,6 +4,7 @@
 #include "core/executor/executor.h"
 #include "core/executor/test_util.h"
 
+#include <sluice/sdk/net.h>
 #include <sluice/sdk/runtime.h>
 
 #include <arpa/inet.h>
@@ -26,20 +27,8 @@ namespace {
 
 using testing::test_options;
 
-sockaddr_in loopback(uint16_t port) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return a;
-}
-
-uint16_t port_of(int fd) {
-  sockaddr_in a{};
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  return ntohs(a.sin_port);
-}
+using sdk::loopback;
+uint16_t port_of(int fd) { return sdk::local_address(fd).port(); }
 
 // Echoes everything a connection sends until it closes.
 sdk::task<void> serve_connection(int fd, sdk::abort_source& stop, sdk::gate::holder) {
@@ -77,7 +66,7 @@ sdk::task<void> client(uint16_t port, int id, int rounds, std::atomic<int>& good
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   auto addr = loopback(port);
-  int32_t rc = co_await sdk::connect(fd, &addr, sizeof(addr));
+  int32_t rc = co_await sdk::connect(fd, addr.get(), addr.len);
   bool ok = rc == 0;
   char in[256];
   for (int r = 0; ok && r < rounds; ++r) {
@@ -103,7 +92,7 @@ TEST(io, tcp_echo_with_hundreds_of_concurrent_connections) {
   auto started = exec.start([&]() -> sdk::task<void> {
     // Shard 0 picks a free port; shard 1 joins it with SO_REUSEPORT.
     auto any = loopback(0);
-    int lfd0 = sdk::api().tcp_listen(sdk::host(), &any, sizeof(any), 1024, 1);
+    int lfd0 = sdk::api().tcp_listen(sdk::host(), any.get(), any.len, 1024, 1);
     EXPECT_GE(lfd0, 0);
     const uint16_t port = port_of(lfd0);
     sdk::abort_source stop0;
@@ -116,7 +105,7 @@ TEST(io, tcp_echo_with_hundreds_of_concurrent_connections) {
     sdk::abort_source* stop1 = nullptr;
     co_await exec.submit_to(1, [&]() -> sdk::task<int32_t> {
       auto addr = loopback(port);
-      int lfd1 = sdk::api().tcp_listen(sdk::host(), &addr, sizeof(addr), 1024, 1);
+      int lfd1 = sdk::api().tcp_listen(sdk::host(), addr.get(), addr.len, 1024, 1);
       EXPECT_GE(lfd1, 0);
       auto* s = new sdk::abort_source;
       stop1 = s;
@@ -160,14 +149,14 @@ TEST(io, tcp_echo_with_hundreds_of_concurrent_connections) {
 TEST(io, listen_on_a_taken_port_fails_with_eaddrinuse) {
   int other = ::socket(AF_INET, SOCK_STREAM, 0);
   auto any = loopback(0);
-  ASSERT_EQ(::bind(other, reinterpret_cast<sockaddr*>(&any), sizeof(any)), 0);
+  ASSERT_EQ(::bind(other, any.get(), any.len), 0);
   ASSERT_EQ(::listen(other, 1), 0);
   auto taken = loopback(port_of(other));
   // Even with SO_REUSEPORT on our side, another process's port is refused.
   int one = 1;
   (void)one;
   testing::run_on_shards(test_options(1), [&](executor&) -> sdk::task<void> {
-    EXPECT_EQ(sdk::api().tcp_listen(sdk::host(), &taken, sizeof(taken), 16, 1), -EADDRINUSE);
+    EXPECT_EQ(sdk::api().tcp_listen(sdk::host(), taken.get(), taken.len, 16, 1), -EADDRINUSE);
     co_return;
   });
   ::close(other);

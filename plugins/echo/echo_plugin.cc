@@ -90,12 +90,7 @@ class echo_plugin final : public sdk::plugin {
     }
     st.listen_fd = fd;
     if (shard == 0) {
-      sockaddr_storage bound{};
-      socklen_t len = sizeof(bound);
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
-      sdk::socket_address b;
-      b.storage = bound;
-      b.len = len;
+      const sdk::socket_address b = sdk::local_address(fd);
       _bound_port = b.port();
       sdk::log_info("echo listening on " + b.to_string() + " (" + std::to_string(sdk::shard_count()) +
                     " shard(s))");

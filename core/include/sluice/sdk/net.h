@@ -35,6 +35,26 @@ struct socket_address {
   }
 };
 
+// 127.0.0.1:port.
+inline socket_address loopback(uint16_t port) {
+  socket_address a;
+  auto* in4 = reinterpret_cast<sockaddr_in*>(&a.storage);
+  in4->sin_family = AF_INET;
+  in4->sin_port = htons(port);
+  in4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.len = sizeof(sockaddr_in);
+  return a;
+}
+
+// The address a socket is bound to (getsockname; does not block), or an
+// empty address (len 0) on error.
+inline socket_address local_address(int fd) {
+  socket_address a;
+  socklen_t len = sizeof(a.storage);
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&a.storage), &len) == 0) a.len = len;
+  return a;
+}
+
 // "HOST:PORT" with a numeric IPv4 host, "[IPv6]:PORT", "localhost:PORT" or
 // ":PORT" (all IPv4 interfaces). Port 0 lets the kernel choose. No DNS.
 inline std::optional<socket_address> parse_host_port(const std::string& s) {
