@@ -574,7 +574,6 @@ class condition {
     struct awaiter {
       condition* _c;
       posted_resume _p;
-      awaiter* _next = nullptr;
       bool await_ready() const noexcept { return false; }
       void await_suspend(std::coroutine_handle<> h) noexcept {
         _p.set(h);
