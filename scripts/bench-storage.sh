@@ -16,6 +16,8 @@
 #   BENCH_RUNS=3           runs per case
 #   BENCH_FIO_SECONDS=15   fio's 16 KiB sequential write (the others run 10 s)
 #   BENCH_REPORT=docs/benchmarks/storage.md
+#   BENCH_CPU=N            CPU for the shard (default: the one taking the disk's
+#                          completion interrupts, as node.cpus would place it)
 # Needs cmake, ninja, python3 and fio. Takes about 5 minutes.
 set -euo pipefail
 
@@ -46,6 +48,33 @@ case "$fstype" in
 esac
 data="$work/data"
 mkdir -p "$data"
+
+# ---- shard placement --------------------------------------------------------------
+# A completion interrupt lands on one CPU; a shard pinned elsewhere learns
+# of its I/O through a cross-CPU wake-up (an IPI, slow under a hypervisor).
+# So, as an operator would with node.cpus, the shard goes on the CPU that
+# takes the disk's interrupts when one CPU takes them all (a single-queue
+# device such as this VM's virtio disk); a multi-queue device has a queue
+# per CPU and any placement is local. The report also runs the
+# single-writer case on another CPU to show the difference.
+dev_name=$(basename "$(readlink -f "/sys/dev/block/$(stat -c '%Hd:%Ld' "$data")" 2>/dev/null || echo unknown)")
+[ -e "/sys/block/$dev_name" ] || dev_name=$(basename "$(dirname "$(readlink -f "/sys/class/block/$dev_name" 2>/dev/null || echo /unknown/unknown)")")
+irq_dev=$(basename "$(readlink -f "/sys/block/$dev_name/device" 2>/dev/null || echo unknown)")
+irq_cpu=""
+irq_cpus=""
+# Interrupt lines of the device's request queues (virtioN-req.*, nvmeNq*).
+for irq in $(awk -v d="$irq_dev" '$0 ~ d"-req|"d"q[0-9]" { sub(":", "", $1); print $1 }' /proc/interrupts); do
+  eff=$(cat "/proc/irq/$irq/effective_affinity_list" 2>/dev/null || true)
+  [ -n "$eff" ] && irq_cpus="$irq_cpus${irq_cpus:+,}$eff"
+done
+case "$irq_cpus" in
+  "" | *,* | *-*) ;;                # unknown or several CPUs: no single home
+  *) irq_cpu=$irq_cpus ;;
+esac
+shard_cpu=${BENCH_CPU:-${irq_cpu:-$(taskset -pc $$ | sed 's/.*: *//; s/[,-].*//')}}
+other_cpu=$(taskset -pc $$ | sed 's/.*: *//' | tr ',' '\n' | while IFS=- read -r a b; do seq "$a" "${b:-$a}"; done |
+            grep -vx "$shard_cpu" | head -n 1 || true)
+log "shard on CPU $shard_cpu (disk $dev_name, device $irq_dev, request interrupts on CPU(s) ${irq_cpus:-unknown})"
 
 # ---- build ----------------------------------------------------------------------
 log "building sluice-storage-bench (release preset)"
@@ -100,12 +129,15 @@ loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)
 # segments are slower (see the report).
 common="--dir $data --seconds $bench_seconds --warmup 6 --retention-mb 512"
 cases=(
-  "16k-w64-flush|--batch-bytes 16384 --writers 64 --flush every"
-  "16k-w1-flush|--batch-bytes 16384 --writers 1 --flush every"
-  "1k-w64-flush|--batch-bytes 1024 --writers 64 --flush every"
-  "1k-w1-flush|--batch-bytes 1024 --writers 1 --flush every"
-  "16k-w8-noflush|--batch-bytes 16384 --writers 8 --flush none"
+  "16k-w64-flush|--batch-bytes 16384 --writers 64 --flush every --cpus $shard_cpu"
+  "16k-w1-flush|--batch-bytes 16384 --writers 1 --flush every --cpus $shard_cpu"
+  "1k-w64-flush|--batch-bytes 1024 --writers 64 --flush every --cpus $shard_cpu"
+  "1k-w1-flush|--batch-bytes 1024 --writers 1 --flush every --cpus $shard_cpu"
+  "16k-w8-noflush|--batch-bytes 16384 --writers 8 --flush none --cpus $shard_cpu"
 )
+if [ -n "$other_cpu" ]; then
+  cases+=("1k-w1-flush-cpu$other_cpu|--batch-bytes 1024 --writers 1 --flush every --cpus $other_cpu")
+fi
 : >"$work/cases.txt"
 for c in "${cases[@]}"; do
   printf '%s|%s %s %s --json\n' "${c%%|*}" "$bench" "${c#*|}" "$common" >>"$work/cases.txt"
@@ -161,6 +193,7 @@ disk_info="$disk_info)"
 LOADAVG_BEFORE="$loadavg_before" LOADAVG_AFTER="$loadavg_after" CLK_TCK="$clk_tck" \
 WORK="$work" REPORT="$report" RUNS="$bench_runs" SECS="$bench_seconds" FIO_SECS="$fio_seconds" \
 COMMIT="$commit" NPROC="$(nproc)" KERNEL="$(uname -r)" CPU_MODEL="$cpu_model" DISK="$disk_info" \
+SHARD_CPU="$shard_cpu" IRQ_CPUS="${irq_cpus:-unknown}" IRQ_DEV="$irq_dev" OTHER_CPU="$other_cpu" \
 FIO_VERSION="$(fio --version)" MEM="$(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)" \
 python3 - <<'EOF'
 import datetime, json, os, statistics, sys
@@ -268,7 +301,7 @@ for name, runs in cases.items():
     row["flush"] = r0["flush"]
     row["writers"] = r0["writers"]
     row["what"] = (f"{r0['batch_bytes']:,} B batches ({r0['records_per_batch']} x {r0['value_bytes']} B records), "
-                   f"{r0['writers']} writer(s), flush {r0['flush']}")
+                   f"{r0['writers']} writer(s), flush {r0['flush']}, CPU {r0.get('cpu_list') or 'default'}")
     check(row["mb_per_sec"] > 0 and row["lat_p50_us"] > 0, f"{name}: zero median")
     rows.append(row)
 by_name = {r["name"]: r for r in rows}
@@ -292,8 +325,12 @@ w(f"- Commit: {env['COMMIT']}")
 w(f"- Machine: {env['NPROC']} CPUs ({env['CPU_MODEL']}), {env['MEM']} RAM, kernel {env['KERNEL']}")
 w(f"- Disk: {env['DISK']}; {env['FIO_VERSION']}")
 w(f"- Each case ran {env['RUNS']} times (interleaved) for {env['SECS']} s after a 6 s warm-up, on one "
-  "shard pinned to the first CPU (the other CPU is left to the kernel: io_uring's workers, interrupts); "
-  "every figure below is the median of its runs, taken figure by figure.")
+  f"shard pinned to CPU {env['SHARD_CPU']} (`--cpus`, as `node.cpus` places a broker's shards): the CPU that "
+  f"takes the disk's request interrupts ({env['IRQ_DEV']}: CPU(s) {env['IRQ_CPUS']}), so the shard learns of "
+  "a completed write or fdatasync without a cross-CPU wake-up. "
+  + (f"`1k-w1-flush-cpu{env['OTHER_CPU']}` repeats the 1 KiB single-writer case on CPU {env['OTHER_CPU']}, "
+     "away from the interrupts, to show what that placement costs. " if env['OTHER_CPU'] else "")
+  + "Every figure below is the median of its runs, taken figure by figure.")
 w("- Steady state: 128 MiB segments (the default), 512 MiB retention per partition, so after the warm-up the log "
   "writes into the files of segments that retention deleted (the storage recycles them), as a "
   "long-lived partition does. A fresh log writes into new files, which the file system must allocate "
@@ -392,6 +429,12 @@ w(f"2. Append+flush p99 within 1.5x fio's 4 KiB write+fdatasync p99 ({p99_ref:.1
   "(and the one before it), so their p99 measures queueing as much as the path: "
   + "; ".join(f"`{r['name']}` {r['lat_p99_us'] / p99_ref:.2f}x" for r in rows
               if r["writers"] > 1 and r["flush"] == "every") + ".")
+away = [r for r in rows if r["name"].startswith("1k-w1-flush-cpu")]
+if away:
+    r = away[0]
+    w(f"   Away from the interrupts (`{r['name']}`) the same case has p50 {r['lat_p50_us']:.1f} us and "
+      f"p99 {r['lat_p99_us']:.1f} us = {r['lat_p99_us'] / p99_ref:.2f}x: on a single-queue disk, place the "
+      "shards that own busy partitions on the interrupt CPU (`node.cpus`, docs/CONFIG.md).")
 w("")
 w("## What the log did (medians)")
 w("")

@@ -32,6 +32,7 @@
 #include <sluice/sdk/runtime.h>
 
 #include <linux/magic.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
@@ -77,6 +78,7 @@ struct params {
   uint32_t partitions = 1;
   uint32_t shards = 1;
   bool pin = true;
+  std::vector<uint32_t> cpus;     // --cpus: shard i on cpus[i % size]
   bool json = false;
   bool allow_tmpfs = false;
   uint32_t cache_mb = 8;          // batch cache per shard
@@ -109,6 +111,8 @@ void print_help(FILE* out) {
                "  --segment-mb M      segment size, at most 4095 (default: log_config's, 128)\n"
                "  --write-buffer-kb K write buffer per active segment (default: log_config's, 1024)\n"
                "  --no-pin            do not pin shard threads to CPUs (pinned by default)\n"
+               "  --cpus A,B,...      pin shard i to the i-th listed CPU (node.cpus); default:\n"
+               "                      the allowed CPUs in order\n"
                "  --allow-tmpfs       measure even if DIR is on tmpfs (meaningless for a disk)\n"
                "  --json              print only the one-line JSON result\n"
                "  --help              this text\n"
@@ -139,6 +143,16 @@ int parse_args(int argc, char** argv, params& p) {
     } else if (a == "--allow-tmpfs") {
       p.allow_tmpfs = true;
       takes_value = false;
+    } else if (a == "--cpus") {
+      ok = v != nullptr && *v != '\0';
+      for (std::string_view rest = ok ? v : ""; ok && !rest.empty();) {
+        const size_t comma = rest.find(',');
+        const std::string item(rest.substr(0, comma));
+        uint32_t cpu = 0;
+        ok = parse_u32(item.c_str(), 0, CPU_SETSIZE - 1, cpu);
+        p.cpus.push_back(cpu);
+        rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      }
     } else if (a == "--dir") {
       ok = v != nullptr && *v != '\0';
       if (ok) p.dir = v;
@@ -519,6 +533,7 @@ int run_bench(const params& p) {
   executor::options o;
   o.shards = p.shards;
   o.pin_threads = p.pin;
+  o.cpus = p.cpus;
   executor::executor exec(o);
   run.exec = &exec;
   const uint32_t n = exec.shard_count();
@@ -586,17 +601,19 @@ int run_bench(const params& p) {
         disk ? disk_name.c_str() : "(unknown)", dev_writes, dev_write_kb, dev_write_ms, dev_mbps, dev_flushes,
         dev_flush_ms, dev_busy, errors);
   }
+  std::string cpu_list;
+  for (uint32_t cpu : p.cpus) cpu_list += (cpu_list.empty() ? "" : ",") + std::to_string(cpu);
   std::string json = fmt(
       "{\"bench\":\"storage\",\"batch_bytes\":%" PRIu64 ",\"records_per_batch\":%d,\"value_bytes\":%zu,"
       "\"writers\":%u,\"partitions\":%u,\"shards\":%u,\"flush\":\"%s\",\"seconds\":%.3f,\"warmup\":%.3f,"
-      "\"pinned\":%s,\"cpus\":%u,\"appends\":%" PRIu64 ",\"appends_per_sec\":%.1f,\"mb_per_sec\":%.3f,"
+      "\"pinned\":%s,\"cpu_list\":\"%s\",\"cpus\":%u,\"appends\":%" PRIu64 ",\"appends_per_sec\":%.1f,\"mb_per_sec\":%.3f,"
       "\"lat_p50_us\":%.3f,\"lat_p99_us\":%.3f,\"lat_p999_us\":%.3f,\"lat_mean_us\":%.3f,\"lat_max_us\":%.3f,"
       "\"syncs\":%" PRIu64 ",\"syncs_per_sec\":%.1f,\"appends_per_sync\":%.2f,\"segments\":%" PRIu64
       ",\"shard_cpu_pct\":%.1f,\"process_cpu_pct\":%.1f,\"disk\":%s,\"disk_writes_per_sec\":%.1f,"
       "\"disk_write_kb_avg\":%.2f,\"disk_write_ms_avg\":%.4f,\"disk_write_mb_per_sec\":%.3f,"
       "\"disk_flushes_per_sec\":%.1f,\"disk_flush_ms_avg\":%.4f,\"disk_busy_pct\":%.1f,\"errors\":%" PRIu64 "}",
       bsize, run.tmpl.records, run.tmpl.value_bytes, p.writers, p.partitions, n, flush, secs, p.warmup,
-      p.pin ? "true" : "false", executor::online_cpus(), completed, rate, mbps, p50, p99, p999, mean, max, syncs,
+      p.pin ? "true" : "false", cpu_list.c_str(), executor::online_cpus(), completed, rate, mbps, p50, p99, p999, mean, max, syncs,
       sync_rate, per_sync, segments, shard_cpu_pct, proc_cpu_pct, json_string(disk ? disk_name : "").c_str(),
       dev_writes, dev_write_kb, dev_write_ms, dev_mbps, dev_flushes, dev_flush_ms, dev_busy, errors);
   if (errors) {

@@ -4,6 +4,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <sched.h>
+
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -47,6 +49,7 @@ result<node_config> parse_node_config(std::string_view text, const std::string& 
     cfg.channel_capacity =
         static_cast<uint32_t>(node.get_uint("channel_capacity", cfg.channel_capacity, 1, 1u << 20));
     cfg.pin_threads = node.get_bool("pin_threads", cfg.pin_threads);
+    for (uint64_t cpu : node.get_uint_list("cpus", 0, CPU_SETSIZE - 1)) cfg.cpus.push_back(static_cast<uint32_t>(cpu));
     cfg.idle_poll_us = static_cast<uint32_t>(node.get_uint("idle_poll_us", 0, 0, 1'000'000));
     cfg.log_level = node.get_enum("log_level", cfg.log_level, {"trace", "debug", "info", "warn", "error"});
     cfg.plugin_dir = node.get_string("plugin_dir", "");

@@ -40,6 +40,7 @@ struct node_config {
   uint32_t ring_entries = 1024;
   uint32_t channel_capacity = 1024;
   bool pin_threads = true;
+  std::vector<uint32_t> cpus;  // CPU of shard i is cpus[i % size]; empty: the allowed CPUs in order
   uint32_t idle_poll_us = 0;
   std::string log_level = "info";
   std::string plugin_dir;  // "" : <directory of brokerd>/../lib/sluice/plugins

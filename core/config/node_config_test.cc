@@ -24,6 +24,7 @@ TEST(node_config, defaults_and_plugins_in_order) {
   EXPECT_EQ(c.shards, 2u);
   EXPECT_EQ(c.ring_entries, 1024u);
   EXPECT_TRUE(c.pin_threads);
+  EXPECT_TRUE(c.cpus.empty());
   ASSERT_EQ(c.plugins.size(), 2u);
   EXPECT_EQ(c.plugins[0].name, "echo");
   EXPECT_NE(c.plugins[0].config_yaml.find("listen: 127.0.0.1:9099"), std::string::npos);
@@ -63,6 +64,10 @@ TEST(node_config, wrong_types_are_named) {
   EXPECT_NE(error_of("node:\n  shards: 5000\n").find("node.shards: must be between 0 and 1024"), std::string::npos);
   EXPECT_NE(error_of("node:\n  pin_threads: maybe\n").find("node.pin_threads: expected true or false"),
             std::string::npos);
+  EXPECT_NE(error_of("node:\n  cpus: 3\n").find("node.cpus: expected a list of unsigned integers"),
+            std::string::npos);
+  EXPECT_NE(error_of("node:\n  cpus: [0, x]\n").find("node.cpus[1]: expected an unsigned integer, got \"x\""),
+            std::string::npos);
   EXPECT_NE(error_of("node:\n  data_dir: [a, b]\n").find("node.data_dir: expected a string"), std::string::npos);
   EXPECT_NE(error_of("node: 7\n").find("node: expected a mapping"), std::string::npos);
   EXPECT_NE(error_of("node:\n  log_level: loud\n").find("node.log_level: expected one of trace, debug"),
@@ -85,6 +90,9 @@ TEST(node_config, empty_values_mean_unset) {
   EXPECT_EQ(r.value().shards, 0u);
   EXPECT_TRUE(r.value().plugins[0].config_yaml.empty());
   EXPECT_FALSE(r.value().plugins[0].path_given);
+  r = parse_node_config("node:\n  cpus: [1, 0]\n", "t.yaml");
+  ASSERT_TRUE(r.has_value()) << r.err().message;
+  EXPECT_EQ(r.value().cpus, (std::vector<uint32_t>{1, 0}));
   r = parse_node_config("node:\n  shards:\n  data_dir: /d\n", "t.yaml");
   ASSERT_TRUE(r.has_value()) << r.err().message;
   EXPECT_EQ(r.value().data_dir, "/d");

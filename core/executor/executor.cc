@@ -155,7 +155,7 @@ void executor::fill_api(sluice_host_api& api) noexcept {
 // ---- executor ----------------------------------------------------------------
 
 executor::executor(options opts) : _opts(opts) {
-  _shard_count = opts.shards ? opts.shards : online_cpus();
+  _shard_count = opts.shards ? opts.shards : !opts.cpus.empty() ? static_cast<uint32_t>(opts.cpus.size()) : online_cpus();
   SLUICE_ASSERT(_shard_count > 0 && _shard_count <= 1024);
   SLUICE_ASSERT(_opts.channel_capacity > 0);
   _c_host.exec = this;
@@ -229,18 +229,26 @@ void executor::thread_main(uint32_t id, std::function<sdk::task<void>()>* main_t
   char name[16];
   std::snprintf(name, sizeof(name), "shard-%u", id);
   pthread_setname_np(pthread_self(), name);
+  std::string pin_error;
   if (_opts.pin_threads) {
-    static const std::vector<int> cpus = allowed_cpus();
+    static const std::vector<int> allowed = allowed_cpus();
+    const int cpu = _opts.cpus.empty() ? allowed[id % allowed.size()]
+                                       : static_cast<int>(_opts.cpus[id % _opts.cpus.size()]);
     cpu_set_t set;
     CPU_ZERO(&set);
-    CPU_SET(cpus[id % cpus.size()], &set);
-    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+    CPU_SET(cpu, &set);
+    const int rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+    // An explicit placement that cannot be honoured is a configuration
+    // error; the default one only follows the affinity mask.
+    if (rc != 0 && !_opts.cpus.empty())
+      pin_error = "shard " + std::to_string(id) + " cannot run on CPU " + std::to_string(cpu) + " (node.cpus): " +
+                  std::strerror(rc) + "; the process may run on " + std::to_string(allowed.size()) + " CPU(s)";
   }
   auto ring = self.init_ring(_opts.ring_entries);
   {
     std::unique_lock lk(_start_mu);
-    if (!ring) {
-      if (!_start_failed) _start_error = ring.err().message;
+    if (!pin_error.empty() || !ring) {
+      if (!_start_failed) _start_error = !pin_error.empty() ? pin_error : ring.err().message;
       _start_failed = true;
     } else {
       ++_rings_ready;
@@ -361,7 +369,7 @@ int32_t shard::submit_io(const sluice_io_op& op, sluice_completion* c) noexcept 
   SLUICE_ASSERT(c != nullptr && c->on_complete != nullptr);
   SLUICE_ASSERT(reinterpret_cast<uintptr_t>(c) > 4096);
   if (op.len > UINT32_MAX && op.opcode != SLUICE_IO_FALLOCATE) return -EINVAL;
-  static_assert(SLUICE_IO_OPCODE_MAX == SLUICE_IO_STATX, "every opcode needs a case below");
+  static_assert(SLUICE_IO_OPCODE_MAX == SLUICE_IO_SENDMSG, "every opcode needs a case below");
   const auto len = static_cast<unsigned>(op.len);
   if (op.opcode > SLUICE_IO_OPCODE_MAX) return -EINVAL;
   io_uring_sqe* sqe = get_sqe();
@@ -424,6 +432,10 @@ int32_t shard::submit_io(const sluice_io_op& op, sluice_completion* c) noexcept 
     case SLUICE_IO_STATX:
       io_uring_prep_statx(sqe, AT_FDCWD, static_cast<const char*>(op.buf), static_cast<int>(op.flags), len,
                           static_cast<struct statx*>(op.addr));
+      break;
+    case SLUICE_IO_SENDMSG:
+      io_uring_prep_sendmsg(sqe, op.fd, static_cast<const msghdr*>(op.addr),
+                            static_cast<unsigned>(op.flags | MSG_NOSIGNAL));
       break;
   }
   io_uring_sqe_set_data(sqe, c);

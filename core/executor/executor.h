@@ -34,6 +34,7 @@ struct options {
   uint32_t ring_entries = 1024;     // submission queue size of each ring
   uint32_t channel_capacity = 1024; // in-flight requests per ordered shard pair
   bool pin_threads = true;          // pin shard i to the i-th allowed CPU
+  std::vector<uint32_t> cpus;       // if set: pin shard i to cpus[i % size]; shards defaults to its size
   uint32_t idle_poll_us = 0;        // spin this long for channel messages before sleeping
 };
 

@@ -135,6 +135,38 @@ TEST(executor, ring_creation_failure_is_reported_not_fatal) {
   EXPECT_NE(started.err().message.find("io_uring"), std::string::npos) << started.err().message;
 }
 
+TEST(executor, explicit_cpus_place_shards_and_set_their_count) {
+  options o = testing::test_options(0);
+  o.shards = 0;
+  o.pin_threads = true;
+  o.cpus = {0, 0};  // two shards, both on CPU 0 (which every machine has)
+  executor exec(o);
+  EXPECT_EQ(exec.shard_count(), 2u);
+  std::atomic<int> on_cpu0{0};
+  auto started = exec.start([&]() -> sdk::task<void> {
+    for (uint32_t s = 0; s < 2; ++s)
+      co_await exec.submit_to(s, [&]() -> sdk::task<int32_t> {
+        if (sched_getcpu() == 0) on_cpu0.fetch_add(1);
+        co_return 0;
+      });
+    exec.request_exit();
+  });
+  ASSERT_TRUE(started.has_value()) << started.err().message;
+  exec.join();
+  EXPECT_EQ(on_cpu0.load(), 2);
+}
+
+TEST(executor, a_cpu_outside_the_affinity_mask_is_a_start_error) {
+  options o = testing::test_options(1);
+  o.pin_threads = true;
+  o.cpus = {CPU_SETSIZE - 1};
+  executor exec(o);
+  auto started = exec.start([]() -> sdk::task<void> { co_return; });
+  ASSERT_FALSE(started.has_value());
+  EXPECT_NE(started.err().message.find("cannot run on CPU 1023 (node.cpus)"), std::string::npos)
+      << started.err().message;
+}
+
 TEST(executor, online_cpus_counts_allowed_cpus) {
   EXPECT_GE(online_cpus(), 1u);
   EXPECT_LE(online_cpus(), std::thread::hardware_concurrency() ? std::thread::hardware_concurrency() : 1024u);

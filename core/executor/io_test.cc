@@ -162,6 +162,24 @@ TEST(io, listen_on_a_taken_port_fails_with_eaddrinuse) {
   ::close(other);
 }
 
+TEST(io, sendmsg_gathers_several_buffers_into_one_stream) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  testing::run_on_shards(test_options(1), [&](executor&) -> sdk::task<void> {
+    char a[] = "head-", b[] = "body-", c[] = "tail";
+    iovec iov[3] = {{a, 5}, {b, 5}, {c, 4}};
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 3;
+    EXPECT_EQ(co_await sdk::sendmsg(sv[0], &msg), 14);
+    char got[32] = {};
+    EXPECT_EQ(co_await sdk::recv(sv[1], got, sizeof(got)), 14);
+    EXPECT_STREQ(got, "head-body-tail");
+  });
+  ::close(sv[0]);
+  ::close(sv[1]);
+}
+
 class direct_io : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -101,6 +101,7 @@ host::host(config::node_config cfg, std::string data_dir_abs, std::vector<loaded
   o.ring_entries = _cfg.ring_entries;
   o.channel_capacity = _cfg.channel_capacity;
   o.pin_threads = _cfg.pin_threads;
+  o.cpus = _cfg.cpus;
   o.idle_poll_us = _cfg.idle_poll_us;
   _exec = std::make_unique<executor::executor>(o);
   _exec->c_host()->owner = this;

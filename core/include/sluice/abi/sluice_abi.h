@@ -39,7 +39,7 @@ extern "C" {
 #endif
 
 #define SLUICE_ABI_MAJOR 1u
-#define SLUICE_ABI_MINOR 1u  /* 1: mkdir, unlink, rename, statx opcodes */
+#define SLUICE_ABI_MINOR 2u  /* 1: mkdir, unlink, rename, statx opcodes; 2: sendmsg */
 
 /* The one exported symbol; the ABI major is part of its name so that a
  * plugin built for another major is not even found. */
@@ -140,9 +140,10 @@ typedef enum sluice_io_opcode {
   SLUICE_IO_MKDIRAT = 13,   /* path (buf), mode (len) */
   SLUICE_IO_UNLINKAT = 14,  /* path (buf), flags (AT_REMOVEDIR for a directory) */
   SLUICE_IO_RENAMEAT = 15,  /* old path (buf), new path (addr) */
-  SLUICE_IO_STATX = 16      /* path (buf), flags, mask (len), struct statx* (addr) */
+  SLUICE_IO_STATX = 16,     /* path (buf), flags, mask (len), struct statx* (addr) */
+  SLUICE_IO_SENDMSG = 17    /* fd, struct msghdr* (addr), flags (MSG_NOSIGNAL added); ABI 1.2 */
 } sluice_io_opcode;
-#define SLUICE_IO_OPCODE_MAX SLUICE_IO_STATX
+#define SLUICE_IO_OPCODE_MAX SLUICE_IO_SENDMSG
 
 typedef struct sluice_io_op {
   uint32_t opcode; /* sluice_io_opcode */

@@ -73,26 +73,42 @@ class config_map {
                     uint64_t max = std::numeric_limits<uint64_t>::max()) {
     YAML::Node n = take(key);
     if (!n) return fallback;
-    if (!n.IsScalar()) fail(n, key, "expected an unsigned integer");
+    return scalar_uint(n, key, min, max);
+  }
+  // A signed integer in [min, max] (Kafka-style settings use -1 for "none").
+  int64_t get_int(const std::string& key, int64_t fallback, int64_t min = std::numeric_limits<int64_t>::min(),
+                  int64_t max = std::numeric_limits<int64_t>::max()) {
+    YAML::Node n = take(key);
+    if (!n) return fallback;
+    if (!n.IsScalar()) fail(n, key, "expected an integer");
     const std::string& s = n.Scalar();
+    const bool negative = !s.empty() && s[0] == '-';
+    const std::string digits = negative ? s.substr(1) : s;
     uint64_t v = 0;
-    bool ok = !s.empty() && s.size() <= 20;
-    for (char c : s) {
+    bool ok = !digits.empty() && digits.size() <= 19;
+    for (char c : digits) {
       if (c < '0' || c > '9') {
         ok = false;
         break;
       }
-      const uint64_t d = static_cast<uint64_t>(c - '0');
-      if (v > (std::numeric_limits<uint64_t>::max() - d) / 10) {
-        ok = false;
-        break;
-      }
-      v = v * 10 + d;
+      v = v * 10 + static_cast<uint64_t>(c - '0');
     }
-    if (!ok) fail(n, key, "expected an unsigned integer, got \"" + s + "\"");
-    if (v < min || v > max)
+    ok = ok && v <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+    if (!ok) fail(n, key, "expected an integer, got \"" + s + "\"");
+    const int64_t x = negative ? -static_cast<int64_t>(v) : static_cast<int64_t>(v);
+    if (x < min || x > max)
       fail(n, key, "must be between " + std::to_string(min) + " and " + std::to_string(max) + ", got " + s);
-    return v;
+    return x;
+  }
+  // A list of unsigned integers (or nothing: an empty list), each in [min, max].
+  std::vector<uint64_t> get_uint_list(const std::string& key, uint64_t min = 0,
+                                      uint64_t max = std::numeric_limits<uint64_t>::max()) {
+    YAML::Node n = take(key);
+    std::vector<uint64_t> out;
+    if (!n || n.IsNull()) return out;
+    if (!n.IsSequence()) fail(n, key, "expected a list of unsigned integers");
+    for (size_t i = 0; i < n.size(); ++i) out.push_back(scalar_uint(n[i], key + "[" + std::to_string(i) + "]", min, max));
+    return out;
   }
   bool get_bool(const std::string& key, bool fallback) {
     YAML::Node n = take(key);
@@ -155,6 +171,29 @@ class config_map {
   std::string join(const std::string& key) const { return _path.empty() ? key : _path + "." + key; }
 
  private:
+  uint64_t scalar_uint(const YAML::Node& n, const std::string& key, uint64_t min, uint64_t max) {
+    if (!n.IsScalar()) fail(n, key, "expected an unsigned integer");
+    const std::string& s = n.Scalar();
+    uint64_t v = 0;
+    bool ok = !s.empty() && s.size() <= 20;
+    for (char c : s) {
+      if (c < '0' || c > '9') {
+        ok = false;
+        break;
+      }
+      const uint64_t d = static_cast<uint64_t>(c - '0');
+      if (v > (std::numeric_limits<uint64_t>::max() - d) / 10) {
+        ok = false;
+        break;
+      }
+      v = v * 10 + d;
+    }
+    if (!ok) fail(n, key, "expected an unsigned integer, got \"" + s + "\"");
+    if (v < min || v > max)
+      fail(n, key, "must be between " + std::to_string(min) + " and " + std::to_string(max) + ", got " + s);
+    return v;
+  }
+
   YAML::Node take(const std::string& key) {
     _read.insert(key);
     // A default YAML::Node is a *defined* null; "unset" must be undefined.

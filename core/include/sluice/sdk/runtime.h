@@ -14,6 +14,8 @@
 #include <sluice/sdk/assert.h>
 #include <sluice/sdk/task.h>
 
+#include <sys/socket.h>
+
 #include <cerrno>
 #include <coroutine>
 #include <cstdint>
@@ -188,6 +190,13 @@ inline io_awaitable send(int32_t fd, const void* buf, uint64_t len,
   auto op = make_op(SLUICE_IO_SEND, fd);
   op.buf = const_cast<void*>(buf);
   op.len = len;
+  return io_awaitable(op, as);
+}
+// Gathered send of msg's iovecs; msg and the iovec array must outlive the
+// operation (keep them in the awaiting coroutine's frame).
+inline io_awaitable sendmsg(int32_t fd, const struct msghdr* msg, abort_source* as = nullptr) noexcept {
+  auto op = make_op(SLUICE_IO_SENDMSG, fd);
+  op.addr = const_cast<struct msghdr*>(msg);
   return io_awaitable(op, as);
 }
 inline io_awaitable read(int32_t fd, void* buf, uint64_t len, uint64_t offset,
@@ -475,6 +484,47 @@ inline task<reply> call(int32_t service, uint32_t shard, const message& req) {
   }
   co_return std::move(slot._r);
 }
+
+// ---- running a plugin's own code on another shard --------------------------
+// Seastar's submit_to for one plugin: run_on(shard, fn) runs fn on that
+// shard and resumes the caller once it finished. The closure travels by
+// pointer (both ends are the same shared object), so it may capture the
+// caller's locals by reference: the caller waits. Results come back through
+// captures. Registered once, during configure, under a name unique to the
+// plugin ("kafka.invoke").
+class shard_invoker {
+ public:
+  void init(const char* service_name) {
+    _service = register_service(service_name, [](uint32_t, message req) -> task<reply> {
+      reply rep;
+      std::function<task<void>()>* fn = nullptr;
+      if (req.bytes.size() != sizeof(fn)) {
+        rep.status = SLUICE_ERR_INVALID;
+        co_return rep;
+      }
+      std::memcpy(&fn, req.bytes.data(), sizeof(fn));
+      co_await (*fn)();
+      co_return rep;
+    });
+    if (_service < 0) throw std::runtime_error(std::string("cannot register service ") + service_name);
+  }
+  // 0, or the SLUICE_ERR_* of a call that could not be delivered (the
+  // target is shutting down): then fn did not run.
+  task<int32_t> run_on(uint32_t shard, std::function<task<void>()> fn) const {
+    if (shard == this_shard()) {
+      co_await fn();
+      co_return 0;
+    }
+    message req;
+    auto* p = &fn;
+    req.bytes.assign(reinterpret_cast<const char*>(&p), sizeof(p));
+    reply rep = co_await call(_service, shard, req);
+    co_return rep.status;
+  }
+
+ private:
+  int32_t _service = -1;
+};
 
 // ---- metrics -------------------------------------------------------------
 class metric {
