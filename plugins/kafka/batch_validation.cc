@@ -1,0 +1,183 @@
+#include "batch_validation.h"
+
+#include "record_batch.h"
+
+namespace sluice::kafka {
+namespace {
+
+// Zigzag varints as the record format uses them.
+struct varint_reader {
+  const uint8_t* p;
+  const uint8_t* end;
+  bool ok = true;
+
+  int64_t varlong() {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 70; shift += 7) {
+      if (p >= end) {
+        ok = false;
+        return 0;
+      }
+      const uint8_t b = *p++;
+      v |= uint64_t{b & 0x7fu} << shift;
+      if ((b & 0x80) == 0) return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
+    }
+    ok = false;
+    return 0;
+  }
+  int32_t varint() {
+    const int64_t v = varlong();
+    if (v < INT32_MIN || v > INT32_MAX) ok = false;
+    return static_cast<int32_t>(v);
+  }
+  bool skip(int64_t n) {
+    if (n < 0 || n > end - p) return ok = false;
+    p += n;
+    return true;
+  }
+};
+
+}  // namespace
+
+std::string check_uncompressed_records(std::span<const uint8_t> body, int32_t count) {
+  varint_reader r{body.data(), body.data() + body.size()};
+  for (int32_t i = 0; i < count; ++i) {
+    const int32_t len = r.varint();
+    if (!r.ok || len < 0 || len > r.end - r.p) return "record " + std::to_string(i) + ": bad length";
+    varint_reader rec{r.p, r.p + len};
+    rec.skip(1);  // attributes
+    (void)rec.varlong();  // timestamp delta
+    const int32_t offset_delta = rec.varint();
+    if (rec.ok && offset_delta != i)
+      return "record " + std::to_string(i) + ": offset delta " + std::to_string(offset_delta) +
+             " (inner offsets must be consecutive)";
+    const int32_t key_len = rec.varint();
+    if (rec.ok && key_len >= 0) rec.skip(key_len);
+    else if (key_len < -1) rec.ok = false;
+    const int32_t value_len = rec.varint();
+    if (rec.ok && value_len >= 0) rec.skip(value_len);
+    else if (value_len < -1) rec.ok = false;
+    const int32_t headers = rec.varint();
+    if (headers < 0) rec.ok = false;
+    for (int32_t h = 0; rec.ok && h < headers; ++h) {
+      const int32_t hk = rec.varint();
+      if (hk < 0 || !rec.skip(hk)) {
+        rec.ok = false;
+        break;
+      }
+      const int32_t hv = rec.varint();
+      if (hv >= 0) rec.skip(hv);
+      else if (hv < -1) rec.ok = false;
+    }
+    if (!rec.ok || rec.p != rec.end) return "record " + std::to_string(i) + ": fields do not match its length";
+    r.p += len;
+  }
+  if (r.p != r.end) return "bytes after the last of " + std::to_string(count) + " records";
+  return {};
+}
+
+batch_validation validate_produce_records(std::span<const uint8_t> records, uint32_t max_message_bytes) {
+  batch_validation v;
+  size_t at = 0;
+  if (records.empty()) {
+    v.error = error_code::invalid_record;
+    v.message = "no record batches";
+    return v;
+  }
+  while (at < records.size()) {
+    const uint8_t* p = records.data() + at;
+    const size_t available = records.size() - at;
+    if (available >= storage::batch_length_field_end + 5) {
+      const int8_t magic = static_cast<int8_t>(p[16]);
+      if (magic != storage::batch_magic_v2) {
+        v.error = error_code::unsupported_for_message_format;
+        v.message = "batch " + std::to_string(v.batches) + ": message format v" + std::to_string(magic) +
+                    "; this broker accepts only v2 (Kafka 0.11+ clients)";
+        return v;
+      }
+      const int32_t length = storage::read_be32(p + 8);
+      if (length > 0 && static_cast<uint64_t>(length) + storage::batch_length_field_end > max_message_bytes &&
+          static_cast<uint64_t>(length) + storage::batch_length_field_end <= available) {
+        v.error = error_code::message_too_large;
+        v.message = "batch " + std::to_string(v.batches) + " of " +
+                    std::to_string(length + storage::batch_length_field_end) +
+                    " bytes is larger than max.message.bytes " + std::to_string(max_message_bytes);
+        return v;
+      }
+    }
+    storage::batch_header h;
+    const storage::batch_check c = storage::check_batch(p, available, SIZE_MAX, &h);
+    if (c != storage::batch_check::ok) {
+      v.error = error_code::corrupt_message;
+      v.message = "batch " + std::to_string(v.batches) + " at byte " + std::to_string(at) + ": " + to_string(c);
+      return v;
+    }
+    if (h.record_count <= 0) {
+      v.error = error_code::invalid_record;
+      v.message = "batch " + std::to_string(v.batches) + " has no records";
+      return v;
+    }
+    if (h.is_control()) {
+      v.error = error_code::invalid_record;
+      v.message = "batch " + std::to_string(v.batches) + ": clients may not produce control batches";
+      return v;
+    }
+    if ((h.attributes & 0x07) == 0) {
+      const std::string bad = check_uncompressed_records(
+          {p + storage::batch_header_bytes, h.size_bytes() - storage::batch_header_bytes}, h.record_count);
+      if (!bad.empty()) {
+        v.error = error_code::invalid_record;
+        v.message = "batch " + std::to_string(v.batches) + ": " + bad;
+        return v;
+      }
+    } else if ((h.attributes & 0x07) > 4) {
+      v.error = error_code::invalid_record;
+      v.message = "batch " + std::to_string(v.batches) + ": unknown compression codec " +
+                  std::to_string(h.attributes & 0x07);
+      return v;
+    }
+    v.transactional = v.transactional || h.is_transactional();
+    v.idempotent = v.idempotent || h.producer_id >= 0;
+    v.max_timestamp = std::max(v.max_timestamp, h.max_timestamp);
+    v.records += h.record_count;
+    ++v.batches;
+    at += h.size_bytes();
+  }
+  return v;
+}
+
+int64_t first_offset_at_or_after(std::span<const uint8_t> batch, int64_t ts, bool* compressed, int64_t* found_ts) {
+  *compressed = false;
+  *found_ts = -1;
+  if (batch.size() < storage::batch_header_bytes) return -1;
+  const storage::batch_header h = storage::decode_header(batch.data());
+  if (h.size_bytes() > batch.size()) return -1;
+  if ((h.attributes & 0x07) != 0) {
+    *compressed = true;
+    *found_ts = h.max_timestamp;
+    return -1;
+  }
+  if (h.attributes & 0x08) {  // LogAppendTime: one timestamp for the batch
+    if (h.max_timestamp < ts) return -1;
+    *found_ts = h.max_timestamp;
+    return h.base_offset;
+  }
+  varint_reader r{batch.data() + storage::batch_header_bytes, batch.data() + h.size_bytes()};
+  for (int32_t i = 0; i < h.record_count; ++i) {
+    const int32_t len = r.varint();
+    if (!r.ok || len < 0 || len > r.end - r.p) return -1;
+    varint_reader rec{r.p, r.p + len};
+    rec.skip(1);
+    const int64_t ts_delta = rec.varlong();
+    const int32_t offset_delta = rec.varint();
+    if (!rec.ok) return -1;
+    if (h.first_timestamp + ts_delta >= ts) {
+      *found_ts = h.first_timestamp + ts_delta;
+      return h.base_offset + offset_delta;
+    }
+    r.p += len;
+  }
+  return -1;
+}
+
+}  // namespace sluice::kafka

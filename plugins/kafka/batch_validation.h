@@ -1,0 +1,39 @@
+// Kafka-level checks of produced record data, before it reaches the log:
+// every batch is message format v2 with a correct CRC32C and lengths, within
+// max.message.bytes, and (when uncompressed) its records parse and their
+// offset deltas run 0, 1, 2, ... as Kafka requires. Pure functions over
+// bytes, fuzzed by tests/fuzz/kafka_batch_fuzz.cc.
+#pragma once
+
+#include "errors.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+namespace sluice::kafka {
+
+struct batch_validation {
+  error_code error = error_code::none;
+  std::string message;  // what was wrong, for logs and the response's error_message
+  int32_t batches = 0;
+  int64_t records = 0;
+  int64_t max_timestamp = -1;
+  bool transactional = false;
+  bool idempotent = false;  // producer id >= 0
+};
+
+batch_validation validate_produce_records(std::span<const uint8_t> records, uint32_t max_message_bytes);
+
+// The records of one uncompressed v2 batch body (after the 61-byte header):
+// count records with consecutive offset deltas. "" or what is wrong.
+std::string check_uncompressed_records(std::span<const uint8_t> body, int32_t count);
+
+// Walks the records of an uncompressed batch and returns the offset of the
+// first record whose timestamp is >= ts, or -1. Compressed batches: -1 and
+// *compressed = true (the caller falls back to the batch's base offset).
+// *found_ts is the record's timestamp.
+int64_t first_offset_at_or_after(std::span<const uint8_t> batch, int64_t ts, bool* compressed, int64_t* found_ts);
+
+}  // namespace sluice::kafka

@@ -1,0 +1,72 @@
+// Kafka-level validation of produced batches and the record-level
+// timestamp lookup.
+#include "batch_validation.h"
+
+#include "crc32c.h"
+#include "record_batch.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace sluice::kafka {
+namespace {
+
+std::span<const uint8_t> bytes(const std::string& s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
+
+// Recomputes the CRC after a test edits bytes inside it.
+void fix_crc(std::string& b) {
+  const uint32_t crc = storage::crc32c(0, reinterpret_cast<const uint8_t*>(b.data()) + storage::batch_crc_start,
+                                       b.size() - storage::batch_crc_start);
+  storage::write_be32(reinterpret_cast<uint8_t*>(b.data()) + 17, static_cast<int32_t>(crc));
+}
+
+TEST(batch_validation, accepts_well_formed_batches_and_counts_them) {
+  std::string two = storage::make_test_batch(5, 10, 1000) + storage::make_test_batch(3, 10, 2000);
+  const batch_validation v = validate_produce_records(bytes(two), 1 << 20);
+  EXPECT_EQ(v.error, error_code::none) << v.message;
+  EXPECT_EQ(v.batches, 2);
+  EXPECT_EQ(v.records, 8);
+  EXPECT_EQ(v.max_timestamp, 2002);
+}
+
+TEST(batch_validation, names_what_is_wrong) {
+  std::string b = storage::make_test_batch(4, 10, 1000);
+  std::string crc = b;
+  crc[crc.size() - 1] ^= 1;
+  EXPECT_EQ(validate_produce_records(bytes(crc), 1 << 20).error, error_code::corrupt_message);
+  EXPECT_NE(validate_produce_records(bytes(crc), 1 << 20).message.find("CRC"), std::string::npos);
+
+  EXPECT_EQ(validate_produce_records(bytes(b), 32).error, error_code::message_too_large);
+  EXPECT_EQ(validate_produce_records(bytes(b.substr(0, b.size() - 3)), 1 << 20).error, error_code::corrupt_message);
+  EXPECT_EQ(validate_produce_records({}, 1 << 20).error, error_code::invalid_record);
+
+  std::string magic1 = b;
+  magic1[16] = 1;
+  EXPECT_EQ(validate_produce_records(bytes(magic1), 1 << 20).error, error_code::unsupported_for_message_format);
+
+  // A record whose offset delta breaks the 0, 1, 2... sequence (valid CRC).
+  std::string seq = b;
+  // First record: length varint, attributes, timestamp delta (0 -> 1 byte),
+  // offset delta at byte 3 of the record.
+  const size_t first = storage::batch_header_bytes;
+  seq[first + 3] = 2 * 7;  // zigzag 7
+  fix_crc(seq);
+  const batch_validation v = validate_produce_records(bytes(seq), 1 << 20);
+  EXPECT_EQ(v.error, error_code::invalid_record) << v.message;
+  EXPECT_NE(v.message.find("consecutive"), std::string::npos) << v.message;
+}
+
+TEST(batch_validation, finds_the_first_record_at_or_after_a_timestamp) {
+  const std::string b = storage::make_test_batch(10, 4, 5000);  // timestamps 5000..5009
+  bool compressed = true;
+  int64_t ts = 0;
+  EXPECT_EQ(first_offset_at_or_after(bytes(b), 5004, &compressed, &ts), 4);
+  EXPECT_FALSE(compressed);
+  EXPECT_EQ(ts, 5004);
+  EXPECT_EQ(first_offset_at_or_after(bytes(b), 1, &compressed, &ts), 0);
+  EXPECT_EQ(first_offset_at_or_after(bytes(b), 6000, &compressed, &ts), -1);
+}
+
+}  // namespace
+}  // namespace sluice::kafka

@@ -1,0 +1,142 @@
+// The kafka plugin's state and the pieces its request handlers share.
+//
+//   broker          one per process: settings, the metadata authority
+//                   (shard 0), and per-shard state
+//   shard_state     what one shard owns: its partitions, its copy of the
+//                   metadata image, its listeners and connections
+//   request_context what a handler knows about the request it serves
+//   response        the encoded body plus the buffers it references
+//
+// Handlers (handlers_*.cc) decode with the generated codecs, do their work
+// on the shards that own the partitions (broker::on_owner), and encode the
+// response in the version the client asked for.
+#pragma once
+
+#include "errors.h"
+#include "kafka_config.h"
+#include "metadata_image.h"
+#include "partitions.h"
+#include "topic_manager.h"
+
+#include <sluice/kafka/wire.h>
+#include <sluice/sdk/runtime.h>
+
+#include <functional>
+#include <list>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sluice::kafka {
+
+struct connection_state {
+  sdk::abort_source abort;
+  uint64_t last_active_ns = 0;
+  size_t listener = 0;
+  std::string peer;
+  std::string client_software_name;
+  std::string client_software_version;
+};
+
+struct shard_state {
+  explicit shard_state(const kafka_config& cfg, int32_t storage_service) : parts(cfg, storage_service) {}
+  partition_table parts;
+  image_ptr image;  // the metadata this shard serves from
+  std::vector<int32_t> listen_fds;
+  sdk::abort_source stop;
+  sdk::gate tasks;
+  std::list<connection_state> connections;
+};
+
+struct request_context {
+  int16_t api_key = 0;
+  int16_t api_version = 0;
+  int32_t correlation_id = 0;
+  std::optional<std::string> client_id;
+  connection_state* conn = nullptr;
+};
+
+struct response {
+  writer body;
+  std::vector<sdk::buffer> keep;  // buffers body references (record data)
+  bool send = true;               // false: acks=0 produce, nothing goes back
+  bool close = false;             // close the connection after this one
+};
+
+class broker {
+ public:
+  kafka_config cfg;
+  int32_t node_id = 0;
+  int32_t storage_service = -1;
+  sdk::shard_invoker invoker;
+  std::unique_ptr<topic_manager> topics;  // shard 0 only
+  sdk::per_shard<shard_state> shards;
+  std::vector<uint16_t> bound_ports;  // per listener, once shard 0 bound it
+
+  shard_state& local() { return shards.local(); }
+  const image_ptr& image() { return local().image; }
+
+  // Runs fn(parts) on the shard that owns topic/partition.
+  sdk::task<void> on_owner(const std::string& topic, int32_t partition,
+                           std::function<sdk::task<void>(partition_table&)> fn);
+  // Runs fn on shard 0 (the metadata authority) and waits.
+  sdk::task<void> on_controller(std::function<sdk::task<void>(topic_manager&)> fn);
+  // Installs img on every shard (called by the topic manager on shard 0).
+  sdk::task<void> publish(image_ptr img);
+
+  // The host and port this node advertises for a listener.
+  std::pair<std::string, int32_t> advertised(size_t listener) const;
+
+  // Long poll: returns once any position has data (each shard's list is
+  // watched on that shard), or after timeout_ms.
+  sdk::task<void> wait_for_data(std::map<uint32_t, std::vector<fetch_position>> by_shard, uint64_t timeout_ms);
+
+  // Creates the topics that are missing, when auto-creation is on (Metadata,
+  // Produce). Returns the image after the creation.
+  sdk::task<image_ptr> auto_create(const std::vector<std::string>& names);
+};
+
+// Runs every task in fns concurrently and returns when all finished.
+sdk::task<void> run_all(std::vector<std::function<sdk::task<void>()>> fns);
+
+// The request handlers, one per API key; false if the body does not decode
+// (the connection is then closed, as Kafka does).
+using handler_fn = sdk::task<bool> (*)(broker&, request_context&, reader&, response&);
+
+struct api_handler {
+  int16_t api_key;
+  int16_t min_version;
+  int16_t max_version;
+  handler_fn fn;
+};
+
+// Every API this broker serves, with the versions it supports (already
+// clipped to the spec's range). ApiVersions advertises exactly these.
+const std::vector<api_handler>& api_handlers();
+const api_handler* find_handler(int16_t api_key);
+
+// handlers_meta.cc
+sdk::task<bool> handle_api_versions(broker&, request_context&, reader&, response&);
+sdk::task<bool> handle_metadata(broker&, request_context&, reader&, response&);
+sdk::task<bool> handle_create_topics(broker&, request_context&, reader&, response&);
+sdk::task<bool> handle_delete_topics(broker&, request_context&, reader&, response&);
+sdk::task<bool> handle_create_partitions(broker&, request_context&, reader&, response&);
+sdk::task<bool> handle_describe_configs(broker&, request_context&, reader&, response&);
+sdk::task<bool> handle_alter_configs(broker&, request_context&, reader&, response&);
+sdk::task<bool> handle_incremental_alter_configs(broker&, request_context&, reader&, response&);
+sdk::task<bool> handle_describe_cluster(broker&, request_context&, reader&, response&);
+sdk::task<bool> handle_describe_log_dirs(broker&, request_context&, reader&, response&);
+// handlers_data.cc
+sdk::task<bool> handle_produce(broker&, request_context&, reader&, response&);
+sdk::task<bool> handle_fetch(broker&, request_context&, reader&, response&);
+sdk::task<bool> handle_list_offsets(broker&, request_context&, reader&, response&);
+sdk::task<bool> handle_offset_for_leader_epoch(broker&, request_context&, reader&, response&);
+sdk::task<bool> handle_delete_records(broker&, request_context&, reader&, response&);
+
+// The ApiVersions answer to a client that asked for a version this broker
+// does not know: version 0, UNSUPPORTED_VERSION and the supported ranges.
+void unsupported_api_versions_response(response& out);
+
+}  // namespace sluice::kafka

@@ -1,0 +1,176 @@
+// The `kafka` plugin: Kafka's wire protocol on the configured listeners.
+//
+//   configure  parse the settings, load the topic metadata (shard 0 owns
+//              it), register the cross-shard invoker
+//   start      every shard listens on every listener (SO_REUSEPORT) and
+//              serves its own connections; partitions are owned by
+//              shard_of(topic, partition)
+//   stop       stop accepting, cut connections, close the partitions
+//
+// docs/KAFKA.md describes the settings, the supported APIs and versions.
+#include "broker.h"
+#include "connection.h"
+
+#include <sluice/kafka/msg/api_table.h>
+#include <sluice/sdk/net.h>
+#include <sluice/sdk/plugin.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace sluice::kafka {
+namespace {
+
+using sdk::task;
+
+struct handler_spec {
+  int16_t key;
+  int16_t min_version;  // the oldest version served (Kafka 4.0's floor, KIP-896)
+  int16_t max_version;  // clipped to the spec's newest
+  handler_fn fn;
+};
+
+// What this broker serves. Versions below a floor use message formats v0/v1
+// or were removed in Kafka 4.0.
+constexpr handler_spec handler_specs[] = {
+    {0, 3, 11, &handle_produce},
+    {1, 4, 17, &handle_fetch},
+    {2, 1, 9, &handle_list_offsets},
+    {3, 0, 12, &handle_metadata},
+    {18, 0, 4, &handle_api_versions},
+    {19, 2, 7, &handle_create_topics},
+    {20, 1, 6, &handle_delete_topics},
+    {21, 0, 2, &handle_delete_records},
+    {23, 2, 4, &handle_offset_for_leader_epoch},
+    {32, 1, 4, &handle_describe_configs},
+    {33, 0, 2, &handle_alter_configs},
+    {35, 1, 4, &handle_describe_log_dirs},
+    {37, 0, 3, &handle_create_partitions},
+    {44, 0, 1, &handle_incremental_alter_configs},
+    {60, 0, 1, &handle_describe_cluster},
+};
+
+}  // namespace
+
+const std::vector<api_handler>& api_handlers() {
+  static const std::vector<api_handler> table = [] {
+    std::vector<api_handler> t;
+    for (const auto& h : handler_specs) {
+      const msg::api_info* info = msg::find_api(h.key);
+      SLUICE_ASSERT(info != nullptr);
+      api_handler a{h.key, std::max(h.min_version, info->min_version), std::min(h.max_version, info->max_version),
+                    h.fn};
+      SLUICE_ASSERT(a.min_version <= a.max_version);
+      t.push_back(a);
+    }
+    return t;
+  }();
+  return table;
+}
+
+const api_handler* find_handler(int16_t api_key) {
+  for (const auto& h : api_handlers())
+    if (h.api_key == api_key) return &h;
+  return nullptr;
+}
+
+namespace {
+
+class kafka_plugin final : public sdk::plugin {
+ public:
+  void configure(sdk::config_map& cfg) override {
+    _b.cfg = parse_kafka_config(cfg);
+    _b.node_id = static_cast<int32_t>(cfg.get_uint("node_id", 0, 0, INT32_MAX));
+    const std::string dir = std::string(sdk::api().data_dir(sdk::host())) + "/kafka";
+    _b.topics = std::make_unique<topic_manager>(_b.cfg, dir, [this](image_ptr img) { return _b.publish(img); });
+    if (std::string err = _b.topics->load(); !err.empty()) throw sdk::config_error(err);
+    _b.invoker.init("kafka.invoke");
+    _b.shards.init(sdk::shard_count());
+    _b.bound_ports.assign(_b.cfg.listeners.size(), 0);
+    (void)api_handlers();  // checks the table against the specs now, not on the first request
+  }
+
+  std::string start(uint32_t shard) override {
+    if (_b.storage_service < 0) _b.storage_service = sdk::lookup_service("storage.log");
+    if (_b.storage_service < 0) return "the storage plugin's storage.log service is missing: list `storage` before `kafka`";
+    shard_state& sh = _b.shards.emplace(shard, _b.cfg, _b.storage_service);
+    sh.image = _b.topics->image();
+    sdk::spawn([](shard_state& sh, sdk::gate::holder) -> task<void> { co_await sh.parts.apply_image(sh.image); }(
+        sh, sh.tasks.try_enter()));
+    for (size_t i = 0; i < _b.cfg.listeners.size(); ++i) {
+      sdk::socket_address addr = _b.cfg.listeners[i].address;
+      if (addr.port() == 0 && _b.bound_ports[i] != 0) addr.set_port(_b.bound_ports[i]);
+      const int32_t fd = sdk::api().tcp_listen(sdk::host(), addr.get(), addr.len,
+                                               static_cast<int32_t>(_b.cfg.backlog), 1);
+      if (fd < 0) {
+        for (int32_t open_fd : sh.listen_fds) ::close(open_fd);
+        _b.shards.reset(shard);
+        return "kafka listener " + _b.cfg.listeners[i].name + ": cannot listen on " + addr.to_string() + ": " +
+               std::strerror(-fd) + (fd == -EADDRINUSE ? " (another process uses the port)" : "");
+      }
+      sh.listen_fds.push_back(fd);
+      if (shard == 0) {
+        _b.bound_ports[i] = sdk::local_address(fd).port();
+        const auto [host, port] = _b.advertised(i);
+        sdk::log_info("kafka listener " + _b.cfg.listeners[i].name + " on " + sdk::local_address(fd).to_string() +
+                      ", advertised as " + host + ":" + std::to_string(port) + " (" +
+                      std::to_string(_b.topics->image()->topics.size()) + " topic(s), cluster id " +
+                      _b.topics->image()->cluster_id + ")");
+      }
+      sdk::spawn(accept_loop(sh, fd, i, sh.tasks.try_enter()));
+    }
+    sdk::spawn(sweep_idle(sh, sh.tasks.try_enter()));
+    return {};
+  }
+
+  task<void> stop(uint32_t shard) override {
+    shard_state& sh = _b.shards.at(shard);
+    sh.stop.request_abort();
+    for (auto& c : sh.connections) c.abort.request_abort();
+    co_await sh.tasks.close();
+    co_await sh.parts.close_all();
+    for (int32_t fd : sh.listen_fds) co_await sdk::close(fd);
+    _b.shards.reset(shard);
+  }
+
+ private:
+  task<void> accept_loop(shard_state& sh, int32_t listen_fd, size_t listener, sdk::gate::holder) {
+    for (;;) {
+      const int32_t fd = co_await sdk::accept(listen_fd, &sh.stop);
+      if (fd < 0) {
+        if (fd == -ECANCELED || sh.stop.abort_requested()) break;
+        if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
+          sdk::log_warn(std::string("kafka: accept: ") + std::strerror(-fd) + "; retrying in 100 ms");
+          co_await sdk::sleep_ms(100, &sh.stop);
+        }
+        continue;
+      }
+      auto holder = sh.tasks.try_enter();
+      if (!holder) {
+        co_await sdk::close(fd);
+        break;
+      }
+      sdk::spawn(serve_connection(_b, sh, fd, listener, std::move(holder)));
+    }
+  }
+
+  // connections.max.idle.ms: close connections with no traffic for that long.
+  task<void> sweep_idle(shard_state& sh, sdk::gate::holder) {
+    const uint64_t timeout_ns = _b.cfg.connections_max_idle_ms * 1'000'000;
+    const uint64_t period_ms = std::max<uint64_t>(_b.cfg.connections_max_idle_ms / 4, 25);
+    while (co_await sdk::sleep_ms(period_ms, &sh.stop) == -ETIME) {
+      const uint64_t now = sdk::now_ns();
+      for (auto& c : sh.connections)
+        if (now - c.last_active_ns > timeout_ns) c.abort.request_abort();
+    }
+  }
+
+  broker _b;
+};
+
+}  // namespace
+}  // namespace sluice::kafka
+
+SLUICE_PLUGIN(sluice::kafka::kafka_plugin, "kafka", "0.1.0",
+              "Kafka wire protocol: produce, fetch, offsets, topics and configs for existing Kafka clients",
+              "storage")

@@ -1,0 +1,69 @@
+// The cluster metadata the Kafka layer serves: topics, their partitions and
+// configs, the cluster id. One immutable image is shared by every shard and
+// replaced as a whole on each change (copy-on-write), so a request handler
+// reads a consistent view without locks.
+//
+// Who changes it is behind `metadata_authority` (see topic_manager.h): today
+// the single-node store on shard 0, which persists the image in
+// <data_dir>/kafka/metadata.json; the Raft controller (a later issue) will
+// replace it with a replicated state machine. Partition leadership and
+// replicas go through `leader_of`, which that controller will fill in too.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace sluice::kafka {
+
+using topic_uuid = std::array<uint8_t, 16>;
+
+struct topic_info {
+  std::string name;
+  topic_uuid id{};
+  int32_t partitions = 0;
+  int16_t replication_factor = 1;
+  int64_t revision = 0;  // the topic's incarnation: storage directories are per revision
+  std::map<std::string, std::string> configs;  // overrides only
+};
+
+struct metadata_image {
+  int64_t version = 0;
+  int64_t next_revision = 1;
+  std::string cluster_id;
+  std::map<std::string, topic_info> topics;
+
+  const topic_info* find(const std::string& name) const {
+    auto it = topics.find(name);
+    return it == topics.end() ? nullptr : &it->second;
+  }
+  const topic_info* find(const topic_uuid& id) const {
+    for (const auto& [_, t] : topics)
+      if (t.id == id) return &t;
+    return nullptr;
+  }
+};
+
+using image_ptr = std::shared_ptr<const metadata_image>;
+
+// Serialisation of the image (JSON); parse errors name what is wrong.
+std::string image_to_json(const metadata_image& img);
+bool image_from_json(const std::string& text, metadata_image& out, std::string& error);
+
+// A random (version 4) UUID, never all zeros.
+topic_uuid random_uuid();
+// Kafka's base64url (no padding) form of a UUID, used for cluster ids.
+std::string uuid_to_base64(const topic_uuid& id);
+
+// Valid topic names: 1..249 chars of [a-zA-Z0-9._-], not "." or "..".
+// Returns "" or the reason.
+std::string validate_topic_name(const std::string& name);
+
+// The shard that owns a partition: a stable hash of the topic name plus the
+// partition number, so consecutive partitions of a topic spread over shards.
+uint32_t shard_of(const std::string& topic, int32_t partition, uint32_t shards);
+
+}  // namespace sluice::kafka

@@ -1,0 +1,366 @@
+#include "partitions.h"
+
+#include "batch_validation.h"
+#include "sluice/storage.pb.h"
+
+#include <sluice/sdk/assert.h>
+
+#include <cerrno>
+
+namespace sluice::kafka {
+
+using namespace sluice::storage;  // protobuf messages
+using sdk::task;
+
+struct partition_table::state {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t revision = 0;
+  PartitionId id;
+  bool opening = true;
+  bool removed = false;
+  error_code open_error = error_code::none;
+  sdk::condition opened;
+  int64_t log_start = 0;
+  int64_t high_watermark = 0;  // single node: the log end; Raft will make it the commit index
+  int64_t max_timestamp = -1;
+  int64_t max_timestamp_offset = -1;
+  uint64_t size_bytes = 0;
+  log_settings settings;
+  std::list<sdk::abort_source*> waiters;  // fetches waiting for data
+};
+
+namespace {
+
+std::string key_of(const std::string& topic, int32_t partition) {
+  std::string k = topic;
+  k.push_back('\0');
+  k += std::to_string(partition);
+  return k;
+}
+
+error_code error_of_status(int32_t status) {
+  switch (status) {
+    case STORAGE_STATUS_INVALID_BATCH: return error_code::corrupt_message;
+    case STORAGE_STATUS_BATCH_TOO_LARGE: return error_code::message_too_large;
+    case STORAGE_STATUS_OFFSET_OUT_OF_RANGE: return error_code::offset_out_of_range;
+    case STORAGE_STATUS_DISK_FULL:
+    case STORAGE_STATUS_IO_ERROR:
+    case STORAGE_STATUS_CORRUPT:
+    case STORAGE_STATUS_LOG_FAILED: return error_code::kafka_storage_error;
+    case STORAGE_STATUS_CLOSED:
+    case STORAGE_STATUS_UNKNOWN_PARTITION: return error_code::not_leader_or_follower;
+    default: return error_code::unknown_server_error;
+  }
+}
+
+std::string error_text(const sdk::reply& rep) {
+  Error e;
+  if (e.ParseFromString(rep.msg.bytes)) return e.message();
+  return "storage status " + std::to_string(rep.status);
+}
+
+int64_t now_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1'000'000;
+}
+
+}  // namespace
+
+task<sdk::reply> partition_table::storage_call(uint32_t type, const std::string& body, sdk::buffer buf) {
+  sdk::message m;
+  m.type = type;
+  m.bytes = body;
+  m.buf = std::move(buf);
+  co_return co_await sdk::call(_storage, sdk::this_shard(), m);
+}
+
+void partition_table::wake(state& st) {
+  for (sdk::abort_source* w : st.waiters) w->request_abort();
+  st.waiters.clear();
+}
+
+task<std::shared_ptr<partition_table::state>> partition_table::get(const std::string& topic, int32_t partition,
+                                                                    error_code& err) {
+  err = error_code::none;
+  const topic_info* t = _image ? _image->find(topic) : nullptr;
+  if (t == nullptr || partition < 0 || partition >= t->partitions) {
+    err = error_code::unknown_topic_or_partition;
+    co_return nullptr;
+  }
+  SLUICE_ASSERT(shard_of(topic, partition, sdk::shard_count()) == sdk::this_shard());
+  const std::string key = key_of(topic, partition);
+  if (auto it = _parts.find(key); it != _parts.end() && it->second->revision == t->revision) {
+    std::shared_ptr<state> st = it->second;
+    while (st->opening) co_await st->opened.wait();
+    if (st->removed) err = error_code::unknown_topic_or_partition;
+    else err = st->open_error;
+    co_return err == error_code::none ? st : nullptr;
+  }
+  auto st = std::make_shared<state>();
+  st->topic = topic;
+  st->partition = partition;
+  st->revision = t->revision;
+  st->id.set_topic(topic);
+  st->id.set_partition(partition);
+  st->id.set_revision(t->revision);
+  st->settings = effective_log_settings(_cfg, t->configs);
+  _parts[key] = st;
+
+  OpenRequest open;
+  *open.mutable_id() = st->id;
+  LogOverrides* o = open.mutable_overrides();
+  o->set_segment_bytes(static_cast<uint64_t>(st->settings.segment_bytes));
+  o->set_segment_ms(st->settings.segment_ms);
+  o->set_retention_bytes(st->settings.retention_bytes);
+  o->set_retention_ms(st->settings.retention_ms);
+  o->set_max_batch_bytes(std::max<uint32_t>(st->settings.max_message_bytes, 1024));
+  sdk::reply rep = co_await storage_call(STORAGE_OPEN, open.SerializeAsString());
+  LogState ls;
+  if (rep.status != 0 || !ls.ParseFromString(rep.msg.bytes)) {
+    sdk::log_error("kafka: cannot open " + topic + "-" + std::to_string(partition) + ": " + error_text(rep));
+    st->open_error = rep.status != 0 ? error_of_status(rep.status) : error_code::kafka_storage_error;
+    if (st->open_error == error_code::not_leader_or_follower) st->open_error = error_code::kafka_storage_error;
+  } else {
+    st->log_start = ls.start_offset();
+    st->high_watermark = ls.next_offset();
+    st->size_bytes = ls.size_bytes();
+  }
+  st->opening = false;
+  st->opened.notify_all();
+  err = st->open_error;
+  if (err != error_code::none) {
+    if (auto it = _parts.find(key); it != _parts.end() && it->second == st) _parts.erase(it);
+    co_return nullptr;
+  }
+  co_return st;
+}
+
+task<void> partition_table::apply_image(image_ptr img) {
+  _image = std::move(img);
+  // Partitions whose topic is gone, or was re-created (new revision), or
+  // lost partitions: remove their logs.
+  std::vector<std::shared_ptr<state>> gone;
+  for (auto it = _parts.begin(); it != _parts.end();) {
+    const topic_info* t = _image->find(it->second->topic);
+    if (t == nullptr || t->revision != it->second->revision || it->second->partition >= t->partitions) {
+      gone.push_back(it->second);
+      it = _parts.erase(it);
+    } else {
+      it->second->settings = effective_log_settings(_cfg, t->configs);
+      ++it;
+    }
+  }
+  for (auto& st : gone) {
+    while (st->opening) co_await st->opened.wait();
+    st->removed = true;
+    wake(*st);
+    if (st->open_error != error_code::none) continue;
+    PartitionRequest r;
+    *r.mutable_id() = st->id;
+    sdk::reply rep = co_await storage_call(STORAGE_REMOVE, r.SerializeAsString());
+    if (rep.status != 0)
+      sdk::log_warn("kafka: removing " + st->topic + "-" + std::to_string(st->partition) + ": " + error_text(rep));
+  }
+  // Storage directories of deleted topics that this shard never opened
+  // (deleted while the broker was down, or never touched) are removed by
+  // the topic manager at start-up.
+}
+
+task<produce_outcome> partition_table::produce(const std::string& topic, int32_t partition, sdk::buffer batches,
+                                               int16_t acks) {
+  produce_outcome out;
+  auto st = co_await get(topic, partition, out.error);
+  if (!st) co_return out;
+  const batch_validation v =
+      validate_produce_records({batches.data(), batches.size()}, st->settings.max_message_bytes);
+  if (v.error != error_code::none) {
+    out.error = v.error;
+    out.message = v.message;
+    co_return out;
+  }
+  AppendRequest a;
+  *a.mutable_id() = st->id;
+  a.set_flush(acks == -1);
+  sdk::reply rep = co_await storage_call(STORAGE_APPEND, a.SerializeAsString(), std::move(batches));
+  AppendReply ar;
+  if (rep.status != 0 || !ar.ParseFromString(rep.msg.bytes)) {
+    out.error = rep.status != 0 ? error_of_status(rep.status) : error_code::unknown_server_error;
+    out.message = error_text(rep);
+    if (st->removed) out.error = error_code::unknown_topic_or_partition;
+    co_return out;
+  }
+  out.base_offset = ar.base_offset();
+  st->high_watermark = std::max(st->high_watermark, ar.last_offset() + 1);
+  if (ar.max_timestamp() > st->max_timestamp) {
+    st->max_timestamp = ar.max_timestamp();
+    st->max_timestamp_offset = ar.last_offset();
+  }
+  out.log_start_offset = st->log_start;
+  if (st->settings.log_append_time) out.log_append_time_ms = now_ms();
+  wake(*st);
+  co_return out;
+}
+
+task<read_outcome> partition_table::read(const std::string& topic, int32_t partition, int64_t offset,
+                                         uint64_t max_bytes) {
+  read_outcome out;
+  auto st = co_await get(topic, partition, out.error);
+  if (!st) co_return out;
+  out.log_start_offset = st->log_start;
+  out.high_watermark = st->high_watermark;
+  out.last_stable_offset = st->high_watermark;
+  if (offset < st->log_start || offset > st->high_watermark) {
+    out.error = error_code::offset_out_of_range;
+    co_return out;
+  }
+  if (offset == st->high_watermark || max_bytes == 0) co_return out;
+  ReadRequest r;
+  *r.mutable_id() = st->id;
+  r.set_offset(offset);
+  r.set_max_bytes(max_bytes);
+  r.set_max_offset(st->high_watermark);
+  sdk::reply rep = co_await storage_call(STORAGE_READ, r.SerializeAsString());
+  ReadReply rr;
+  if (rep.status != 0 || !rr.ParseFromString(rep.msg.bytes)) {
+    out.error = rep.status != 0 ? error_of_status(rep.status) : error_code::unknown_server_error;
+    if (out.error == error_code::offset_out_of_range) {
+      // Retention may have moved the start since our last look.
+      out.log_start_offset = st->log_start = std::max(st->log_start, rr.state().start_offset());
+    }
+    co_return out;
+  }
+  st->log_start = rr.state().start_offset();
+  out.log_start_offset = st->log_start;
+  out.batches = std::move(rep.msg.buf);
+  co_return out;
+}
+
+task<offset_outcome> partition_table::list_offset(const std::string& topic, int32_t partition, int64_t timestamp) {
+  offset_outcome out;
+  auto st = co_await get(topic, partition, out.error);
+  if (!st) co_return out;
+  // Refresh the start offset: retention runs in the storage.
+  PartitionRequest pr;
+  *pr.mutable_id() = st->id;
+  sdk::reply srep = co_await storage_call(STORAGE_STATE, pr.SerializeAsString());
+  LogState ls;
+  if (srep.status == 0 && ls.ParseFromString(srep.msg.bytes)) st->log_start = ls.start_offset();
+  if (timestamp == -2) {
+    out.offset = st->log_start;
+    co_return out;
+  }
+  if (timestamp == -1) {
+    out.offset = st->high_watermark;
+    co_return out;
+  }
+  if (timestamp == -3) {
+    out.offset = st->max_timestamp_offset;
+    out.timestamp = st->max_timestamp;
+    co_return out;
+  }
+  if (timestamp < 0) {
+    out.error = error_code::invalid_request;
+    co_return out;
+  }
+  TimestampRequest tr;
+  *tr.mutable_id() = st->id;
+  tr.set_timestamp(timestamp);
+  sdk::reply rep = co_await storage_call(STORAGE_OFFSET_FOR_TIME, tr.SerializeAsString());
+  TimestampReply reply;
+  if (rep.status != 0 || !reply.ParseFromString(rep.msg.bytes)) {
+    out.error = rep.status != 0 ? error_of_status(rep.status) : error_code::unknown_server_error;
+    co_return out;
+  }
+  if (reply.offset() < 0) co_return out;  // no record at or after: offset -1
+  // The storage finds the batch; the record inside it is found here.
+  out.offset = std::max(reply.offset(), st->log_start);
+  ReadRequest r;
+  *r.mutable_id() = st->id;
+  r.set_offset(out.offset);
+  r.set_max_bytes(1);
+  sdk::reply rrep = co_await storage_call(STORAGE_READ, r.SerializeAsString());
+  if (rrep.status == 0 && rrep.msg.buf) {
+    bool compressed = false;
+    const auto& b = rrep.msg.buf;
+    int64_t found_ts = -1;
+    const int64_t exact = first_offset_at_or_after({b.data(), b.size()}, timestamp, &compressed, &found_ts);
+    if (exact >= out.offset) out.offset = exact;
+    out.timestamp = found_ts;
+  }
+  co_return out;
+}
+
+task<offset_outcome> partition_table::delete_records(const std::string& topic, int32_t partition, int64_t offset) {
+  offset_outcome out;
+  auto st = co_await get(topic, partition, out.error);
+  if (!st) co_return out;
+  if (offset == -1) offset = st->high_watermark;
+  if (offset < 0 || offset > st->high_watermark) {
+    out.error = error_code::offset_out_of_range;
+    co_return out;
+  }
+  if (offset <= st->log_start) {
+    out.offset = st->log_start;
+    co_return out;
+  }
+  TruncateRequest t;
+  *t.mutable_id() = st->id;
+  t.set_offset(offset);
+  sdk::reply rep = co_await storage_call(STORAGE_TRUNCATE_PREFIX, t.SerializeAsString());
+  LogState ls;
+  if (rep.status != 0 || !ls.ParseFromString(rep.msg.bytes)) {
+    out.error = rep.status != 0 ? error_of_status(rep.status) : error_code::unknown_server_error;
+    co_return out;
+  }
+  st->log_start = ls.start_offset();
+  out.offset = st->log_start;
+  co_return out;
+}
+
+task<partition_summary> partition_table::summary(const std::string& topic, int32_t partition) {
+  partition_summary out;
+  auto st = co_await get(topic, partition, out.error);
+  if (!st) co_return out;
+  PartitionRequest pr;
+  *pr.mutable_id() = st->id;
+  sdk::reply rep = co_await storage_call(STORAGE_STATE, pr.SerializeAsString());
+  LogState ls;
+  if (rep.status == 0 && ls.ParseFromString(rep.msg.bytes)) {
+    st->log_start = ls.start_offset();
+    st->size_bytes = ls.size_bytes();
+  }
+  out.log_start_offset = st->log_start;
+  out.high_watermark = st->high_watermark;
+  out.size_bytes = static_cast<int64_t>(st->size_bytes);
+  co_return out;
+}
+
+task<void> partition_table::wait_for_data(const std::vector<fetch_position>& positions, uint64_t timeout_ms) {
+  sdk::abort_source woken;
+  std::vector<std::shared_ptr<state>> registered;
+  for (const auto& p : positions) {
+    error_code err;
+    auto st = co_await get(p.topic, p.partition, err);
+    if (!st || st->high_watermark > p.offset || p.offset < st->log_start) co_return;  // ready (or an error to report)
+    registered.push_back(st);
+  }
+  for (auto& st : registered) st->waiters.push_back(&woken);
+  (void)co_await sdk::sleep_ms(timeout_ms, &woken);
+  for (auto& st : registered) st->waiters.remove(&woken);
+}
+
+task<void> partition_table::close_all() {
+  for (auto& [key, st] : _parts) {
+    while (st->opening) co_await st->opened.wait();
+    wake(*st);
+    if (st->open_error != error_code::none || st->removed) continue;
+    PartitionRequest r;
+    *r.mutable_id() = st->id;
+    (void)co_await storage_call(STORAGE_CLOSE, r.SerializeAsString());
+  }
+  _parts.clear();
+}
+
+}  // namespace sluice::kafka

@@ -1,0 +1,101 @@
+// The partitions one shard owns (shard_of(topic, partition)), and every
+// operation on them: produce, read, list offsets, delete records, wait for
+// data. Each runs on the owning shard only, so a partition's state needs no
+// lock; requests that arrive on other shards are forwarded here
+// (request_router in broker.h).
+//
+// The log itself is the storage plugin's (`storage.log` service, called on
+// this same shard). Leadership: in this single-node part every partition is
+// led by this node with leader epoch 0; the Raft plugin will own that state.
+#pragma once
+
+#include "errors.h"
+#include "kafka_config.h"
+#include "metadata_image.h"
+#include "topic_configs.h"
+
+#include <sluice/sdk/runtime.h>
+
+#include <list>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace sluice::kafka {
+
+struct produce_outcome {
+  error_code error = error_code::none;
+  std::string message;
+  int64_t base_offset = -1;
+  int64_t log_append_time_ms = -1;
+  int64_t log_start_offset = -1;
+};
+
+struct read_outcome {
+  error_code error = error_code::none;
+  int64_t high_watermark = -1;
+  int64_t last_stable_offset = -1;
+  int64_t log_start_offset = -1;
+  sdk::buffer batches;  // whole batches from the requested offset, or empty
+};
+
+struct offset_outcome {
+  error_code error = error_code::none;
+  int64_t offset = -1;
+  int64_t timestamp = -1;
+};
+
+struct partition_summary {
+  error_code error = error_code::none;
+  int64_t log_start_offset = -1;
+  int64_t high_watermark = -1;
+  int64_t size_bytes = 0;
+};
+
+struct fetch_position {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = 0;
+};
+
+class partition_table {
+ public:
+  partition_table(const kafka_config& cfg, int32_t storage_service) : _cfg(cfg), _storage(storage_service) {}
+
+  // The metadata changed (on this shard): partitions of deleted or
+  // re-created topics are removed from disk, config changes re-applied.
+  sdk::task<void> apply_image(image_ptr img);
+  const image_ptr& image() const noexcept { return _image; }
+
+  // acks: -1 waits for fdatasync, 1 for the write, 0 like 1 (no response
+  // is sent, but the append still completes before the next request).
+  sdk::task<produce_outcome> produce(const std::string& topic, int32_t partition, sdk::buffer batches,
+                                     int16_t acks);
+  sdk::task<read_outcome> read(const std::string& topic, int32_t partition, int64_t offset, uint64_t max_bytes);
+  // timestamp: -1 latest, -2 earliest, -3 max timestamp, else the first
+  // offset whose record timestamp is >= it.
+  sdk::task<offset_outcome> list_offset(const std::string& topic, int32_t partition, int64_t timestamp);
+  // DeleteRecords: offset -1 means the high watermark. Returns the new low
+  // watermark in outcome.offset.
+  sdk::task<offset_outcome> delete_records(const std::string& topic, int32_t partition, int64_t offset);
+  sdk::task<partition_summary> summary(const std::string& topic, int32_t partition);
+  // Returns once any position has data beyond its offset (or its
+  // partition went away), or after timeout_ms.
+  sdk::task<void> wait_for_data(const std::vector<fetch_position>& positions, uint64_t timeout_ms);
+  // Closes every partition (shard stop).
+  sdk::task<void> close_all();
+
+ private:
+  struct state;
+  sdk::task<std::shared_ptr<state>> get(const std::string& topic, int32_t partition, error_code& err);
+  sdk::task<sdk::reply> storage_call(uint32_t type, const std::string& body, sdk::buffer buf = {});
+  void wake(state& st);
+
+  const kafka_config& _cfg;
+  int32_t _storage;
+  image_ptr _image;
+  std::unordered_map<std::string, std::shared_ptr<state>> _parts;  // key: topic + '\0' + partition
+};
+
+}  // namespace sluice::kafka

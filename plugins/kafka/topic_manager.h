@@ -1,0 +1,67 @@
+// The metadata authority of a single node: creates, deletes and alters
+// topics, on shard 0 only, one change at a time; persists every new image
+// (<data_dir>/kafka/metadata.json, written to a temporary file, fsynced,
+// renamed, directory fsynced) before publishing it to every shard. The
+// Raft controller (a later issue) replaces this class with a replicated
+// state machine behind the same operations.
+#pragma once
+
+#include "errors.h"
+#include "kafka_config.h"
+#include "metadata_image.h"
+
+#include <sluice/sdk/runtime.h>
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+
+namespace sluice::kafka {
+
+struct op_result {
+  error_code error = error_code::none;
+  std::string message;
+};
+
+struct create_topic_spec {
+  std::string name;
+  int32_t partitions = -1;          // -1: num_partitions
+  int16_t replication_factor = -1;  // -1: default_replication_factor
+  std::map<std::string, std::string> configs;
+  bool validate_only = false;
+};
+
+class topic_manager {
+ public:
+  // publish(img) installs img on every shard.
+  topic_manager(const kafka_config& cfg, std::string dir, std::function<sdk::task<void>(image_ptr)> publish)
+      : _cfg(cfg), _dir(std::move(dir)), _publish(std::move(publish)) {}
+
+  // Main thread, at configure: reads the image or creates an empty one
+  // (with a new cluster id). "" or an error naming the file.
+  std::string load();
+  image_ptr image() const noexcept { return _image; }
+
+  // Shard 0 only.
+  sdk::task<op_result> create_topic(const create_topic_spec& spec);
+  sdk::task<op_result> delete_topic(const std::string& name);
+  sdk::task<op_result> create_partitions(const std::string& name, int32_t count, bool validate_only);
+  // changes: name -> value (nullopt removes the override). incremental:
+  // apply changes on top of the overrides; otherwise they replace them all.
+  sdk::task<op_result> alter_configs(const std::string& name,
+                                     const std::map<std::string, std::optional<std::string>>& changes,
+                                     bool incremental, bool validate_only);
+
+ private:
+  sdk::task<op_result> commit(metadata_image next);
+  sdk::task<std::string> persist(const metadata_image& img);
+
+  const kafka_config& _cfg;
+  std::string _dir;
+  std::function<sdk::task<void>(image_ptr)> _publish;
+  image_ptr _image;
+  sdk::fifo_mutex _mu;
+};
+
+}  // namespace sluice::kafka
