@@ -1,0 +1,356 @@
+// The kafka plugin over raw sockets, with requests encoded by the generated
+// codecs: ApiVersions negotiation (and its fallback), pipelining, acks=0,
+// and bad input (oversized, truncated and malformed frames, unknown APIs and
+// versions, batches whose CRC or length lies) that must close one connection
+// or get the right error code while everyone else is served.
+#include "subprocess.h"
+
+#include "record_batch.h"
+
+#include <sluice/kafka/msg/api_versions.h>
+#include <sluice/kafka/msg/headers.h>
+#include <sluice/kafka/msg/metadata.h>
+#include <sluice/kafka/msg/produce.h>
+#include <sluice/kafka/msg/create_topics.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+namespace sluice::kafka {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+class kafka_broker {
+ public:
+  kafka_broker() {
+    char tmpl[] = "/tmp/kafka_protocol_test.XXXXXX";
+    _dir = mkdtemp(tmpl);
+    std::ofstream(_dir + "/sluice.yaml") << "node: { id: 0, data_dir: " << _dir << "/data, shards: 2 }\n"
+                                         << "plugins:\n  - name: storage\n  - name: kafka\n    config:\n"
+                                         << "      socket_request_max_bytes: 65536\n"
+                                         << "      listeners: [{ address: 127.0.0.1:0 }]\n";
+    _p = std::make_unique<testing::subprocess>(
+        std::vector<std::string>{SLUICE_BROKERD, "--config", _dir + "/sluice.yaml"});
+    auto rest = _p->wait_for_stderr("kafka listener PLAINTEXT on 127.0.0.1:", 30s);
+    if (rest) port = static_cast<uint16_t>(std::stoi(*rest));
+    ready = rest && _p->wait_for_stderr("ready", 30s).has_value();
+  }
+  ~kafka_broker() {
+    _p->signal(SIGTERM);
+    auto st = _p->wait(30s);
+    EXPECT_EQ(st.code, 0) << _p->err();
+    EXPECT_EQ(_p->err().find("AddressSanitizer"), std::string::npos) << _p->err();
+    EXPECT_EQ(_p->err().find("runtime error"), std::string::npos) << _p->err();
+    fs::remove_all(_dir);
+  }
+  std::string log() {
+    (void)_p->wait_for_stderr("\x01(pump only)", 300ms);  // collects what the broker printed so far
+    return _p->err();
+  }
+
+  uint16_t port = 0;
+  bool ready = false;
+
+ private:
+  std::string _dir;
+  std::unique_ptr<testing::subprocess> _p;
+};
+
+class client {
+ public:
+  explicit client(uint16_t port) {
+    _fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected = ::connect(_fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+    timeval tv{10, 0};
+    setsockopt(_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  }
+  ~client() { ::close(_fd); }
+
+  bool send_raw(const std::vector<uint8_t>& bytes) {
+    return ::send(_fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
+  }
+  template <class Req>
+  std::vector<uint8_t> frame(const Req& req, int16_t version, int32_t correlation_id) {
+    writer w;
+    const patch_position at = w.reserve_int32();
+    msg::request_header h;
+    h.api_key = Req::api_key;
+    h.api_version = version;
+    h.correlation_id = correlation_id;
+    h.client_id = "kafka_protocol_test";
+    h.encode(w, msg::request_header_version(Req::api_key, version));
+    req.encode(w, version);
+    w.patch_int32(at, static_cast<int32_t>(w.size() - 4));
+    return w.flatten();
+  }
+  template <class Req>
+  bool send(const Req& req, int16_t version, int32_t correlation_id) {
+    return send_raw(frame(req, version, correlation_id));
+  }
+  // One response frame (without its size), or empty when the broker closed.
+  std::vector<uint8_t> receive() {
+    uint8_t size_be[4];
+    if (!read_exact(size_be, 4)) return {};
+    const uint32_t size = uint32_t{size_be[0]} << 24 | uint32_t{size_be[1]} << 16 | uint32_t{size_be[2]} << 8 | size_be[3];
+    std::vector<uint8_t> body(size);
+    if (!read_exact(body.data(), size)) return {};
+    return body;
+  }
+  template <class Resp>
+  bool receive(Resp& resp, int16_t api_key, int16_t version, int32_t expect_correlation_id) {
+    std::vector<uint8_t> body = receive();
+    if (body.empty()) return false;
+    reader r(body.data(), body.size());
+    msg::response_header h;
+    EXPECT_TRUE(h.decode(r, msg::response_header_version(api_key, version)));
+    EXPECT_EQ(h.correlation_id, expect_correlation_id);
+    const bool ok = resp.decode(r, version);
+    EXPECT_TRUE(ok) << r.error_message();
+    EXPECT_TRUE(r.at_end());
+    return ok;
+  }
+  // True when the broker closed the connection (EOF) within the timeout.
+  bool closed_by_broker() {
+    uint8_t b;
+    return ::recv(_fd, &b, 1, 0) == 0;
+  }
+
+  bool connected = false;
+
+ private:
+  bool read_exact(uint8_t* p, size_t n) {
+    while (n > 0) {
+      const ssize_t r = ::recv(_fd, p, n, 0);
+      if (r <= 0) return false;
+      p += r;
+      n -= static_cast<size_t>(r);
+    }
+    return true;
+  }
+  int _fd = -1;
+};
+
+// Every test shares one broker: starting brokerd under ASan takes a while.
+kafka_broker* g_broker = nullptr;
+
+class kafka_protocol : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { g_broker = new kafka_broker(); }
+  static void TearDownTestSuite() {
+    delete g_broker;
+    g_broker = nullptr;
+  }
+  void SetUp() override { ASSERT_TRUE(g_broker->ready) << g_broker->log(); }
+  uint16_t port() const { return g_broker->port; }
+
+  // The broker still answers a fresh client.
+  void expect_serving() {
+    client c(port());
+    ASSERT_TRUE(c.connected);
+    msg::api_versions_request req;
+    ASSERT_TRUE(c.send(req, 2, 7));
+    msg::api_versions_response resp;
+    ASSERT_TRUE(c.receive(resp, 18, 2, 7));
+    EXPECT_EQ(resp.error_code, 0);
+  }
+
+  void create_topic(const std::string& name, int32_t partitions) {
+    client c(port());
+    msg::create_topics_request req;
+    auto& t = req.topics.emplace_back();
+    t.name = name;
+    t.num_partitions = partitions;
+    t.replication_factor = 1;
+    req.timeout_ms = 10000;
+    ASSERT_TRUE(c.send(req, 7, 1));
+    msg::create_topics_response resp;
+    ASSERT_TRUE(c.receive(resp, 19, 7, 1));
+    ASSERT_EQ(resp.topics.size(), 1u);
+    ASSERT_EQ(resp.topics[0].error_code, 0) << resp.topics[0].error_message.value_or("");
+  }
+
+  int16_t produce_error(const std::string& topic, const std::string& records, int16_t acks = 1) {
+    client c(port());
+    msg::produce_request req;
+    req.acks = acks;
+    req.timeout_ms = 10000;
+    auto& t = req.topic_data.emplace_back();
+    t.name = topic;
+    auto& p = t.partition_data.emplace_back();
+    p.index = 0;
+    p.records = records_view::of(reinterpret_cast<const uint8_t*>(records.data()), records.size());
+    EXPECT_TRUE(c.send(req, 9, 5));
+    msg::produce_response resp;
+    if (!c.receive(resp, 0, 9, 5)) return -100;
+    return resp.responses.at(0).partition_responses.at(0).error_code;
+  }
+};
+
+TEST_F(kafka_protocol, api_versions_lists_what_is_served_and_records_the_client) {
+  client c(port());
+  msg::api_versions_request req;
+  req.client_software_name = "sluice-test";
+  req.client_software_version = "1.0";
+  ASSERT_TRUE(c.send(req, 3, 42));
+  msg::api_versions_response resp;
+  ASSERT_TRUE(c.receive(resp, 18, 3, 42));
+  EXPECT_EQ(resp.error_code, 0);
+  bool produce = false, fetch = false, join_group = false;
+  for (const auto& k : resp.api_keys) {
+    EXPECT_LE(k.min_version, k.max_version);
+    produce |= k.api_key == 0;
+    fetch |= k.api_key == 1;
+    join_group |= k.api_key == 11;
+  }
+  EXPECT_TRUE(produce && fetch);
+  EXPECT_FALSE(join_group);  // consumer groups come with the next issue
+
+  // KIP-511: an invalid software name is INVALID_REQUEST.
+  req.client_software_name = "-bad name-";
+  ASSERT_TRUE(c.send(req, 3, 43));
+  ASSERT_TRUE(c.receive(resp, 18, 3, 43));
+  EXPECT_EQ(resp.error_code, 42);
+}
+
+TEST_F(kafka_protocol, a_too_new_api_versions_gets_v0_with_unsupported_version) {
+  client c(port());
+  msg::api_versions_request req;
+  std::vector<uint8_t> f = c.frame(req, 3, 9);
+  f[6] = 0;
+  f[7] = 99;  // api_version 99
+  ASSERT_TRUE(c.send_raw(f));
+  msg::api_versions_response resp;
+  ASSERT_TRUE(c.receive(resp, 18, 0, 9));
+  EXPECT_EQ(resp.error_code, 35);
+  EXPECT_FALSE(resp.api_keys.empty());
+}
+
+TEST_F(kafka_protocol, pipelined_requests_are_answered_in_order) {
+  client c(port());
+  msg::metadata_request md;
+  md.topics.emplace();  // no topics
+  msg::api_versions_request av;
+  for (int i = 0; i < 20; ++i) {
+    if (i % 2) ASSERT_TRUE(c.send(md, 9, 100 + i));
+    else ASSERT_TRUE(c.send(av, 3, 100 + i));
+  }
+  for (int i = 0; i < 20; ++i) {
+    if (i % 2) {
+      msg::metadata_response r;
+      ASSERT_TRUE(c.receive(r, 3, 9, 100 + i));
+      ASSERT_EQ(r.brokers.size(), 1u);
+      EXPECT_EQ(r.brokers[0].port, port());
+      EXPECT_EQ(r.brokers[0].host, "127.0.0.1");
+    } else {
+      msg::api_versions_response r;
+      ASSERT_TRUE(c.receive(r, 18, 3, 100 + i));
+    }
+  }
+}
+
+TEST_F(kafka_protocol, acks_zero_gets_no_response_and_the_next_request_is_answered) {
+  create_topic("acks0", 1);
+  client c(port());
+  const std::string batch = storage::make_test_batch(3, 10, 1000);
+  msg::produce_request req;
+  req.acks = 0;
+  auto& t = req.topic_data.emplace_back();
+  t.name = "acks0";
+  auto& p = t.partition_data.emplace_back();
+  p.records = records_view::of(reinterpret_cast<const uint8_t*>(batch.data()), batch.size());
+  ASSERT_TRUE(c.send(req, 9, 1));
+  msg::api_versions_request av;
+  ASSERT_TRUE(c.send(av, 3, 2));
+  msg::api_versions_response r;
+  ASSERT_TRUE(c.receive(r, 18, 3, 2));  // the first frame back answers request 2
+}
+
+TEST_F(kafka_protocol, produce_errors_name_what_is_wrong_with_the_batch) {
+  create_topic("bad-batches", 1);
+  const std::string good = storage::make_test_batch(4, 10, 1000);
+  EXPECT_EQ(produce_error("bad-batches", good), 0);
+  std::string crc = good;
+  crc.back() ^= 0x40;
+  EXPECT_EQ(produce_error("bad-batches", crc), 2);  // CORRUPT_MESSAGE
+  std::string length = good;
+  length[11] = static_cast<char>(length[11] + 7);  // batchLength says 7 bytes more than there are
+  EXPECT_EQ(produce_error("bad-batches", length), 2);
+  std::string magic = good;
+  magic[16] = 1;
+  EXPECT_EQ(produce_error("bad-batches", magic), 43);  // UNSUPPORTED_FOR_MESSAGE_FORMAT
+  EXPECT_EQ(produce_error("no-such-topic", good), 3);  // UNKNOWN_TOPIC_OR_PARTITION
+  EXPECT_EQ(produce_error("bad-batches", good, 5), 21);  // INVALID_REQUIRED_ACKS
+  EXPECT_EQ(produce_error("bad-batches", std::string(1100 * 1024, 'x')), -100);  // frame above the 64 KiB limit: closed
+  expect_serving();
+}
+
+TEST_F(kafka_protocol, bad_frames_close_only_their_connection) {
+  {
+    client c(port());  // larger than socket_request_max_bytes
+    ASSERT_TRUE(c.send_raw({0x00, 0x10, 0x00, 0x00, 0, 18, 0, 0}));
+    EXPECT_TRUE(c.closed_by_broker());
+  }
+  {
+    client c(port());  // negative size
+    ASSERT_TRUE(c.send_raw({0xff, 0xff, 0xff, 0xf0}));
+    EXPECT_TRUE(c.closed_by_broker());
+  }
+  {
+    client c(port());  // unknown API key
+    msg::api_versions_request req;
+    std::vector<uint8_t> f = c.frame(req, 0, 1);
+    f[4] = 0x27;
+    f[5] = 0x0f;  // 9999
+    ASSERT_TRUE(c.send_raw(f));
+    EXPECT_TRUE(c.closed_by_broker());
+  }
+  {
+    client c(port());  // Metadata v99
+    msg::metadata_request req;
+    std::vector<uint8_t> f = c.frame(req, 9, 1);
+    f[6] = 0;
+    f[7] = 99;
+    ASSERT_TRUE(c.send_raw(f));
+    EXPECT_TRUE(c.closed_by_broker());
+  }
+  {
+    client c(port());  // Metadata v1 whose topic array has length -5
+    msg::metadata_request req;
+    req.topics.emplace();
+    std::vector<uint8_t> f = c.frame(req, 1, 1);
+    // The body is the last 4 bytes: the array length.
+    f[f.size() - 4] = 0xff;
+    f[f.size() - 3] = 0xff;
+    f[f.size() - 2] = 0xff;
+    f[f.size() - 1] = 0xfb;
+    ASSERT_TRUE(c.send_raw(f));
+    EXPECT_TRUE(c.closed_by_broker());
+  }
+  {
+    client c(port());  // truncated: the size promises more than arrives
+    ASSERT_TRUE(c.send_raw({0, 0, 0, 100, 0, 18, 0, 0, 0, 0}));
+  }  // closes while the broker waits for the rest
+  expect_serving();
+  const std::string log = g_broker->log();
+  EXPECT_NE(log.find("outside [8, socket_request_max_bytes=65536]"), std::string::npos) << log;
+  EXPECT_NE(log.find("unknown API key 9999"), std::string::npos) << log;
+  EXPECT_NE(log.find("Metadata (key 3) v99 is not supported"), std::string::npos) << log;
+  EXPECT_NE(log.find("malformed request"), std::string::npos) << log;
+}
+
+}  // namespace
+}  // namespace sluice::kafka
