@@ -40,6 +40,26 @@ struct connection_state {
   std::string client_software_version;
 };
 
+// A fetch session (KIP-227): the partitions a client fetches, so later
+// requests send only what changed and responses carry only partitions with
+// news. Kept by the shard that serves the client's connection.
+struct fetch_session {
+  struct entry {
+    std::string topic;
+    uuid topic_id;
+    int32_t partition = 0;
+    int64_t fetch_offset = 0;
+    int32_t max_bytes = 0;
+    int64_t high_watermark = -1;  // as last sent, to tell what changed
+    int64_t last_stable_offset = -1;
+    int64_t log_start_offset = -1;
+  };
+  int32_t id = 0;
+  int32_t next_epoch = 1;
+  uint64_t last_used_ns = 0;
+  std::vector<entry> parts;  // in the order the client added them
+};
+
 struct shard_state {
   explicit shard_state(const kafka_config& cfg, int32_t storage_service) : parts(cfg, storage_service) {}
   partition_table parts;
@@ -48,6 +68,7 @@ struct shard_state {
   sdk::abort_source stop;
   sdk::gate tasks;
   std::list<connection_state> connections;
+  std::map<int32_t, fetch_session> fetch_sessions;
 };
 
 struct request_context {

@@ -98,14 +98,42 @@ task<bool> handle_produce(broker& b, request_context& ctx, reader& r, response& 
 namespace {
 
 struct fetch_slot {
-  std::string topic;
+  std::string topic;     // "" when the topic (id) is unknown
+  uuid topic_id;
   int32_t partition = 0;
   int64_t offset = 0;
   int32_t partition_max_bytes = 0;
   error_code error = error_code::none;  // known before reading (unknown topic, epoch)
-  msg::fetch_response::partition_data* out = nullptr;
+  bool in_session = false;
+  int64_t sent_hw = -1, sent_lso = -1, sent_log_start = -1;  // as the session last sent them
+  // Results.
+  error_code result = error_code::none;
+  int64_t high_watermark = -1, last_stable_offset = -1, log_start_offset = -1;
   sdk::buffer data;
 };
+
+int32_t new_session_id(const std::map<int32_t, fetch_session>& sessions) {
+  static thread_local uint32_t seed = static_cast<uint32_t>(sdk::now_ns()) | 1u;
+  for (;;) {
+    seed ^= seed << 13;
+    seed ^= seed >> 17;
+    seed ^= seed << 5;
+    const int32_t id = static_cast<int32_t>(seed & 0x7fffffff);
+    if (id != 0 && !sessions.count(id)) return id;
+  }
+}
+
+// Room for one more session on this shard: evicts the least recently used.
+bool make_room(std::map<int32_t, fetch_session>& sessions, size_t capacity) {
+  if (capacity == 0) return false;
+  while (sessions.size() >= capacity) {
+    auto lru = sessions.begin();
+    for (auto it = sessions.begin(); it != sessions.end(); ++it)
+      if (it->second.last_used_ns < lru->second.last_used_ns) lru = it;
+    sessions.erase(lru);
+  }
+  return true;
+}
 
 }  // namespace
 
@@ -114,62 +142,130 @@ task<bool> handle_fetch(broker& b, request_context& ctx, reader& r, response& ou
   if (!req.decode(r, ctx.api_version)) co_return false;
   const int16_t v = ctx.api_version;
   msg::fetch_response resp;
-  // Fetch sessions (KIP-227): this broker answers every fetch in full and
-  // never creates a session (session id 0), which KIP-227 allows; a client
-  // that asks for an incremental fetch in a session it does not have is told so.
-  if (v >= 7 && (req.session_id != 0 || req.session_epoch > 0)) {
-    resp.error_code = code(error_code::fetch_session_id_not_found);
-    resp.session_id = 0;
-    resp.encode(out.body, v);
-    co_return true;
-  }
+  shard_state& sh = b.local();
   image_ptr img = b.image();
-  std::vector<fetch_slot> slots;
-  size_t total = 0;
-  for (const auto& t : req.topics) total += t.partitions.size();
-  slots.reserve(total);
-  for (const auto& t : req.topics) {
-    auto& rt = resp.responses.emplace_back();
-    const topic_info* ti = nullptr;
-    if (v >= 13) {
-      rt.topic_id = t.topic_id;
-      ti = img->find(t.topic_id.bytes);
+
+  auto resolve = [&](fetch_slot& s, const std::string& name, const uuid& id) {
+    const topic_info* ti = v >= 13 ? img->find(id.bytes) : img->find(name);
+    s.topic_id = v >= 13 ? id : (ti ? uuid{ti->id} : uuid{});
+    s.topic = ti ? ti->name : (v >= 13 ? std::string() : name);
+    if (!ti) s.error = v >= 13 ? error_code::unknown_topic_id : error_code::unknown_topic_or_partition;
+    else if (s.partition < 0 || s.partition >= ti->partitions) s.error = error_code::unknown_topic_or_partition;
+  };
+
+  // Fetch sessions (KIP-227): which partitions this request covers.
+  const bool sessions = v >= 7;
+  const size_t capacity =
+      std::max<size_t>(b.cfg.max_incremental_fetch_session_cache_slots / std::max(sdk::shard_count(), 1u), 1);
+  fetch_session* session = nullptr;
+  bool incremental = false;
+  if (sessions) {
+    const int32_t id = req.session_id, epoch = req.session_epoch;
+    if (id == 0 && epoch > 0) {
+      resp.error_code = code(error_code::invalid_fetch_session_epoch);
+    } else if (id != 0 && epoch > 0) {
+      auto it = sh.fetch_sessions.find(id);
+      if (it == sh.fetch_sessions.end()) resp.error_code = code(error_code::fetch_session_id_not_found);
+      else if (it->second.next_epoch != epoch) resp.error_code = code(error_code::invalid_fetch_session_epoch);
+      else {
+        session = &it->second;
+        incremental = true;
+      }
     } else {
-      rt.topic = t.topic;
-      ti = img->find(t.topic);
+      if (id != 0) sh.fetch_sessions.erase(id);  // epoch 0 or -1 closes the old session
+      if (epoch == 0 && make_room(sh.fetch_sessions, capacity)) {
+        const int32_t nid = new_session_id(sh.fetch_sessions);
+        session = &sh.fetch_sessions[nid];
+        session->id = nid;
+      }
     }
-    rt.partitions.resize(t.partitions.size());
-    for (size_t i = 0; i < t.partitions.size(); ++i) {
-      const auto& fp = t.partitions[i];
-      auto& rp = rt.partitions[i];
-      rp.partition_index = fp.partition;
-      rp.high_watermark = -1;
-      rp.last_stable_offset = -1;
-      rp.log_start_offset = -1;
-      rp.preferred_read_replica = -1;
-      if (req.isolation_level == 1) rp.aborted_transactions.emplace();  // read_committed: none
-      fetch_slot s;
-      s.topic = ti ? ti->name : std::string();
-      s.partition = fp.partition;
-      s.offset = fp.fetch_offset;
-      s.partition_max_bytes = fp.partition_max_bytes;
-      s.out = &rp;
-      if (!ti) s.error = v >= 13 ? error_code::unknown_topic_id : error_code::unknown_topic_or_partition;
-      else if (fp.partition < 0 || fp.partition >= ti->partitions) s.error = error_code::unknown_topic_or_partition;
-      else if (v >= 9) s.error = check_leader_epoch(fp.current_leader_epoch);
-      slots.push_back(std::move(s));
+    if (resp.error_code != 0) {
+      resp.session_id = 0;
+      resp.encode(out.body, v);
+      co_return true;
     }
   }
+  if (session) {
+    session->last_used_ns = sdk::now_ns();
+    resp.session_id = session->id;
+    if (incremental) ++session->next_epoch;
+    else session->next_epoch = 1;
+  }
+
+  // Update the session from the request: added or changed partitions, and
+  // the forgotten ones (incremental); or all of them (a new session).
+  if (session) {
+    if (!incremental) session->parts.clear();
+    auto find_entry = [&](const std::string& name, const uuid& id, int32_t partition) -> fetch_session::entry* {
+      for (auto& e : session->parts)
+        if (e.partition == partition && (v >= 13 ? e.topic_id == id : e.topic == name)) return &e;
+      return nullptr;
+    };
+    for (const auto& t : req.topics)
+      for (const auto& fp : t.partitions) {
+        fetch_session::entry* e = find_entry(t.topic, t.topic_id, fp.partition);
+        if (!e) {
+          e = &session->parts.emplace_back();
+          e->topic = t.topic;
+          e->topic_id = t.topic_id;
+          e->partition = fp.partition;
+          if (v >= 13) {
+            if (const topic_info* ti = img->find(t.topic_id.bytes)) e->topic = ti->name;
+          }
+        }
+        e->fetch_offset = fp.fetch_offset;
+        e->max_bytes = fp.partition_max_bytes;
+      }
+    if (incremental) {
+      for (const auto& f : req.forgotten_topics_data)
+        for (int32_t p : f.partitions)
+          std::erase_if(session->parts, [&](const fetch_session::entry& e) {
+            return e.partition == p && (v >= 13 ? e.topic_id == f.topic_id : e.topic == f.topic);
+          });
+    }
+  }
+
+  std::vector<fetch_slot> slots;
+  if (session) {
+    slots.reserve(session->parts.size());
+    for (auto& e : session->parts) {
+      fetch_slot& s = slots.emplace_back();
+      s.partition = e.partition;
+      s.offset = e.fetch_offset;
+      s.partition_max_bytes = e.max_bytes;
+      s.in_session = true;
+      s.sent_hw = e.high_watermark;
+      s.sent_lso = e.last_stable_offset;
+      s.sent_log_start = e.log_start_offset;
+      resolve(s, e.topic, e.topic_id);
+    }
+  } else {
+    for (const auto& t : req.topics)
+      for (const auto& fp : t.partitions) {
+        fetch_slot& s = slots.emplace_back();
+        s.partition = fp.partition;
+        s.offset = fp.fetch_offset;
+        s.partition_max_bytes = fp.partition_max_bytes;
+        resolve(s, t.topic, t.topic_id);
+      }
+  }
+  // The leader epoch check is per request partition.
+  if (v >= 9) {
+    for (const auto& t : req.topics)
+      for (const auto& fp : t.partitions)
+        if (error_code e = check_leader_epoch(fp.current_leader_epoch); e != error_code::none)
+          for (auto& s : slots)
+            if (s.partition == fp.partition && (v >= 13 ? s.topic_id == t.topic_id : s.topic == t.topic)) s.error = e;
+  }
+
   const uint64_t max_bytes = v >= 3 ? static_cast<uint64_t>(std::max(req.max_bytes, 0)) : UINT64_MAX;
   const uint64_t deadline_ns = sdk::now_ns() + static_cast<uint64_t>(std::max(req.max_wait_ms, 0)) * 1'000'000;
   for (;;) {
     uint64_t bytes = 0;
     bool any_error = false;
     for (auto& s : slots) {
-      auto& rp = *s.out;
       s.data = {};
-      rp.records = records_view::of(nullptr, 0);  // empty, not null: clients reject a null record set
-      rp.error_code = code(s.error);
+      s.result = s.error;
       if (s.error != error_code::none) {
         any_error = true;
         continue;
@@ -180,10 +276,10 @@ task<bool> handle_fetch(broker& b, request_context& ctx, reader& r, response& ou
       co_await b.on_owner(s.topic, s.partition, [&](partition_table& pt) -> task<void> {
         o = co_await pt.read(s.topic, s.partition, s.offset, limit == 0 && bytes == 0 ? 1 : limit);
       });
-      rp.error_code = code(o.error);
-      rp.high_watermark = o.high_watermark;
-      rp.last_stable_offset = o.last_stable_offset;
-      rp.log_start_offset = o.log_start_offset;
+      s.result = o.error;
+      s.high_watermark = o.high_watermark;
+      s.last_stable_offset = o.last_stable_offset;
+      s.log_start_offset = o.log_start_offset;
       if (o.error != error_code::none) {
         any_error = true;
         continue;
@@ -192,30 +288,56 @@ task<bool> handle_fetch(broker& b, request_context& ctx, reader& r, response& ou
       // is larger than the limits; later ones must fit.
       if (o.batches && o.batches.size() > 0 && (bytes == 0 || o.batches.size() <= room)) {
         s.data = std::move(o.batches);
-        rp.records = records_view::of(s.data.data(), s.data.size());
         bytes += s.data.size();
       }
     }
     const uint64_t now = sdk::now_ns();
-    if (any_error || bytes >= static_cast<uint64_t>(std::max(req.min_bytes, 1)) || now >= deadline_ns || slots.empty())
+    if (any_error || bytes >= static_cast<uint64_t>(std::max(req.min_bytes, 1)) || now >= deadline_ns ||
+        slots.empty() || sh.stop.abort_requested())
       break;
     // Long poll: wait on the owning shards until data arrives or time is up.
     std::map<uint32_t, std::vector<fetch_position>> by_shard;
     for (const auto& s : slots)
       by_shard[shard_of(s.topic, s.partition, sdk::shard_count())].push_back({s.topic, s.partition, s.offset});
-    const uint64_t wait_ms = (deadline_ns - now + 999'999) / 1'000'000;
-    co_await b.wait_for_data(std::move(by_shard), wait_ms);
-    if (sdk::now_ns() >= deadline_ns) {
-      // One last look below, then answer whatever there is.
-    }
-    if (b.local().stop.abort_requested()) break;
+    co_await b.wait_for_data(std::move(by_shard), (deadline_ns - now + 999'999) / 1'000'000);
   }
+
+  // The response: every partition for a full fetch; for an incremental one,
+  // only those with records, an error, or new watermarks. The session is
+  // looked up again: other requests may have changed it meanwhile.
+  const int32_t session_id = session ? session->id : 0;
+  session = nullptr;
+  auto live = sh.fetch_sessions.find(session_id);
   for (auto& s : slots) {
-    if (s.data) {
-      out.keep.push_back(std::move(s.data));
+    if (incremental && s.in_session && !s.data && s.result == error_code::none && s.sent_hw == s.high_watermark &&
+        s.sent_lso == s.last_stable_offset && s.sent_log_start == s.log_start_offset)
+      continue;
+    if (s.in_session && live != sh.fetch_sessions.end()) {
+      for (auto& e : live->second.parts)
+        if (e.partition == s.partition && (v >= 13 ? e.topic_id == s.topic_id : e.topic == s.topic)) {
+          e.high_watermark = s.high_watermark;
+          e.last_stable_offset = s.last_stable_offset;
+          e.log_start_offset = s.log_start_offset;
+        }
     }
+    if (resp.responses.empty() ||
+        (v >= 13 ? resp.responses.back().topic_id != s.topic_id : resp.responses.back().topic != s.topic)) {
+      auto& rt = resp.responses.emplace_back();
+      if (v >= 13) rt.topic_id = s.topic_id;
+      else rt.topic = s.topic;
+    }
+    auto& rp = resp.responses.back().partitions.emplace_back();
+    rp.partition_index = s.partition;
+    rp.error_code = code(s.result);
+    rp.high_watermark = s.high_watermark;
+    rp.last_stable_offset = s.last_stable_offset;
+    rp.log_start_offset = s.log_start_offset;
+    rp.preferred_read_replica = -1;
+    if (req.isolation_level == 1) rp.aborted_transactions.emplace();  // read_committed: none
+    // Empty, not null, when there is nothing: clients reject a null record set.
+    rp.records = s.data ? records_view::of(s.data.data(), s.data.size()) : records_view::of(nullptr, 0);
+    if (s.data) out.keep.push_back(std::move(s.data));
   }
-  if (v >= 7) resp.session_id = 0;
   resp.encode(out.body, v);
   co_return true;
 }
