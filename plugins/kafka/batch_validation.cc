@@ -1,5 +1,6 @@
 #include "batch_validation.h"
 
+#include "crc32c.h"
 #include "record_batch.h"
 
 namespace sluice::kafka {
@@ -144,6 +145,20 @@ batch_validation validate_produce_records(std::span<const uint8_t> records, uint
     at += h.size_bytes();
   }
   return v;
+}
+
+void stamp_log_append_time(std::span<uint8_t> batches, int64_t now_ms) {
+  size_t at = 0;
+  while (at + storage::batch_header_bytes <= batches.size()) {
+    uint8_t* p = batches.data() + at;
+    const storage::batch_header h = storage::decode_header(p);
+    if (h.size_bytes() > batches.size() - at) break;
+    storage::write_be16(p + 21, static_cast<int16_t>(h.attributes | 0x08));
+    storage::write_be64(p + 35, now_ms);
+    const uint32_t crc = storage::crc32c(0, p + storage::batch_crc_start, h.size_bytes() - storage::batch_crc_start);
+    storage::write_be32(p + 17, static_cast<int32_t>(crc));
+    at += h.size_bytes();
+  }
 }
 
 int64_t first_offset_at_or_after(std::span<const uint8_t> batch, int64_t ts, bool* compressed, int64_t* found_ts) {

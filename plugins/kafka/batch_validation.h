@@ -26,6 +26,11 @@ struct batch_validation {
 
 batch_validation validate_produce_records(std::span<const uint8_t> records, uint32_t max_message_bytes);
 
+// message.timestamp.type=LogAppendTime: marks every batch (already
+// validated) as log-append-time stamped with now_ms, as Kafka's broker does,
+// and recomputes its CRC.
+void stamp_log_append_time(std::span<uint8_t> batches, int64_t now_ms);
+
 // The records of one uncompressed v2 batch body (after the 61-byte header):
 // count records with consecutive offset deltas. "" or what is wrong.
 std::string check_uncompressed_records(std::span<const uint8_t> body, int32_t count);

@@ -68,5 +68,15 @@ TEST(batch_validation, finds_the_first_record_at_or_after_a_timestamp) {
   EXPECT_EQ(first_offset_at_or_after(bytes(b), 6000, &compressed, &ts), -1);
 }
 
+TEST(batch_validation, log_append_time_restamps_and_keeps_the_crc_valid) {
+  std::string b = storage::make_test_batch(3, 10, 1000) + storage::make_test_batch(2, 10, 2000);
+  stamp_log_append_time({reinterpret_cast<uint8_t*>(b.data()), b.size()}, 123456789);
+  const batch_validation v = validate_produce_records(bytes(b), 1 << 20);
+  EXPECT_EQ(v.error, error_code::none) << v.message;
+  EXPECT_EQ(v.max_timestamp, 123456789);
+  const storage::batch_header h = storage::decode_header(reinterpret_cast<const uint8_t*>(b.data()));
+  EXPECT_TRUE(h.attributes & 0x08);
+}
+
 }  // namespace
 }  // namespace sluice::kafka

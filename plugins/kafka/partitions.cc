@@ -141,16 +141,37 @@ task<void> partition_table::apply_image(image_ptr img) {
   _image = std::move(img);
   // Partitions whose topic is gone, or was re-created (new revision), or
   // lost partitions: remove their logs.
-  std::vector<std::shared_ptr<state>> gone;
+  std::vector<std::shared_ptr<state>> gone, changed;
   for (auto it = _parts.begin(); it != _parts.end();) {
     const topic_info* t = _image->find(it->second->topic);
     if (t == nullptr || t->revision != it->second->revision || it->second->partition >= t->partitions) {
       gone.push_back(it->second);
       it = _parts.erase(it);
     } else {
-      it->second->settings = effective_log_settings(_cfg, t->configs);
+      const log_settings next = effective_log_settings(_cfg, t->configs);
+      const log_settings& cur = it->second->settings;
+      if (next.retention_ms != cur.retention_ms || next.retention_bytes != cur.retention_bytes ||
+          next.segment_bytes != cur.segment_bytes || next.segment_ms != cur.segment_ms)
+        changed.push_back(it->second);
+      it->second->settings = next;
       ++it;
     }
+  }
+  // Topic config changes reach the open logs (a re-open applies overrides).
+  for (auto& st : changed) {
+    while (st->opening) co_await st->opened.wait();
+    if (st->open_error != error_code::none || st->removed) continue;
+    OpenRequest open;
+    *open.mutable_id() = st->id;
+    LogOverrides* o = open.mutable_overrides();
+    o->set_segment_bytes(static_cast<uint64_t>(st->settings.segment_bytes));
+    o->set_segment_ms(st->settings.segment_ms);
+    o->set_retention_bytes(st->settings.retention_bytes);
+    o->set_retention_ms(st->settings.retention_ms);
+    sdk::reply rep = co_await storage_call(STORAGE_OPEN, open.SerializeAsString());
+    if (rep.status != 0)
+      sdk::log_warn("kafka: applying new configs to " + st->topic + "-" + std::to_string(st->partition) + ": " +
+                    error_text(rep));
   }
   for (auto& st : gone) {
     while (st->opening) co_await st->opened.wait();
@@ -180,6 +201,10 @@ task<produce_outcome> partition_table::produce(const std::string& topic, int32_t
     out.message = v.message;
     co_return out;
   }
+  if (st->settings.log_append_time) {
+    out.log_append_time_ms = now_ms();
+    stamp_log_append_time({batches.data(), batches.size()}, out.log_append_time_ms);
+  }
   AppendRequest a;
   *a.mutable_id() = st->id;
   a.set_flush(acks == -1);
@@ -198,7 +223,6 @@ task<produce_outcome> partition_table::produce(const std::string& topic, int32_t
     st->max_timestamp_offset = ar.last_offset();
   }
   out.log_start_offset = st->log_start;
-  if (st->settings.log_append_time) out.log_append_time_ms = now_ms();
   wake(*st);
   co_return out;
 }

@@ -134,6 +134,14 @@ class partition_log {
   const std::string& dir() const noexcept { return _dir; }
   const std::string& name() const noexcept { return _name; }
   const log_config& config() const noexcept { return _cfg; }
+  // Changes the roll and retention limits of an open log (topic config
+  // changes); they apply from the next append or retention pass.
+  void set_limits(uint64_t segment_bytes, int64_t segment_ms, int64_t retention_bytes, int64_t retention_ms) noexcept {
+    _cfg.segment_bytes = segment_bytes;
+    _cfg.segment_ms = segment_ms;
+    _cfg.retention_bytes = retention_bytes;
+    _cfg.retention_ms = retention_ms;
+  }
 
  private:
   struct segment;

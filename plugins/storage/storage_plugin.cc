@@ -335,6 +335,16 @@ class storage_plugin final : public sdk::plugin {
     }
   }
 
+  log_config with_overrides(const LogOverrides& o) const {
+    log_config cfg = _defaults;
+    if (o.has_segment_bytes()) cfg.segment_bytes = std::max<uint64_t>(o.segment_bytes(), 64 << 10);
+    if (o.has_segment_ms()) cfg.segment_ms = std::max<int64_t>(o.segment_ms(), 1);
+    if (o.has_retention_bytes()) cfg.retention_bytes = o.retention_bytes();
+    if (o.has_retention_ms()) cfg.retention_ms = o.retention_ms();
+    if (o.has_max_batch_bytes()) cfg.max_batch_bytes = std::max<uint32_t>(o.max_batch_bytes(), 1024);
+    return cfg;
+  }
+
   task<sdk::reply> open(shard_state& st, const OpenRequest& r) {
     const PartitionId& id = r.id();
     if (!valid_topic(id.topic()) || id.partition() < 0 || id.revision() < 0)
@@ -349,6 +359,11 @@ class storage_plugin final : public sdk::plugin {
       sdk::reply err;
       auto existing = co_await find(st, id, err);
       if (!existing) co_return err;
+      // Re-opening with overrides changes the limits of the open log.
+      if (r.has_overrides()) {
+        const log_config cfg = with_overrides(r.overrides());
+        existing->log->set_limits(cfg.segment_bytes, cfg.segment_ms, cfg.retention_bytes, cfg.retention_ms);
+      }
       co_return ok_reply(STORAGE_OPEN, state_of(*existing->log));
     }
     auto entry = std::make_shared<partition_entry>();
@@ -356,13 +371,7 @@ class storage_plugin final : public sdk::plugin {
     partition_entry& p = *entry;
     st.partitions.emplace(key, entry);
 
-    log_config cfg = _defaults;
-    const LogOverrides& o = r.overrides();
-    if (o.has_segment_bytes()) cfg.segment_bytes = std::max<uint64_t>(o.segment_bytes(), 64 << 10);
-    if (o.has_segment_ms()) cfg.segment_ms = std::max<int64_t>(o.segment_ms(), 1);
-    if (o.has_retention_bytes()) cfg.retention_bytes = o.retention_bytes();
-    if (o.has_retention_ms()) cfg.retention_ms = o.retention_ms();
-    if (o.has_max_batch_bytes()) cfg.max_batch_bytes = std::max<uint32_t>(o.max_batch_bytes(), 1024);
+    const log_config cfg = with_overrides(r.overrides());
 
     const std::string topic_dir = _root + "/" + id.topic();
     const int32_t rc = co_await sdk::mkdir(topic_dir.c_str(), 0755);
