@@ -74,6 +74,7 @@ uint64_t api_now_ns(sluice_host*) {
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 const char* api_data_dir(sluice_host* h) { return h->data_dir.c_str(); }
+int32_t api_node_id(sluice_host* h) { return h->node_id; }
 void api_log(sluice_plugin_ctx*, uint32_t level, const char* msg, size_t len) {
   spdlog::log(static_cast<spdlog::level::level_enum>(std::min<uint32_t>(level, 4)), "{}",
               std::string_view(msg, len));
@@ -139,6 +140,7 @@ void executor::fill_api(sluice_host_api& api) noexcept {
   api.current_shard = &api_current_shard;
   api.now_ns = &api_now_ns;
   api.data_dir = &api_data_dir;
+  api.node_id = &api_node_id;
   api.io_submit = &api_io_submit;
   api.io_cancel = &api_io_cancel;
   api.tcp_listen = &api_tcp_listen;

@@ -77,6 +77,7 @@ struct sluice_host {
   sluice::executor::executor* exec = nullptr;
   void* owner = nullptr;  // the plugin host (core/host), or a test fixture
   std::string data_dir;
+  int32_t node_id = 0;
 };
 
 namespace sluice::executor {

@@ -106,6 +106,7 @@ host::host(config::node_config cfg, std::string data_dir_abs, std::vector<loaded
   _exec = std::make_unique<executor::executor>(o);
   _exec->c_host()->owner = this;
   _exec->c_host()->data_dir = std::move(data_dir_abs);
+  _exec->c_host()->node_id = static_cast<int32_t>(_cfg.node_id);
   _metrics = std::make_unique<metrics::registry>(_exec->shard_count(), [] {
     auto* s = executor::current_shard();
     return s ? sdk::this_shard() : UINT32_MAX;

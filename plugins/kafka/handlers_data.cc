@@ -258,7 +258,8 @@ task<bool> handle_fetch(broker& b, request_context& ctx, reader& r, response& ou
             if (s.partition == fp.partition && (v >= 13 ? s.topic_id == t.topic_id : s.topic == t.topic)) s.error = e;
   }
 
-  const uint64_t max_bytes = v >= 3 ? static_cast<uint64_t>(std::max(req.max_bytes, 0)) : UINT64_MAX;
+  const uint64_t max_bytes =
+      std::min<uint64_t>(v >= 3 ? static_cast<uint64_t>(std::max(req.max_bytes, 0)) : UINT64_MAX, b.cfg.fetch_max_bytes);
   const uint64_t deadline_ns = sdk::now_ns() + static_cast<uint64_t>(std::max(req.max_wait_ms, 0)) * 1'000'000;
   for (;;) {
     uint64_t bytes = 0;
@@ -372,7 +373,9 @@ task<bool> handle_list_offsets(broker& b, request_context& ctx, reader& r, respo
           continue;
         }
       }
-      // -4 (earliest local, KIP-405) is the earliest offset while nothing is tiered.
+      // KIP-1005: -4 (earliest local) is the earliest offset while nothing
+      // is tiered, and -5 (latest tiered) has no offset.
+      if (p.timestamp == -5) continue;
       const int64_t ts = p.timestamp == -4 ? -2 : p.timestamp;
       work.push_back([&b, &rp, name = t.name, part = p.partition_index, ts]() -> task<void> {
         offset_outcome o;

@@ -35,7 +35,7 @@ struct handler_spec {
 constexpr handler_spec handler_specs[] = {
     {0, 3, 11, &handle_produce},
     {1, 4, 17, &handle_fetch},
-    {2, 1, 9, &handle_list_offsets},
+    {2, 1, 10, &handle_list_offsets},
     {3, 0, 12, &handle_metadata},
     {18, 0, 4, &handle_api_versions},
     {19, 2, 7, &handle_create_topics},
@@ -80,7 +80,7 @@ class kafka_plugin final : public sdk::plugin {
  public:
   void configure(sdk::config_map& cfg) override {
     _b.cfg = parse_kafka_config(cfg);
-    _b.node_id = static_cast<int32_t>(cfg.get_uint("node_id", 0, 0, INT32_MAX));
+    _b.node_id = sdk::node_id();
     const std::string dir = std::string(sdk::api().data_dir(sdk::host())) + "/kafka";
     _b.topics = std::make_unique<topic_manager>(_b.cfg, dir, [this](image_ptr img) { return _b.publish(img); });
     if (std::string err = _b.topics->load(); !err.empty()) throw sdk::config_error(err);

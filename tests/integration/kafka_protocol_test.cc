@@ -21,7 +21,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <thread>
 
@@ -226,6 +228,46 @@ TEST_F(kafka_protocol, api_versions_lists_what_is_served_and_records_the_client)
   ASSERT_TRUE(c.send(req, 3, 43));
   ASSERT_TRUE(c.receive(resp, 18, 3, 43));
   EXPECT_EQ(resp.error_code, 42);
+}
+
+// docs/KAFKA.md's table of APIs and versions is what ApiVersions says.
+TEST_F(kafka_protocol, the_documented_api_table_is_what_api_versions_advertises) {
+  std::ifstream doc(std::string(SLUICE_SOURCE_DIR) + "/docs/KAFKA.md");
+  ASSERT_TRUE(doc) << "docs/KAFKA.md";
+  std::map<int16_t, std::pair<int16_t, int16_t>> documented;
+  std::string line;
+  bool in_table = false;
+  while (std::getline(doc, line)) {
+    if (line.find("<!-- api-table") != std::string::npos) in_table = true;
+    else if (in_table && line.rfind("| ", 0) == 0) {
+      // | Name | key | min | max | notes |
+      std::vector<std::string> cells;
+      size_t at = 1;
+      while (at < line.size()) {
+        const size_t bar = line.find('|', at);
+        if (bar == std::string::npos) break;
+        std::string c = line.substr(at, bar - at);
+        while (!c.empty() && c.front() == ' ') c.erase(0, 1);
+        while (!c.empty() && c.back() == ' ') c.pop_back();
+        cells.push_back(c);
+        at = bar + 1;
+      }
+      if (cells.size() >= 4 && !cells[1].empty() && std::isdigit(static_cast<unsigned char>(cells[1][0])))
+        documented[static_cast<int16_t>(std::stoi(cells[1]))] = {static_cast<int16_t>(std::stoi(cells[2])),
+                                                                 static_cast<int16_t>(std::stoi(cells[3]))};
+    } else if (in_table && !documented.empty() && line.empty()) {
+      break;
+    }
+  }
+  ASSERT_FALSE(documented.empty());
+  client c(port());
+  msg::api_versions_request req;
+  ASSERT_TRUE(c.send(req, 3, 1));
+  msg::api_versions_response resp;
+  ASSERT_TRUE(c.receive(resp, 18, 3, 1));
+  std::map<int16_t, std::pair<int16_t, int16_t>> advertised;
+  for (const auto& k : resp.api_keys) advertised[k.api_key] = {k.min_version, k.max_version};
+  EXPECT_EQ(documented, advertised);
 }
 
 TEST_F(kafka_protocol, a_too_new_api_versions_gets_v0_with_unsupported_version) {

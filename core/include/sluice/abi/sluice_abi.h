@@ -39,7 +39,7 @@ extern "C" {
 #endif
 
 #define SLUICE_ABI_MAJOR 1u
-#define SLUICE_ABI_MINOR 2u  /* 1: mkdir, unlink, rename, statx opcodes; 2: sendmsg */
+#define SLUICE_ABI_MINOR 2u  /* 1: mkdir, unlink, rename, statx opcodes; 2: sendmsg, node_id */
 
 /* The one exported symbol; the ABI major is part of its name so that a
  * plugin built for another major is not even found. */
@@ -294,7 +294,10 @@ typedef struct sluice_host_api {
                        void (*fn)(void* user, const struct sluice_metric_view* view),
                        void* user);
 
-  void* reserved[16];
+  /* -- ABI 1.2 -- */
+  /* The node's id (node.id in the YAML). */
+  int32_t (*node_id)(sluice_host* host);
+  void* reserved[15];
 } sluice_host_api;
 
 /* ---- the plugin descriptor ----------------------------------------------

@@ -55,6 +55,7 @@ inline sluice_host* host() noexcept { return g_binding.host; }
 inline uint32_t shard_count() noexcept { return api().shard_count(host()); }
 inline uint32_t this_shard() noexcept { return api().current_shard(host()); }
 inline uint64_t now_ns() noexcept { return api().now_ns(host()); }
+inline int32_t node_id() noexcept { return api().node_id(host()); }
 
 // ---- logging -------------------------------------------------------------
 inline void log(sluice_log_level level, std::string_view msg) noexcept {
