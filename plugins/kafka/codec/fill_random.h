@@ -102,7 +102,8 @@ class filler {
       v.reset();
       return;
     }
-    fill(v.emplace(), false);
+    v = T{};  // not emplace(): see rd_struct in detail/field_codec.h
+    fill(*v, false);
   }
 
   template <class T>

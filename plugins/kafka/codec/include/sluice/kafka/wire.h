@@ -66,6 +66,8 @@ class reader {
  public:
   explicit reader(std::span<const uint8_t> data) noexcept : _data(data) {}
   reader(const uint8_t* data, size_t size) noexcept : _data(data, size) {}
+  // The reader keeps a view: refuse temporaries that would dangle.
+  explicit reader(std::vector<uint8_t>&&) = delete;
 
   bool ok() const noexcept { return _error == errc::ok; }
   errc error() const noexcept { return _error; }

@@ -71,16 +71,21 @@ bool rd_struct(reader& r, T& v, int16_t version) {
 }
 
 // Nullable struct: an int8 marker, -1 for null, 1 followed by the struct.
+// (v = T{} rather than v.emplace(): clang decides whether a nested struct
+// with default member initializers is default constructible while its
+// enclosing message is still incomplete, and remembers "no".)
 template <codec_struct T>
 bool rd_struct(reader& r, std::optional<T>& v, int16_t version, bool nullable) {
-  if (!nullable) return rd_struct(r, v.emplace(), version);
-  int8_t marker = 0;
-  if (!r.read_int8(marker)) return false;
-  if (marker < 0) {
-    v.reset();
-    return true;
+  if (nullable) {
+    int8_t marker = 0;
+    if (!r.read_int8(marker)) return false;
+    if (marker < 0) {
+      v.reset();
+      return true;
+    }
   }
-  return rd_struct(r, v.emplace(), version);
+  v = T{};
+  return rd_struct(r, *v, version);
 }
 
 template <codec_struct T>
