@@ -138,6 +138,7 @@ task<std::shared_ptr<partition_table::state>> partition_table::get(const std::st
 }
 
 task<void> partition_table::apply_image(image_ptr img) {
+  image_ptr previous = std::move(_image);
   _image = std::move(img);
   // Partitions whose topic is gone, or was re-created (new revision), or
   // lost partitions: remove their logs.
@@ -184,9 +185,30 @@ task<void> partition_table::apply_image(image_ptr img) {
     if (rep.status != 0)
       sdk::log_warn("kafka: removing " + st->topic + "-" + std::to_string(st->partition) + ": " + error_text(rep));
   }
-  // Storage directories of deleted topics that this shard never opened
-  // (deleted while the broker was down, or never touched) are removed by
-  // the topic manager at start-up.
+  // Partitions of deleted (or shrunk, or re-created) topics that this shard
+  // owns but never opened since start-up still have data on disk: open and
+  // remove them too.
+  if (!previous) co_return;
+  for (const auto& [name, old] : previous->topics) {
+    const topic_info* now = _image->find(name);
+    const int32_t keep = now && now->revision == old.revision ? now->partitions : 0;
+    for (int32_t p = keep; p < old.partitions; ++p) {
+      if (shard_of(name, p, sdk::shard_count()) != sdk::this_shard()) continue;
+      bool was_open = false;
+      for (const auto& st : gone) was_open |= st->topic == name && st->partition == p && st->revision == old.revision;
+      if (was_open) continue;
+      PartitionRequest r;
+      r.mutable_id()->set_topic(name);
+      r.mutable_id()->set_partition(p);
+      r.mutable_id()->set_revision(old.revision);
+      OpenRequest open;
+      *open.mutable_id() = r.id();
+      sdk::reply rep = co_await storage_call(STORAGE_OPEN, open.SerializeAsString());
+      if (rep.status == 0) rep = co_await storage_call(STORAGE_REMOVE, r.SerializeAsString());
+      if (rep.status != 0)
+        sdk::log_warn("kafka: removing " + name + "-" + std::to_string(p) + ": " + error_text(rep));
+    }
+  }
 }
 
 task<produce_outcome> partition_table::produce(const std::string& topic, int32_t partition, sdk::buffer batches,

@@ -10,6 +10,8 @@
 
 #include <sluice/sdk/plugin.h>
 
+#include <fcntl.h>
+
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -325,6 +327,10 @@ class storage_plugin final : public sdk::plugin {
           auto rm = co_await entry->log->remove();
           if (!rm) co_return error_reply(rm.err());
           state = LogState();
+          // The topic's directory goes with its last partition (other
+          // partitions, possibly on other shards, keep it: ENOTEMPTY).
+          const std::string topic_dir = _root + "/" + r.id().topic();
+          (void)co_await sdk::unlink(topic_dir.c_str(), AT_REMOVEDIR);
         } else {
           co_await entry->log->close();
         }

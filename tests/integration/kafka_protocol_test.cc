@@ -12,7 +12,9 @@
 #include <sluice/kafka/msg/metadata.h>
 #include <sluice/kafka/msg/produce.h>
 #include <sluice/kafka/msg/create_topics.h>
+#include <sluice/kafka/msg/delete_topics.h>
 #include <sluice/kafka/msg/fetch.h>
+#include <sluice/kafka/msg/list_offsets.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -61,6 +63,7 @@ class kafka_broker {
     return _p->err();
   }
 
+  std::string data_dir() const { return _dir + "/data"; }
   uint16_t port = 0;
   bool ready = false;
 
@@ -394,6 +397,39 @@ TEST_F(kafka_protocol, bad_frames_close_only_their_connection) {
   EXPECT_NE(log.find("unknown API key 9999"), std::string::npos) << log;
   EXPECT_NE(log.find("Metadata (key 3) v99 is not supported"), std::string::npos) << log;
   EXPECT_NE(log.find("malformed request"), std::string::npos) << log;
+}
+
+TEST_F(kafka_protocol, a_deleted_topic_leaves_no_files_and_its_name_starts_afresh) {
+  create_topic("recycled", 2);
+  ASSERT_EQ(produce_error("recycled", storage::make_test_batch(5, 10, 1000)), 0);
+  const fs::path dir = fs::path(g_broker->data_dir()) / "storage" / "recycled";
+  ASSERT_TRUE(fs::exists(dir));
+  {
+    client c(port());
+    msg::delete_topics_request req;
+    req.topic_names = {"recycled"};
+    req.timeout_ms = 10000;
+    ASSERT_TRUE(c.send(req, 5, 1));
+    msg::delete_topics_response resp;
+    ASSERT_TRUE(c.receive(resp, 20, 5, 1));
+    ASSERT_EQ(resp.responses.size(), 1u);
+    EXPECT_EQ(resp.responses[0].error_code, 0);
+  }
+  EXPECT_FALSE(fs::exists(dir)) << "partition data of a deleted topic is still on disk";
+  create_topic("recycled", 1);
+  client c(port());
+  msg::list_offsets_request req;
+  req.replica_id = -1;
+  auto& t = req.topics.emplace_back();
+  t.name = "recycled";
+  auto& p = t.partitions.emplace_back();
+  p.partition_index = 0;
+  p.timestamp = -1;  // latest
+  ASSERT_TRUE(c.send(req, 7, 2));
+  msg::list_offsets_response resp;
+  ASSERT_TRUE(c.receive(resp, 2, 7, 2));
+  EXPECT_EQ(resp.topics.at(0).partitions.at(0).error_code, 0);
+  EXPECT_EQ(resp.topics.at(0).partitions.at(0).offset, 0);
 }
 
 TEST_F(kafka_protocol, fetch_sessions_send_only_what_changed) {
