@@ -185,10 +185,13 @@ int64_t first_offset_at_or_after(std::span<const uint8_t> batch, int64_t ts, boo
     rec.skip(1);
     const int64_t ts_delta = rec.varlong();
     const int32_t offset_delta = rec.varint();
-    if (!rec.ok) return -1;
-    if (h.first_timestamp + ts_delta >= ts) {
-      *found_ts = h.first_timestamp + ts_delta;
-      return h.base_offset + offset_delta;
+    int64_t record_ts = 0, offset = 0;
+    if (!rec.ok || __builtin_add_overflow(h.first_timestamp, ts_delta, &record_ts) ||
+        __builtin_add_overflow(h.base_offset, int64_t{offset_delta}, &offset))
+      return -1;  // not a batch the log would hold
+    if (record_ts >= ts) {
+      *found_ts = record_ts;
+      return offset;
     }
     r.p += len;
   }
