@@ -1,5 +1,6 @@
 #include "batch_validation.h"
 
+#include "compression.h"
 #include "crc32c.h"
 #include "record_batch.h"
 
@@ -161,23 +162,12 @@ void stamp_log_append_time(std::span<uint8_t> batches, int64_t now_ms) {
   }
 }
 
-int64_t first_offset_at_or_after(std::span<const uint8_t> batch, int64_t ts, bool* compressed, int64_t* found_ts) {
-  *compressed = false;
-  *found_ts = -1;
-  if (batch.size() < storage::batch_header_bytes) return -1;
-  const storage::batch_header h = storage::decode_header(batch.data());
-  if (h.size_bytes() > batch.size()) return -1;
-  if ((h.attributes & 0x07) != 0) {
-    *compressed = true;
-    *found_ts = h.max_timestamp;
-    return -1;
-  }
-  if (h.attributes & 0x08) {  // LogAppendTime: one timestamp for the batch
-    if (h.max_timestamp < ts) return -1;
-    *found_ts = h.max_timestamp;
-    return h.base_offset;
-  }
-  varint_reader r{batch.data() + storage::batch_header_bytes, batch.data() + h.size_bytes()};
+namespace {
+
+// The first record of h's batch, whose records are [p, end), at or after ts.
+int64_t scan_records(const storage::batch_header& h, const uint8_t* p, const uint8_t* end, int64_t ts,
+                     int64_t* found_ts) {
+  varint_reader r{p, end};
   for (int32_t i = 0; i < h.record_count; ++i) {
     const int32_t len = r.varint();
     if (!r.ok || len < 0 || len > r.end - r.p) return -1;
@@ -196,6 +186,29 @@ int64_t first_offset_at_or_after(std::span<const uint8_t> batch, int64_t ts, boo
     r.p += len;
   }
   return -1;
+}
+
+}  // namespace
+
+int64_t first_offset_at_or_after(std::span<const uint8_t> batch, int64_t ts, bool* compressed, int64_t* found_ts) {
+  *compressed = false;
+  *found_ts = -1;
+  if (batch.size() < storage::batch_header_bytes) return -1;
+  const storage::batch_header h = storage::decode_header(batch.data());
+  if (h.batch_length < 0 || h.size_bytes() > batch.size() || h.size_bytes() < storage::batch_header_bytes) return -1;
+  if (h.attributes & 0x08) {  // LogAppendTime: one timestamp for the batch
+    if (h.max_timestamp < ts) return -1;
+    *found_ts = h.max_timestamp;
+    return h.base_offset;
+  }
+  const uint8_t* body = batch.data() + storage::batch_header_bytes;
+  const size_t body_len = h.size_bytes() - storage::batch_header_bytes;
+  const int codec = h.attributes & 0x07;
+  if (codec == 0) return scan_records(h, body, body + body_len, ts, found_ts);
+  *compressed = true;
+  std::vector<uint8_t> plain;
+  if (!decompress(codec, {body, body_len}, plain, max_decompressed_bytes).empty()) return -1;
+  return scan_records(h, plain.data(), plain.data() + plain.size(), ts, found_ts);
 }
 
 }  // namespace sluice::kafka

@@ -14,6 +14,9 @@
 
 namespace sluice::kafka {
 
+// The most a batch may decompress to when the broker looks inside it.
+inline constexpr size_t max_decompressed_bytes = 64u << 20;
+
 struct batch_validation {
   error_code error = error_code::none;
   std::string message;  // what was wrong, for logs and the response's error_message
@@ -35,10 +38,10 @@ void stamp_log_append_time(std::span<uint8_t> batches, int64_t now_ms);
 // count records with consecutive offset deltas. "" or what is wrong.
 std::string check_uncompressed_records(std::span<const uint8_t> body, int32_t count);
 
-// Walks the records of an uncompressed batch and returns the offset of the
-// first record whose timestamp is >= ts, or -1. Compressed batches: -1 and
-// *compressed = true (the caller falls back to the batch's base offset).
-// *found_ts is the record's timestamp.
+// Walks the records of a batch (decompressing it when needed) and returns
+// the offset of the first record whose timestamp is >= ts, or -1.
+// *compressed tells whether the batch was compressed; *found_ts is the
+// record's timestamp.
 int64_t first_offset_at_or_after(std::span<const uint8_t> batch, int64_t ts, bool* compressed, int64_t* found_ts);
 
 }  // namespace sluice::kafka
