@@ -43,6 +43,7 @@ class kafka_broker {
     std::ofstream(_dir + "/sluice.yaml") << "node: { id: 0, data_dir: " << _dir << "/data, shards: 2 }\n"
                                          << "plugins:\n  - name: storage\n  - name: kafka\n    config:\n"
                                          << "      socket_request_max_bytes: 65536\n"
+                                         << "      connections_max_idle_ms: 3000\n"
                                          << "      listeners: [{ address: 127.0.0.1:0 }]\n";
     _p = std::make_unique<testing::subprocess>(
         std::vector<std::string>{SLUICE_BROKERD, "--config", _dir + "/sluice.yaml"});
@@ -397,6 +398,16 @@ TEST_F(kafka_protocol, bad_frames_close_only_their_connection) {
   EXPECT_NE(log.find("unknown API key 9999"), std::string::npos) << log;
   EXPECT_NE(log.find("Metadata (key 3) v99 is not supported"), std::string::npos) << log;
   EXPECT_NE(log.find("malformed request"), std::string::npos) << log;
+}
+
+TEST_F(kafka_protocol, idle_connections_are_closed_after_connections_max_idle_ms) {
+  client idle(port());
+  ASSERT_TRUE(idle.connected);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(idle.closed_by_broker());  // blocks up to the 10 s receive timeout
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(waited, 2500ms);
+  EXPECT_LT(waited, 9s);
 }
 
 TEST_F(kafka_protocol, a_deleted_topic_leaves_no_files_and_its_name_starts_afresh) {
