@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs every Debian package that building, testing and running Sluice needs.
+# Installs every Debian package that building, testing and running Sluice needs,
+# and the npm packages of the kafkajs client test (pinned by its package-lock.json).
 # Idempotent: packages already present are skipped, so re-running costs one dpkg query.
 # Usage: scripts/install-deps.sh            (needs root, or sudo on PATH)
 set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
 
 packages=(
   # toolchain
@@ -15,7 +17,15 @@ packages=(
   clang-14 libclang-rt-14-dev
   # tests and benchmarks
   python3 netcat-openbsd procps fio iperf3
+  # real Kafka clients for tests/clients (docs/CLIENTS.md); the Python ones run
+  # on Debian's /usr/bin/python3, and snappy/lz4/zstandard give kafka-python its codecs
+  kcat librdkafka-dev python3-confluent-kafka python3-kafka
+  python3-snappy python3-lz4 python3-zstandard python3-crc32c
 )
+# Node.js for the kafkajs test: any nodejs already on PATH (for example
+# NodeSource's, which bundles npm) is kept; Debian's is installed otherwise.
+command -v node >/dev/null || packages+=(nodejs)
+command -v npm >/dev/null || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -26,15 +36,32 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
-  exit 0
+else
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "install-deps: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+    sudo="sudo"
+  fi
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -q
+  $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null || { echo "install-deps: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
-  sudo="sudo"
+# kafkajs, exactly the versions in package-lock.json. Skipped (no network
+# needed) when node_modules already holds them: npm writes its own copy of the
+# lock file there, and it matches ours exactly when the install is complete.
+kafkajs="$root/tests/clients/kafkajs"
+if node -e '
+  const fs = require("fs");
+  const want = JSON.parse(fs.readFileSync(process.argv[1] + "/package-lock.json")).packages;
+  const have = JSON.parse(fs.readFileSync(process.argv[1] + "/node_modules/.package-lock.json")).packages;
+  for (const [p, v] of Object.entries(want))
+    if (p !== "" && (!have[p] || have[p].version !== v.version)) process.exit(1);
+' "$kafkajs" 2>/dev/null; then
+  echo "install-deps: kafkajs test dependencies present"
+else
+  echo "install-deps: npm ci in tests/clients/kafkajs"
+  (cd "$kafkajs" && npm ci --no-audit --no-fund --prefer-offline) || {
+    echo "install-deps: npm ci failed in $kafkajs (the kafkajs client test needs it)" >&2; exit 1; }
 fi
-echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -q
-$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
