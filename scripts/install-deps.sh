@@ -13,6 +13,8 @@ packages=(
   libboost1.81-dev liburing-dev libspdlog-dev libfmt-dev
   libprotobuf-dev protobuf-compiler nlohmann-json3-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev
+  # record batch codecs the kafka plugin decompresses to look inside batches
+  zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev
   # fuzzing (libFuzzer ships with clang 14)
   clang-14 libclang-rt-14-dev
   # tests and benchmarks

@@ -130,7 +130,9 @@ class kafka_plugin final : public sdk::plugin {
     co_await sh.tasks.close();
     co_await sh.parts.close_all();
     for (int32_t fd : sh.listen_fds) co_await sdk::close(fd);
-    _b.shards.reset(shard);
+    sh.listen_fds.clear();
+    // The state stays until the plugin is destroyed: other shards, still
+    // stopping, may forward a request here; it is refused, not a crash.
   }
 
  private:

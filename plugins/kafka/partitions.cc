@@ -84,6 +84,10 @@ void partition_table::wake(state& st) {
 task<std::shared_ptr<partition_table::state>> partition_table::get(const std::string& topic, int32_t partition,
                                                                     error_code& err) {
   err = error_code::none;
+  if (_closed) {
+    err = error_code::not_leader_or_follower;
+    co_return nullptr;
+  }
   const topic_info* t = _image ? _image->find(topic) : nullptr;
   if (t == nullptr || partition < 0 || partition >= t->partitions) {
     err = error_code::unknown_topic_or_partition;
@@ -398,6 +402,7 @@ task<void> partition_table::wait_for_data(const std::vector<fetch_position>& pos
 }
 
 task<void> partition_table::close_all() {
+  _closed = true;
   for (auto& [key, st] : _parts) {
     while (st->opening) co_await st->opened.wait();
     wake(*st);

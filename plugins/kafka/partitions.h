@@ -83,7 +83,8 @@ class partition_table {
   // Returns once any position has data beyond its offset (or its
   // partition went away), or after timeout_ms.
   sdk::task<void> wait_for_data(const std::vector<fetch_position>& positions, uint64_t timeout_ms);
-  // Closes every partition (shard stop).
+  // Closes every partition (shard stop); later requests get
+  // NOT_LEADER_OR_FOLLOWER, which clients retry elsewhere.
   sdk::task<void> close_all();
 
  private:
@@ -95,6 +96,7 @@ class partition_table {
   const kafka_config& _cfg;
   int32_t _storage;
   image_ptr _image;
+  bool _closed = false;
   std::unordered_map<std::string, std::shared_ptr<state>> _parts;  // key: topic + '\0' + partition
 };
 

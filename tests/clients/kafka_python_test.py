@@ -57,7 +57,7 @@ def expect_raises(exc_type, fn, what):
 
 
 def wait_topic(a, pred, what):
-    """Polls Metadata until pred(topics by name) holds; returns the topics (possibly none at all)."""
+    """The topics as Metadata describes them, once pred(topics) holds (an empty dict counts)."""
     def probe():
         tops = {t["topic"]: t for t in a.describe_topics()}
         return (tops,) if pred(tops) else None
