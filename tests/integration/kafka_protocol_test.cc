@@ -13,6 +13,8 @@
 #include <sluice/kafka/msg/produce.h>
 #include <sluice/kafka/msg/create_topics.h>
 #include <sluice/kafka/msg/delete_topics.h>
+#include <sluice/kafka/msg/describe_configs.h>
+#include <sluice/kafka/msg/incremental_alter_configs.h>
 #include <sluice/kafka/msg/fetch.h>
 #include <sluice/kafka/msg/list_offsets.h>
 
@@ -26,6 +28,7 @@
 #include <cctype>
 #include <filesystem>
 #include <map>
+#include <tuple>
 #include <fstream>
 #include <thread>
 
@@ -398,6 +401,53 @@ TEST_F(kafka_protocol, bad_frames_close_only_their_connection) {
   EXPECT_NE(log.find("unknown API key 9999"), std::string::npos) << log;
   EXPECT_NE(log.find("Metadata (key 3) v99 is not supported"), std::string::npos) << log;
   EXPECT_NE(log.find("malformed request"), std::string::npos) << log;
+}
+
+TEST_F(kafka_protocol, incremental_alter_configs_sets_and_deletes_topic_configs) {
+  create_topic("configs", 1);
+  client c(port());
+  auto alter = [&](std::vector<std::tuple<std::string, int8_t, std::optional<std::string>>> ops, int32_t id) {
+    msg::incremental_alter_configs_request req;
+    auto& r = req.resources.emplace_back();
+    r.resource_type = 2;  // topic
+    r.resource_name = "configs";
+    for (auto& [name, op, value] : ops) {
+      auto& cfg = r.configs.emplace_back();
+      cfg.name = name;
+      cfg.config_operation = op;
+      cfg.value = value;
+    }
+    EXPECT_TRUE(c.send(req, 1, id));
+    msg::incremental_alter_configs_response resp;
+    EXPECT_TRUE(c.receive(resp, 44, 1, id));
+    return resp.responses.at(0);
+  };
+  auto describe = [&](int32_t id) {
+    msg::describe_configs_request req;
+    auto& r = req.resources.emplace_back();
+    r.resource_type = 2;
+    r.resource_name = "configs";
+    EXPECT_TRUE(c.send(req, 4, id));
+    msg::describe_configs_response resp;
+    EXPECT_TRUE(c.receive(resp, 32, 4, id));
+    std::map<std::string, std::pair<std::string, int8_t>> out;  // name -> value, source
+    for (const auto& cfg : resp.results.at(0).configs) out[cfg.name] = {cfg.value.value_or(""), cfg.config_source};
+    return out;
+  };
+  EXPECT_EQ(alter({{"retention.ms", 0, "1234"}, {"segment.bytes", 0, "1048576"}}, 1).error_code, 0);
+  auto d = describe(2);
+  EXPECT_EQ(d["retention.ms"], (std::pair<std::string, int8_t>{"1234", 1}));  // DYNAMIC_TOPIC_CONFIG
+  EXPECT_EQ(d["segment.bytes"].first, "1048576");
+  // SET keeps the other overrides; DELETE restores the default.
+  EXPECT_EQ(alter({{"retention.ms", 1, std::nullopt}}, 3).error_code, 0);
+  d = describe(4);
+  EXPECT_EQ(d["retention.ms"].second, 5);  // DEFAULT_CONFIG
+  EXPECT_EQ(d["segment.bytes"].first, "1048576");
+  // Bad values and unknown names are INVALID_CONFIG naming the config.
+  auto bad = alter({{"retention.ms", 0, "soon"}}, 5);
+  EXPECT_EQ(bad.error_code, 40);
+  EXPECT_NE(bad.error_message.value_or("").find("retention.ms"), std::string::npos);
+  EXPECT_EQ(alter({{"no.such.config", 0, "1"}}, 6).error_code, 40);
 }
 
 TEST_F(kafka_protocol, idle_connections_are_closed_after_connections_max_idle_ms) {
