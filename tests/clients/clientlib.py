@@ -252,3 +252,51 @@ def run_steps(name, steps):
     print(f"{name}: all {passed} steps passed in {time.monotonic() - t0:.1f} s", flush=True)
     print(f"{passed} passed, 0 failed", flush=True)
     return 0
+
+
+# The APIs a consumer group needs from the broker (Kafka API keys).
+GROUP_APIS = {8: "OffsetCommit", 9: "OffsetFetch", 10: "FindCoordinator", 11: "JoinGroup", 12: "Heartbeat",
+              13: "LeaveGroup", 14: "SyncGroup", 15: "DescribeGroups", 16: "ListGroups"}
+
+
+def api_versions(bs, timeout=10.0):
+    """{api key: (min, max)} from a raw ApiVersions v0 request (no client library involved)."""
+    import struct
+    host, _, port = bs.rpartition(":")
+    body = struct.pack(">hhih", 18, 0, 1, len(b"sluice-clientlib")) + b"sluice-clientlib"
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        s.sendall(struct.pack(">i", len(body)) + body)
+        buf = b""
+        while len(buf) < 4 or len(buf) < 4 + struct.unpack(">i", buf[:4])[0]:
+            chunk = s.recv(65536)
+            if not chunk:
+                fail(f"ApiVersions v0: the broker at {bs} closed the connection after {len(buf)} bytes")
+            buf += chunk
+    _corr, err, n = struct.unpack(">ihi", buf[4:14])
+    check(err == 0, f"ApiVersions v0: error code {err}")
+    return {k: (lo, hi) for k, lo, hi in (struct.unpack(">hhh", buf[14 + 6 * i:20 + 6 * i]) for i in range(n))}
+
+
+def require_group_coordinator(bs, keys=tuple(GROUP_APIS)):
+    """Fails at once, naming what is missing, when the broker does not advertise the consumer-group APIs
+    `keys` (default: all of GROUP_APIS): a group client would otherwise retry FindCoordinator until a timeout."""
+    require_reachable(bs)
+    have = api_versions(bs)
+    missing = [f"{GROUP_APIS[k]} ({k})" for k in sorted(keys) if k not in have]
+    check(not missing, f"the broker at {bs} has no consumer-group coordinator: ApiVersions does not advertise "
+                       f"{', '.join(missing)}")
+    return ", ".join(f"{GROUP_APIS[k]} v{have[k][0]}-{have[k][1]}" for k in sorted(keys))
+
+
+def broker_control(cmd, timeout=120.0):
+    """Asks run_with_broker.py to "restart" (SIGTERM) or "kill" (SIGKILL) the broker and start it again on the
+    same data directory and port; returns the new broker's pid once it accepts connections."""
+    addr = os.environ.get("SLUICE_BROKER_CONTROL")
+    check(addr, "SLUICE_BROKER_CONTROL is not set: run this test through tests/clients/run_with_broker.py, "
+                "which restarts the broker for it")
+    host, _, port = addr.rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        s.sendall(cmd.encode() + b"\n")
+        reply = s.makefile("r").readline().strip()
+    check(reply.startswith("ok "), f"broker {cmd} through the harness: {reply or 'no reply'}")
+    return int(reply.split()[1])

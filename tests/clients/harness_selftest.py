@@ -126,6 +126,7 @@ def main():
     cfg = open(os.path.join(kept.group(1), "sluice.yaml")).read() if kept else ""
     port = re.search(r"accepts connections on 127\.0\.0\.1:(\d+)", out)
     check(rc == 0 and kept is not None, "--keep keeps the directory", out)
+    check("group_initial" not in cfg, "no group delay for a plugin without the setting", cfg)
     for needle in ["  id: 1\n", "  shards: 2\n", "  pin_threads: false\n", f"  plugin_dir: {plugins}\n",
                    "  - name: storage\n", "  - name: kafka\n", "        - name: PLAINTEXT\n",
                    "      auto_create_topics_enable: true\n", "      num_partitions: 1\n",
@@ -165,6 +166,32 @@ def main():
                                               "time.sleep(1)"])
     check(rc == 1 and "already exited" in out and "did not send" in out,
           "a broker stopped by someone else fails the test and says so", out)
+
+    # The control socket: "restart" (SIGTERM) and "kill" (SIGKILL) start a new broker on the same port.
+    control = [py, "-c", "import os, socket, sys; sys.path.insert(0, %r); import clientlib as cl; "
+                         "pids = [int(os.environ['SLUICE_BROKER_PID'])]; "
+                         "pids.append(cl.broker_control('restart')); pids.append(cl.broker_control('kill')); "
+                         "assert len(set(pids)) == 3, pids; "
+                         "h, p = os.environ['SLUICE_BOOTSTRAP'].rsplit(':', 1); "
+                         "socket.create_connection((h, int(p)), 5).close(); print('pids', pids)" % HERE]
+    rc, out, pid, _ = run("serve", control)
+    check(rc == 0 and out.count("accepts connections on 127.0.0.1") == 3,
+          "control restart and kill: a new broker on the same port each time", out)
+    check(cleaned(pid), "the last broker is stopped and the directory removed after restarts", out)
+    rc, out, pid, _ = run("bad-exit", control)
+    check(rc == 1 and "restart: brokerd exited with status 3 after SIGTERM" in out,
+          "a broker exiting non-zero on a control restart fails the test", out)
+
+    # group_initial_rebalance_delay_ms only for a kafka plugin that knows the setting.
+    with open(os.path.join(plugins, "libsluice_kafka.so"), "w") as f:
+        f.write("...group_initial_rebalance_delay_ms...")
+    rc, out, pid, _ = run("serve", client_ok, "--keep", "--group-rebalance-delay-ms", "7")
+    kept = re.search(r"kept (\S+)", out)
+    cfg = open(os.path.join(kept.group(1), "sluice.yaml")).read() if kept else ""
+    check("      group_initial_rebalance_delay_ms: 7\n" in cfg, "a plugin with the setting gets the group delay", cfg)
+    if kept:
+        subprocess.run(["rm", "-rf", kept.group(1)])
+    open(os.path.join(plugins, "libsluice_kafka.so"), "w").close()
 
     rc, out, pid, secs = run("serve", [py, "-c", "import time; time.sleep(60)"], "--timeout", "2")
     check(rc == 1 and "did not finish within 2 s" in out and secs < 30, "a client over --timeout is killed", out)

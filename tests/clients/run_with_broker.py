@@ -14,6 +14,18 @@ In CMD, "{bootstrap}" is replaced by HOST:PORT; the environment also gets
 SLUICE_BOOTSTRAP=HOST:PORT, SLUICE_BROKER_ID and SLUICE_BROKER_LOG (the broker's
 log file, for the client's own failure messages).
 
+Broker restarts: SLUICE_BROKER_CONTROL=127.0.0.1:PORT is a control socket of
+the harness. A client connects, sends one line, "restart" (SIGTERM; the broker
+must exit 0 within 40 s) or "kill" (SIGKILL), and reads one line back: "ok PID"
+once a new brokerd on the same data directory and the same port accepts
+connections, or "error MESSAGE". SLUICE_BROKER_PID is the first broker's pid
+(informational: clients never signal the broker themselves). A failed restart
+also fails the test at the end.
+
+When the kafka plugin knows group_initial_rebalance_delay_ms (the consumer-group
+coordinator), the config sets it to --group-rebalance-delay-ms (default 0) so
+group tests do not wait Kafka's default 3 s for every first join.
+
 Exit status: the client's, if the broker behaved; 77 (CTest SKIP_RETURN_CODE)
 when the kafka plugin is not built yet, unless SLUICE_CLIENTS_REQUIRE_KAFKA=1;
 1 for every harness or broker failure, with the broker's log tail on stderr.
@@ -30,6 +42,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 EXIT_SKIP = 77
@@ -69,6 +82,8 @@ def parse_args(argv):
                    help="seconds to wait for the port to accept connections (default 60)")
     p.add_argument("--timeout", type=float, default=600.0,
                    help="seconds the client may run before it is killed (default 600)")
+    p.add_argument("--group-rebalance-delay-ms", type=int, default=0,
+                   help="group_initial_rebalance_delay_ms for a kafka plugin that has it (default 0)")
     p.add_argument("--keep", action="store_true", help="keep the broker directory (config, data, log)")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
     a = p.parse_args(argv)
@@ -90,7 +105,20 @@ def free_port():
         return s.getsockname()[1]
 
 
-def write_config(path, data_dir, plugin_dir, plugins, port, shards):
+GROUP_DELAY_KEY = "group_initial_rebalance_delay_ms"
+
+
+def plugin_knows(plugin_dir, key):
+    """Whether libsluice_kafka.so contains the setting's name: a config with a key the plugin does not know
+    is refused, and the harness must run both before and after a setting lands."""
+    try:
+        with open(os.path.join(plugin_dir, "libsluice_kafka.so"), "rb") as f:
+            return key.encode() in f.read()
+    except OSError:
+        return False
+
+
+def write_config(path, data_dir, plugin_dir, plugins, port, shards, group_delay_ms=None):
     lines = [
         "# Written by tests/clients/run_with_broker.py",
         "node:",
@@ -114,6 +142,8 @@ def write_config(path, data_dir, plugin_dir, plugins, port, shards):
                 "      num_partitions: 1",
                 "      default_replication_factor: 1",
             ]
+            if group_delay_ms is not None:
+                lines.append(f"      {GROUP_DELAY_KEY}: {group_delay_ms}")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -146,15 +176,20 @@ def port_accepts(port):
 
 
 class Broker:
-    def __init__(self, args, base_dir, port):
+    def __init__(self, args, base_dir, port, append=False):
         self.args = args
         self.port = port
         self.dir = base_dir
         self.log_path = os.path.join(base_dir, "brokerd.log")
         self.config = os.path.join(base_dir, "sluice.yaml")
+        delay = args.group_rebalance_delay_ms if plugin_knows(args.plugin_dir, GROUP_DELAY_KEY) else None
         write_config(self.config, os.path.join(base_dir, "data"), args.plugin_dir, args.plugins, port,
-                     args.shards)
-        self.log = open(self.log_path, "wb")
+                     args.shards, delay)
+        self.done = False  # stopped or killed already
+        self.log = open(self.log_path, "ab" if append else "wb")
+        if append:
+            self.log.write(b"\n=== run_with_broker: brokerd restarted on the same data directory ===\n")
+            self.log.flush()
         self.proc = subprocess.Popen([args.brokerd, "--config", self.config], stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=subprocess.STDOUT, cwd=base_dir,
                                      start_new_session=True, preexec_fn=set_pdeathsig)
@@ -182,8 +217,19 @@ class Broker:
         except OSError:
             return False
 
-    def stop(self):
-        """SIGTERM, then SIGKILL after 40 s; returns a problem description or None."""
+    def kill(self):
+        """SIGKILL (a crash: nothing is drained) and wait."""
+        self.done = True
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+
+    def stop(self, check_log=True):
+        """SIGTERM, then SIGKILL after 40 s; returns a problem description or None (also when stopped already:
+        a failed control restart reported its problem)."""
+        if self.done:
+            return None
+        self.done = True
         problem = None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -204,7 +250,7 @@ class Broker:
                     problem += (" after a SIGTERM/SIGINT that the harness did not send: another process stopped it "
                                 "(something like `pkill brokerd` elsewhere on this machine?)")
         self.log.close()
-        if problem is None:
+        if problem is None and check_log:
             with open(self.log_path, "rb") as f:
                 text = f.read().decode("utf-8", "replace")
             for marker in SANITIZER_MARKERS:
@@ -212,6 +258,69 @@ class Broker:
                     problem = f"the broker log contains a sanitizer report ({marker!r})"
                     break
         return problem
+
+
+class Control:
+    """The control socket (SLUICE_BROKER_CONTROL): restarts or kills and restarts the broker for a client."""
+
+    def __init__(self, args, base_dir):
+        self.args, self.base_dir = args, base_dir
+        self.broker = None
+        self.problems = []
+        self.lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.address = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    cmd = conn.makefile("r").readline().strip()
+                    conn.sendall((self.handle(cmd) + "\n").encode())
+                except OSError:
+                    pass
+
+    def handle(self, cmd):
+        if cmd not in ("restart", "kill"):
+            return f"error unknown command {cmd!r} (want restart or kill)"
+        with self.lock:
+            old = self.broker
+            if old is None:
+                return "error no broker is running"
+            say(f"control: {cmd} brokerd pid {old.proc.pid}")
+            if cmd == "kill":
+                old.kill()
+            else:
+                problem = old.stop(check_log=False)
+                if problem:
+                    self.problems.append(f"restart: {problem}")
+                    return f"error {problem}"
+            deadline = time.monotonic() + self.args.start_timeout
+            while True:  # the old listener's port may take a moment to become free
+                b = Broker(self.args, self.base_dir, old.port, append=True)
+                self.broker = b
+                try:
+                    b.wait_ready(max(1.0, deadline - time.monotonic()))
+                    break
+                except HarnessError as e:
+                    if b.proc.poll() is not None and b.address_in_use() and time.monotonic() < deadline:
+                        b.stop(check_log=False)
+                        time.sleep(0.2)
+                        continue
+                    self.problems.append(f"{cmd}: the new brokerd did not come up: {e}")
+                    return f"error the new brokerd did not come up: {e}"
+            say(f"control: brokerd pid {b.proc.pid} accepts connections on 127.0.0.1:{b.port} again")
+            return f"ok {b.proc.pid}"
+
+    def close(self):
+        self.sock.close()
 
 
 def main(argv):
@@ -251,6 +360,7 @@ def main(argv):
 
     status = 1
     show_log = True
+    control = Control(args, base_dir)
     try:
         for attempt in range(3):
             port = free_port()
@@ -266,11 +376,13 @@ def main(argv):
                     shutil.rmtree(os.path.join(base_dir, "data"), ignore_errors=True)
                     continue
                 raise
+        control.broker = broker
         bootstrap = f"127.0.0.1:{broker.port}"
         say(f"brokerd pid {broker.proc.pid} accepts connections on {bootstrap} (dir {base_dir})")
 
         env = dict(os.environ, SLUICE_BOOTSTRAP=bootstrap, SLUICE_BROKER_ID=str(BROKER_ID),
-                   SLUICE_BROKER_LOG=broker.log_path)
+                   SLUICE_BROKER_LOG=broker.log_path, SLUICE_BROKER_CONTROL=control.address,
+                   SLUICE_BROKER_PID=str(broker.proc.pid))
         cmd = [c.replace("{bootstrap}", bootstrap) for c in args.command]
         say("running: " + " ".join(cmd))
         started = time.monotonic()
@@ -296,6 +408,13 @@ def main(argv):
         if client is not None and client.poll() is None:
             os.killpg(client.pid, signal.SIGKILL)
             client.wait()
+        control.close()
+        with control.lock:  # waits for a restart in progress
+            broker = control.broker or broker
+            for p in control.problems:
+                say(f"FAILED: {p}")
+                status = status or 1
+                show_log = True
         if broker is not None:
             problem = broker.stop()
             if problem:
