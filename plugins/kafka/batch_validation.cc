@@ -148,6 +148,40 @@ batch_validation validate_produce_records(std::span<const uint8_t> records, uint
   return v;
 }
 
+bool for_each_record(std::span<const uint8_t> data, const std::function<void(const record_view&)>& fn) {
+  size_t at = 0;
+  while (at < data.size()) {
+    storage::batch_header h;
+    if (storage::check_batch(data.data() + at, data.size() - at, SIZE_MAX, &h) != storage::batch_check::ok) return false;
+    if ((h.attributes & 0x07) != 0) return false;
+    varint_reader r{data.data() + at + storage::batch_header_bytes, data.data() + at + h.size_bytes()};
+    for (int32_t i = 0; i < h.record_count; ++i) {
+      const int32_t len = r.varint();
+      if (!r.ok || len < 0 || len > r.end - r.p) return false;
+      varint_reader rec{r.p, r.p + len};
+      rec.skip(1);
+      (void)rec.varlong();
+      const int32_t offset_delta = rec.varint();
+      record_view v{h.base_offset + offset_delta, {}, {}};
+      const int32_t key_len = rec.varint();
+      if (key_len >= 0) {
+        v.key = {rec.p, static_cast<size_t>(std::min<int64_t>(key_len, rec.end - rec.p))};
+        rec.skip(key_len);
+      }
+      const int32_t value_len = rec.varint();
+      if (value_len >= 0) {
+        v.value = {rec.p, static_cast<size_t>(std::min<int64_t>(value_len, rec.end - rec.p))};
+        rec.skip(value_len);
+      }
+      if (!rec.ok) return false;
+      fn(v);
+      r.p += len;
+    }
+    at += h.size_bytes();
+  }
+  return true;
+}
+
 void stamp_log_append_time(std::span<uint8_t> batches, int64_t now_ms) {
   size_t at = 0;
   while (at + storage::batch_header_bytes <= batches.size()) {

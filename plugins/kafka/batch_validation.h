@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 
@@ -28,6 +29,16 @@ struct batch_validation {
 };
 
 batch_validation validate_produce_records(std::span<const uint8_t> records, uint32_t max_message_bytes);
+
+// Calls fn(offset, key, value) for every record of the uncompressed v2
+// batches in data (key/value null: data() == nullptr). False when the bytes
+// are not whole batches or a batch is compressed.
+struct record_view {
+  int64_t offset;
+  std::span<const uint8_t> key;    // data() == nullptr: null
+  std::span<const uint8_t> value;  // data() == nullptr: null (a tombstone)
+};
+bool for_each_record(std::span<const uint8_t> data, const std::function<void(const record_view&)>& fn);
 
 // message.timestamp.type=LogAppendTime: marks every batch (already
 // validated) as log-append-time stamped with now_ms, as Kafka's broker does,

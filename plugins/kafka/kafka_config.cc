@@ -72,6 +72,15 @@ kafka_config parse_kafka_config(sdk::config_map& cfg) {
   c.fetch_max_bytes = static_cast<uint32_t>(cfg.get_uint("fetch_max_bytes", c.fetch_max_bytes, 1024, 1u << 30));
   c.max_incremental_fetch_session_cache_slots = static_cast<uint32_t>(cfg.get_uint(
       "max_incremental_fetch_session_cache_slots", c.max_incremental_fetch_session_cache_slots, 0, 1u << 20));
+  c.offsets_topic_num_partitions =
+      static_cast<int32_t>(cfg.get_uint("offsets_topic_num_partitions", c.offsets_topic_num_partitions, 1, 1000));
+  c.group_initial_rebalance_delay_ms =
+      cfg.get_uint("group_initial_rebalance_delay_ms", c.group_initial_rebalance_delay_ms, 0, 300000);
+  c.group_min_session_timeout_ms = cfg.get_uint("group_min_session_timeout_ms", c.group_min_session_timeout_ms, 1, 1ull << 31);
+  c.group_max_session_timeout_ms = cfg.get_uint("group_max_session_timeout_ms", c.group_max_session_timeout_ms, 1, 1ull << 31);
+  if (c.group_min_session_timeout_ms > c.group_max_session_timeout_ms)
+    cfg.fail(cfg.get_node("group_min_session_timeout_ms"), "group_min_session_timeout_ms",
+             "must not exceed group_max_session_timeout_ms");
   c.log_retention_ms = cfg.get_int("log_retention_ms", c.log_retention_ms, -1);
   c.log_retention_bytes = cfg.get_int("log_retention_bytes", c.log_retention_bytes, -1);
   c.log_segment_bytes = cfg.get_int("log_segment_bytes", c.log_segment_bytes, 65536);

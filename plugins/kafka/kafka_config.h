@@ -34,6 +34,11 @@ struct kafka_config {
   uint32_t message_max_bytes = 1024 * 1024 + 12;  // largest record batch (message.max.bytes)
   uint32_t fetch_max_bytes = 55 * 1024 * 1024;    // cap on one Fetch response
   uint32_t max_incremental_fetch_session_cache_slots = 1000;
+  // Consumer groups (Kafka's group.* and offsets.topic.* settings).
+  int32_t offsets_topic_num_partitions = 16;
+  uint64_t group_initial_rebalance_delay_ms = 3000;
+  uint64_t group_min_session_timeout_ms = 6000;
+  uint64_t group_max_session_timeout_ms = 1800000;
   // Topic config defaults (log.* broker settings), overridable per topic.
   int64_t log_retention_ms = 7LL * 24 * 3600 * 1000;
   int64_t log_retention_bytes = -1;

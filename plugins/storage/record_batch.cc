@@ -90,8 +90,12 @@ std::string make_batch(const std::vector<batch_record>& recs, int64_t first_time
     } else {
       put_varint(body, -1);           // null key
     }
-    put_varint(body, static_cast<int64_t>(r.value.size()));
-    body += r.value;
+    if (r.has_value) {
+      put_varint(body, static_cast<int64_t>(r.value.size()));
+      body += r.value;
+    } else {
+      put_varint(body, -1);           // null value
+    }
     put_varint(body, 0);              // header count
     put_varint(records, static_cast<int64_t>(body.size()));
     records += body;

@@ -112,6 +112,7 @@ struct batch_record {
   bool has_key = false;
   std::string key;
   std::string value;
+  bool has_value = true;  // false: a null value (a tombstone)
 };
 
 // Builds a valid, uncompressed v2 batch of `records` (record i has timestamp
