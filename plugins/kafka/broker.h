@@ -69,6 +69,10 @@ struct shard_state {
   sdk::gate tasks;
   std::list<connection_state> connections;
   std::map<int32_t, fetch_session> fetch_sessions;
+  // The block of producer ids this shard hands out (InitProducerId); shard
+  // 0 reserves blocks durably (topic_manager::allocate_producer_ids).
+  int64_t next_producer_id = 0;
+  int64_t producer_id_block_end = 0;
 };
 
 struct request_context {
@@ -149,6 +153,9 @@ sdk::task<bool> handle_alter_configs(broker&, request_context&, reader&, respons
 sdk::task<bool> handle_incremental_alter_configs(broker&, request_context&, reader&, response&);
 sdk::task<bool> handle_describe_cluster(broker&, request_context&, reader&, response&);
 sdk::task<bool> handle_describe_log_dirs(broker&, request_context&, reader&, response&);
+// handlers_producer.cc
+sdk::task<bool> handle_init_producer_id(broker&, request_context&, reader&, response&);
+sdk::task<bool> handle_describe_producers(broker&, request_context&, reader&, response&);
 // handlers_data.cc
 sdk::task<bool> handle_produce(broker&, request_context&, reader&, response&);
 sdk::task<bool> handle_fetch(broker&, request_context&, reader&, response&);

@@ -41,6 +41,7 @@ constexpr handler_spec handler_specs[] = {
     {19, 2, 7, &handle_create_topics},
     {20, 1, 6, &handle_delete_topics},
     {21, 0, 2, &handle_delete_records},
+    {22, 0, 5, &handle_init_producer_id},
     {23, 2, 4, &handle_offset_for_leader_epoch},
     {32, 1, 4, &handle_describe_configs},
     {33, 0, 2, &handle_alter_configs},
@@ -48,6 +49,7 @@ constexpr handler_spec handler_specs[] = {
     {37, 0, 3, &handle_create_partitions},
     {44, 0, 1, &handle_incremental_alter_configs},
     {60, 0, 1, &handle_describe_cluster},
+    {61, 0, 0, &handle_describe_producers},
 };
 
 }  // namespace

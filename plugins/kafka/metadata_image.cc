@@ -37,6 +37,7 @@ std::string image_to_json(const metadata_image& img) {
   j["format"] = 1;
   j["version"] = img.version;
   j["next_revision"] = img.next_revision;
+  j["next_producer_id"] = img.next_producer_id;
   j["cluster_id"] = img.cluster_id;
   auto& topics = j["topics"] = nlohmann::json::array();
   for (const auto& [name, t] : img.topics) {
@@ -64,6 +65,12 @@ bool image_from_json(const std::string& text, metadata_image& out, std::string& 
     metadata_image img;
     img.version = j.at("version").get<int64_t>();
     img.next_revision = j.at("next_revision").get<int64_t>();
+    // Absent in images written before idempotent producers: none handed out.
+    img.next_producer_id = j.value("next_producer_id", int64_t{0});
+    if (img.next_producer_id < 0) {
+      error = "negative next_producer_id";
+      return false;
+    }
     img.cluster_id = j.at("cluster_id").get<std::string>();
     for (const auto& t : j.at("topics")) {
       topic_info ti;

@@ -33,6 +33,9 @@ struct topic_info {
 struct metadata_image {
   int64_t version = 0;
   int64_t next_revision = 1;
+  // Producer ids below this were handed out (in blocks, to the shards that
+  // answer InitProducerId); persisted so ids stay unique across restarts.
+  int64_t next_producer_id = 0;
   std::string cluster_id;
   std::map<std::string, topic_info> topics;
 

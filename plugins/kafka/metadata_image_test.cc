@@ -30,6 +30,21 @@ TEST(metadata_image, round_trips_through_json) {
   EXPECT_EQ(back.find(t.id)->configs.at("retention.ms"), "1000");
 }
 
+TEST(metadata_image, keeps_the_next_producer_id_and_reads_files_without_it) {
+  metadata_image img;
+  img.cluster_id = "abc";
+  img.next_producer_id = 3000;
+  metadata_image back;
+  std::string error;
+  ASSERT_TRUE(image_from_json(image_to_json(img), back, error)) << error;
+  EXPECT_EQ(back.next_producer_id, 3000);
+  // An image written before idempotent producers: no id handed out yet.
+  ASSERT_TRUE(image_from_json(R"({"format":1,"version":1,"next_revision":1,"cluster_id":"x","topics":[]})", back,
+                              error))
+      << error;
+  EXPECT_EQ(back.next_producer_id, 0);
+}
+
 TEST(metadata_image, rejects_damaged_files_with_a_reason) {
   metadata_image out;
   std::string error;

@@ -1,6 +1,7 @@
 #include "partitions.h"
 
 #include "batch_validation.h"
+#include "record_batch.h"
 #include "sluice/storage.pb.h"
 
 #include <sluice/sdk/assert.h>
@@ -28,6 +29,12 @@ struct partition_table::state {
   uint64_t size_bytes = 0;
   log_settings settings;
   std::list<sdk::abort_source*> waiters;  // fetches waiting for data
+  // Idempotent producers. Two connections may produce to this partition at
+  // once (each request awaits the storage), so check, append and record of
+  // batches with a producer id run under producer_mu: otherwise both could
+  // pass the check with the same sequence and append twice.
+  producer_state_table producers;
+  sdk::fifo_mutex producer_mu;
 };
 
 namespace {
@@ -130,6 +137,8 @@ task<std::shared_ptr<partition_table::state>> partition_table::get(const std::st
     st->log_start = ls.start_offset();
     st->high_watermark = ls.next_offset();
     st->size_bytes = ls.size_bytes();
+    // Before any produce is let in (they wait for `opened`).
+    co_await rebuild_producers(*st);
   }
   st->opening = false;
   st->opened.notify_all();
@@ -227,6 +236,28 @@ task<produce_outcome> partition_table::produce(const std::string& topic, int32_t
     out.message = v.message;
     co_return out;
   }
+  // Idempotence: check under the partition's producer lock, held until the
+  // append is recorded. Only idempotent batches take it, so plain produce
+  // keeps its concurrency (and the storage's group commit).
+  std::vector<producer_batch_info> infos;
+  sdk::fifo_mutex::guard producer_guard;
+  if (v.idempotent) {
+    infos = producer_batches_of({batches.data(), batches.size()});
+    producer_guard = co_await st->producer_mu.lock();
+    const sequence_verdict sv = st->producers.check(infos);
+    if (sv.error != error_code::none) {
+      out.error = sv.error;
+      out.message = sv.message;
+      co_return out;
+    }
+    if (sv.duplicate) {
+      // Kafka's answer to a retry of a batch already in the log: success
+      // with the offset it got the first time; nothing is appended.
+      out.base_offset = sv.base_offset;
+      out.log_start_offset = st->log_start;
+      co_return out;
+    }
+  }
   if (st->settings.log_append_time) {
     out.log_append_time_ms = now_ms();
     stamp_log_append_time({batches.data(), batches.size()}, out.log_append_time_ms);
@@ -243,6 +274,7 @@ task<produce_outcome> partition_table::produce(const std::string& topic, int32_t
     co_return out;
   }
   out.base_offset = ar.base_offset();
+  if (v.idempotent) st->producers.record(infos, ar.base_offset(), out.log_append_time_ms);
   st->high_watermark = std::max(st->high_watermark, ar.last_offset() + 1);
   if (ar.max_timestamp() > st->max_timestamp) {
     st->max_timestamp = ar.max_timestamp();
@@ -385,6 +417,59 @@ task<partition_summary> partition_table::summary(const std::string& topic, int32
   out.high_watermark = st->high_watermark;
   out.size_bytes = static_cast<int64_t>(st->size_bytes);
   co_return out;
+}
+
+task<producers_outcome> partition_table::describe_producers(const std::string& topic, int32_t partition) {
+  producers_outcome out;
+  auto st = co_await get(topic, partition, out.error);
+  if (!st) co_return out;
+  for (const auto& [id, e] : st->producers.producers())
+    out.producers.push_back({id, e.epoch, e.last_seq(), e.last_timestamp()});
+  co_return out;
+}
+
+// Producer state is not snapshotted (Kafka writes .snapshot files at segment
+// rolls): it is rebuilt by reading every batch header from the log start.
+// Reads return whole batches, so each header sits at a known place.
+task<void> partition_table::rebuild_producers(state& st) {
+  constexpr uint64_t chunk_bytes = 4u << 20;
+  int64_t offset = st.log_start;
+  int64_t batches = 0;
+  while (offset < st.high_watermark) {
+    ReadRequest r;
+    *r.mutable_id() = st.id;
+    r.set_offset(offset);
+    r.set_max_bytes(chunk_bytes);
+    r.set_max_offset(st.high_watermark);
+    sdk::reply rep = co_await storage_call(STORAGE_READ, r.SerializeAsString());
+    if (rep.status != 0 || !rep.msg.buf || rep.msg.buf.size() == 0) {
+      // Producers whose batches were not seen are unknown: their next
+      // batch is accepted whatever its sequence (as in Kafka after
+      // retention removed their state), so this degrades, never blocks.
+      sdk::log_warn("kafka: " + st.topic + "-" + std::to_string(st.partition) +
+                    ": producer state rebuilt only up to offset " + std::to_string(offset) + ": " +
+                    (rep.status != 0 ? error_text(rep) : std::string("no data")));
+      break;
+    }
+    const uint8_t* p = rep.msg.buf.data();
+    const size_t n = rep.msg.buf.size();
+    const int64_t before = offset;
+    for (size_t at = 0; at + storage::batch_header_bytes <= n;) {
+      const storage::batch_header h = storage::decode_header(p + at);
+      if (h.batch_length <= 0 || at + h.size_bytes() > n) break;
+      if (h.producer_id >= 0 && !h.is_control()) {
+        st.producers.replay(producer_batch_at(p + at), h.base_offset);
+        ++batches;
+      }
+      offset = std::max(offset, h.last_offset() + 1);
+      at += h.size_bytes();
+    }
+    if (offset == before) break;  // no whole batch: never loop forever
+  }
+  if (batches > 0)
+    sdk::log_info("kafka: " + st.topic + "-" + std::to_string(st.partition) + ": " +
+                  std::to_string(st.producers.producers().size()) + " producer(s) restored from " +
+                  std::to_string(batches) + " batch(es)");
 }
 
 task<void> partition_table::wait_for_data(const std::vector<fetch_position>& positions, uint64_t timeout_ms) {

@@ -12,6 +12,7 @@
 #include "errors.h"
 #include "kafka_config.h"
 #include "metadata_image.h"
+#include "producer_state.h"
 #include "topic_configs.h"
 
 #include <sluice/sdk/runtime.h>
@@ -53,6 +54,19 @@ struct partition_summary {
   int64_t size_bytes = 0;
 };
 
+// DescribeProducers: one idempotent producer as the partition knows it.
+struct producer_description {
+  int64_t producer_id = -1;
+  int16_t producer_epoch = -1;
+  int32_t last_sequence = -1;
+  int64_t last_timestamp = -1;
+};
+
+struct producers_outcome {
+  error_code error = error_code::none;
+  std::vector<producer_description> producers;
+};
+
 struct fetch_position {
   std::string topic;
   int32_t partition = 0;
@@ -70,6 +84,9 @@ class partition_table {
 
   // acks: -1 waits for fdatasync, 1 for the write, 0 like 1 (no response
   // is sent, but the append still completes before the next request).
+  // Batches with a producer id pass the idempotence checks first
+  // (producer_state.h); a duplicate gets its original base offset and is
+  // not appended again.
   sdk::task<produce_outcome> produce(const std::string& topic, int32_t partition, sdk::buffer batches,
                                      int16_t acks);
   sdk::task<read_outcome> read(const std::string& topic, int32_t partition, int64_t offset, uint64_t max_bytes);
@@ -80,6 +97,7 @@ class partition_table {
   // watermark in outcome.offset.
   sdk::task<offset_outcome> delete_records(const std::string& topic, int32_t partition, int64_t offset);
   sdk::task<partition_summary> summary(const std::string& topic, int32_t partition);
+  sdk::task<producers_outcome> describe_producers(const std::string& topic, int32_t partition);
   // Returns once any position has data beyond its offset (or its
   // partition went away), or after timeout_ms.
   sdk::task<void> wait_for_data(const std::vector<fetch_position>& positions, uint64_t timeout_ms);
@@ -92,6 +110,7 @@ class partition_table {
   sdk::task<std::shared_ptr<state>> get(const std::string& topic, int32_t partition, error_code& err);
   sdk::task<sdk::reply> storage_call(uint32_t type, const std::string& body, sdk::buffer buf = {});
   void wake(state& st);
+  sdk::task<void> rebuild_producers(state& st);
 
   const kafka_config& _cfg;
   int32_t _storage;

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 namespace sluice::kafka {
@@ -127,6 +128,16 @@ task<op_result> topic_manager::create_partitions(const std::string& name, int32_
   if (validate_only) co_return op_result{};
   metadata_image next = *_image;
   next.topics[name].partitions = count;
+  co_return co_await commit(std::move(next));
+}
+
+task<op_result> topic_manager::allocate_producer_ids(int64_t count, int64_t* first) {
+  auto guard = co_await _mu.lock();
+  if (count <= 0 || _image->next_producer_id > std::numeric_limits<int64_t>::max() - count)
+    co_return op_result{error_code::unknown_server_error, "producer ids exhausted"};
+  metadata_image next = *_image;
+  *first = next.next_producer_id;
+  next.next_producer_id += count;
   co_return co_await commit(std::move(next));
 }
 

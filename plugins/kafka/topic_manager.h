@@ -52,6 +52,10 @@ class topic_manager {
   sdk::task<op_result> alter_configs(const std::string& name,
                                      const std::map<std::string, std::optional<std::string>>& changes,
                                      bool incremental, bool validate_only);
+  // Reserves producer ids [*first, *first + count) for a shard's
+  // InitProducerId answers, durably (the image is committed before they
+  // are handed out, so a restart never reuses one).
+  sdk::task<op_result> allocate_producer_ids(int64_t count, int64_t* first);
 
  private:
   sdk::task<op_result> commit(metadata_image next);
