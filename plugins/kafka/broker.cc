@@ -25,6 +25,13 @@ task<void> broker::on_owner(const std::string& topic, int32_t partition,
   (void)co_await invoker.run_on(owner, [&]() -> task<void> { co_await fn(shards.local().parts); });
 }
 
+task<void> broker::on_group(const std::string& group_id, std::function<task<void>(group_coordinator&)> fn) {
+  const topic_info* t = image()->find(offsets_topic);
+  const int32_t p = group_partition(group_id, t ? t->partitions : cfg.offsets_topic_num_partitions);
+  const uint32_t owner = shard_of(offsets_topic, p, sdk::shard_count());
+  (void)co_await invoker.run_on(owner, [&]() -> task<void> { co_await fn(shards.local().groups); });
+}
+
 task<void> broker::on_controller(std::function<task<void>(topic_manager&)> fn) {
   (void)co_await invoker.run_on(0, [&]() -> task<void> { co_await fn(*topics); });
 }

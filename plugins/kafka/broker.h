@@ -13,6 +13,7 @@
 #pragma once
 
 #include "errors.h"
+#include "group_coordinator.h"
 #include "kafka_config.h"
 #include "metadata_image.h"
 #include "partitions.h"
@@ -61,8 +62,10 @@ struct fetch_session {
 };
 
 struct shard_state {
-  explicit shard_state(const kafka_config& cfg, int32_t storage_service) : parts(cfg, storage_service) {}
+  explicit shard_state(const kafka_config& cfg, int32_t storage_service)
+      : parts(cfg, storage_service), groups(cfg, parts) {}
   partition_table parts;
+  group_coordinator groups;  // the groups whose offsets partition this shard owns
   image_ptr image;  // the metadata this shard serves from
   std::vector<int32_t> listen_fds;
   sdk::abort_source stop;
@@ -106,6 +109,8 @@ class broker {
   // Runs fn(parts) on the shard that owns topic/partition.
   sdk::task<void> on_owner(const std::string& topic, int32_t partition,
                            std::function<sdk::task<void>(partition_table&)> fn);
+  // Runs fn on the shard coordinating group_id (its __consumer_offsets partition's owner).
+  sdk::task<void> on_group(const std::string& group_id, std::function<sdk::task<void>(group_coordinator&)> fn);
   // Runs fn on shard 0 (the metadata authority) and waits.
   sdk::task<void> on_controller(std::function<sdk::task<void>(topic_manager&)> fn);
   // Installs img on every shard (called by the topic manager on shard 0).
@@ -153,6 +158,18 @@ sdk::task<bool> handle_alter_configs(broker&, request_context&, reader&, respons
 sdk::task<bool> handle_incremental_alter_configs(broker&, request_context&, reader&, response&);
 sdk::task<bool> handle_describe_cluster(broker&, request_context&, reader&, response&);
 sdk::task<bool> handle_describe_log_dirs(broker&, request_context&, reader&, response&);
+// handlers_group.cc
+sdk::task<bool> handle_find_coordinator(broker&, request_context&, reader&, response&);
+sdk::task<bool> handle_join_group(broker&, request_context&, reader&, response&);
+sdk::task<bool> handle_sync_group(broker&, request_context&, reader&, response&);
+sdk::task<bool> handle_heartbeat(broker&, request_context&, reader&, response&);
+sdk::task<bool> handle_leave_group(broker&, request_context&, reader&, response&);
+sdk::task<bool> handle_offset_commit(broker&, request_context&, reader&, response&);
+sdk::task<bool> handle_offset_fetch(broker&, request_context&, reader&, response&);
+sdk::task<bool> handle_describe_groups(broker&, request_context&, reader&, response&);
+sdk::task<bool> handle_list_groups(broker&, request_context&, reader&, response&);
+sdk::task<bool> handle_delete_groups(broker&, request_context&, reader&, response&);
+sdk::task<bool> handle_offset_delete(broker&, request_context&, reader&, response&);
 // handlers_producer.cc
 sdk::task<bool> handle_init_producer_id(broker&, request_context&, reader&, response&);
 sdk::task<bool> handle_describe_producers(broker&, request_context&, reader&, response&);

@@ -458,6 +458,10 @@ task<bool> handle_delete_records(broker& b, request_context& ctx, reader& r, res
         rp.error_code = code(error_code::unknown_topic_or_partition);
         continue;
       }
+      if (t.name == offsets_topic) {
+        rp.error_code = code(error_code::invalid_topic_exception);  // group offsets are not user data
+        continue;
+      }
       work.push_back([&b, &rp, name = t.name, part = p.partition_index, offset = p.offset]() -> task<void> {
         offset_outcome o;
         co_await b.on_owner(name, part, [&](partition_table& pt) -> task<void> {

@@ -87,7 +87,7 @@ void describe_topic(broker& b, const topic_info& t, msg::metadata_response::meta
   out.error_code = 0;
   out.name = t.name;
   out.topic_id = to_wire(t.id);
-  out.is_internal = false;
+  out.is_internal = t.name == offsets_topic;
   out.topic_authorized_operations = authorized_operations_omitted;
   out.partitions.reserve(static_cast<size_t>(t.partitions));
   for (int32_t p = 0; p < t.partitions; ++p) {
@@ -269,7 +269,11 @@ task<bool> handle_delete_topics(broker& b, request_context& ctx, reader& r, resp
     }
     if (const topic_info* t = b.image()->find(topic)) res.topic_id = to_wire(t->id);
     op_result result;
-    co_await b.on_controller([&](topic_manager& tm) -> task<void> { result = co_await tm.delete_topic(topic); });
+    if (topic == offsets_topic)
+      result = {error_code::invalid_topic_exception, std::string("The internal topic ") + offsets_topic +
+                                                         " holds every group's offsets and cannot be deleted"};
+    else
+      co_await b.on_controller([&](topic_manager& tm) -> task<void> { result = co_await tm.delete_topic(topic); });
     res.error_code = code(result.error);
     if (result.error != error_code::none && ctx.api_version >= 5) res.error_message = result.message;
   }
@@ -285,6 +289,9 @@ task<bool> handle_create_partitions(broker& b, request_context& ctx, reader& r, 
     auto& res = resp.results.emplace_back();
     res.name = t.name;
     op_result result;
+    if (t.name == offsets_topic)
+      result = {error_code::invalid_topic_exception,
+                std::string("The partition count of ") + offsets_topic + " decides where every group lives; it cannot change"};
     if (t.assignments) {
       for (const auto& a : *t.assignments)
         if (a.broker_ids != std::vector<int32_t>{b.node_id})

@@ -37,6 +37,15 @@ constexpr handler_spec handler_specs[] = {
     {1, 4, 17, &handle_fetch},
     {2, 1, 10, &handle_list_offsets},
     {3, 0, 12, &handle_metadata},
+    {8, 2, 9, &handle_offset_commit},
+    {9, 1, 9, &handle_offset_fetch},
+    {10, 0, 6, &handle_find_coordinator},
+    {11, 0, 9, &handle_join_group},
+    {12, 0, 4, &handle_heartbeat},
+    {13, 0, 5, &handle_leave_group},
+    {14, 0, 5, &handle_sync_group},
+    {15, 0, 5, &handle_describe_groups},
+    {16, 0, 5, &handle_list_groups},
     {18, 0, 4, &handle_api_versions},
     {19, 2, 7, &handle_create_topics},
     {20, 1, 6, &handle_delete_topics},
@@ -47,7 +56,9 @@ constexpr handler_spec handler_specs[] = {
     {33, 0, 2, &handle_alter_configs},
     {35, 1, 4, &handle_describe_log_dirs},
     {37, 0, 3, &handle_create_partitions},
+    {42, 0, 2, &handle_delete_groups},
     {44, 0, 1, &handle_incremental_alter_configs},
+    {47, 0, 0, &handle_offset_delete},
     {60, 0, 1, &handle_describe_cluster},
     {61, 0, 0, &handle_describe_producers},
 };
@@ -122,12 +133,14 @@ class kafka_plugin final : public sdk::plugin {
       sdk::spawn(accept_loop(sh, fd, i, sh.tasks.try_enter()));
     }
     sdk::spawn(sweep_idle(sh, sh.tasks.try_enter()));
+    sdk::spawn(start_groups(sh, shard, sh.tasks.try_enter()));
     return {};
   }
 
   task<void> stop(uint32_t shard) override {
     shard_state& sh = _b.shards.at(shard);
     sh.stop.request_abort();
+    sh.groups.shutdown();
     for (auto& c : sh.connections) c.abort.request_abort();
     co_await sh.tasks.close();
     co_await sh.parts.close_all();
@@ -156,6 +169,36 @@ class kafka_plugin final : public sdk::plugin {
       }
       sdk::spawn(serve_connection(_b, sh, fd, listener, std::move(holder)));
     }
+  }
+
+  // Consumer groups: shard 0 creates __consumer_offsets on first start; every
+  // shard then replays the partitions it owns and runs the group timers.
+  task<void> start_groups(shard_state& sh, uint32_t shard, sdk::gate::holder) {
+    if (shard == 0 && !_b.topics->image()->find(offsets_topic)) {
+      create_topic_spec spec;
+      spec.name = offsets_topic;
+      spec.partitions = _b.cfg.offsets_topic_num_partitions;
+      spec.replication_factor = 1;
+      // Offsets are never deleted by age or size (compaction will bound them).
+      spec.configs = {{"retention.ms", "-1"}, {"retention.bytes", "-1"}, {"cleanup.policy", "compact"},
+                      {"segment.bytes", "104857600"}};
+      const op_result r = co_await _b.topics->create_topic(spec);
+      if (r.error != error_code::none && r.error != error_code::topic_already_exists)
+        sdk::log_error(std::string("kafka: cannot create ") + offsets_topic + ": " + r.message +
+                       "; consumer groups are unavailable");
+    }
+    // Other shards wait for shard 0 to publish the topic.
+    while (!sh.image->find(offsets_topic)) {
+      if (co_await sdk::sleep_ms(20, &sh.stop) != -ETIME) co_return;
+    }
+    // The topic's partition count rules (it may predate a config change).
+    const topic_info* t = sh.image->find(offsets_topic);
+    if (shard == 0 && t->partitions != _b.cfg.offsets_topic_num_partitions)
+      sdk::log_warn(std::string("kafka: ") + offsets_topic + " has " + std::to_string(t->partitions) +
+                    " partitions; offsets_topic_num_partitions (" + std::to_string(_b.cfg.offsets_topic_num_partitions) +
+                    ") applies only when the topic is created");
+    co_await sh.groups.load(t->partitions);
+    co_await sh.groups.run_timers(sh.stop);
   }
 
   // connections.max.idle.ms: close connections with no traffic for that long.

@@ -15,7 +15,13 @@
 #include <sluice/kafka/msg/delete_topics.h>
 #include <sluice/kafka/msg/describe_configs.h>
 #include <sluice/kafka/msg/incremental_alter_configs.h>
+#include <sluice/kafka/msg/delete_groups.h>
 #include <sluice/kafka/msg/fetch.h>
+#include <sluice/kafka/msg/heartbeat.h>
+#include <sluice/kafka/msg/join_group.h>
+#include <sluice/kafka/msg/offset_commit.h>
+#include <sluice/kafka/msg/offset_fetch.h>
+#include <sluice/kafka/msg/sync_group.h>
 #include <sluice/kafka/msg/list_offsets.h>
 
 #include <arpa/inet.h>
@@ -47,6 +53,8 @@ class kafka_broker {
                                          << "plugins:\n  - name: storage\n  - name: kafka\n    config:\n"
                                          << "      socket_request_max_bytes: 65536\n"
                                          << "      connections_max_idle_ms: 3000\n"
+                                         << "      group_initial_rebalance_delay_ms: 0\n"
+                                         << "      offsets_topic_num_partitions: 4\n"
                                          << "      listeners: [{ address: 127.0.0.1:0 }]\n";
     _p = std::make_unique<testing::subprocess>(
         std::vector<std::string>{SLUICE_BROKERD, "--config", _dir + "/sluice.yaml"});
@@ -227,8 +235,7 @@ TEST_F(kafka_protocol, api_versions_lists_what_is_served_and_records_the_client)
     fetch |= k.api_key == 1;
     join_group |= k.api_key == 11;
   }
-  EXPECT_TRUE(produce && fetch);
-  EXPECT_FALSE(join_group);  // consumer groups come with the next issue
+  EXPECT_TRUE(produce && fetch && join_group);
 
   // KIP-511: an invalid software name is INVALID_REQUEST.
   req.client_software_name = "-bad name-";
@@ -448,6 +455,106 @@ TEST_F(kafka_protocol, incremental_alter_configs_sets_and_deletes_topic_configs)
   EXPECT_EQ(bad.error_code, 40);
   EXPECT_NE(bad.error_message.value_or("").find("retention.ms"), std::string::npos);
   EXPECT_EQ(alter({{"no.such.config", 0, "1"}}, 6).error_code, 40);
+}
+
+TEST_F(kafka_protocol, a_group_member_joins_syncs_commits_and_is_held_to_its_generation) {
+  create_topic("group-topic", 2);
+  client c(port());
+  msg::join_group_request join;
+  join.group_id = "g-raw";
+  join.session_timeout_ms = 10000;
+  join.rebalance_timeout_ms = 10000;
+  join.protocol_type = "consumer";
+  auto& proto = join.protocols.emplace_back();
+  proto.name = "range";
+  proto.metadata = {0, 1, 2};
+  // KIP-394: the first join (v4+) only hands out a member id.
+  ASSERT_TRUE(c.send(join, 5, 1));
+  msg::join_group_response jr;
+  ASSERT_TRUE(c.receive(jr, 11, 5, 1));
+  ASSERT_EQ(jr.error_code, 79);  // MEMBER_ID_REQUIRED
+  ASSERT_FALSE(jr.member_id.empty());
+  join.member_id = jr.member_id;
+  ASSERT_TRUE(c.send(join, 5, 2));
+  ASSERT_TRUE(c.receive(jr, 11, 5, 2));
+  ASSERT_EQ(jr.error_code, 0);
+  EXPECT_EQ(jr.leader, join.member_id);
+  EXPECT_EQ(jr.protocol_name.value_or(""), "range");
+  ASSERT_EQ(jr.members.size(), 1u);  // the leader sees every member's metadata
+  EXPECT_EQ(jr.members[0].metadata, (std::vector<uint8_t>{0, 1, 2}));
+  const int32_t generation = jr.generation_id;
+
+  msg::sync_group_request sync;
+  sync.group_id = "g-raw";
+  sync.generation_id = generation;
+  sync.member_id = join.member_id;
+  auto& a = sync.assignments.emplace_back();
+  a.member_id = join.member_id;
+  a.assignment = {9, 9};
+  ASSERT_TRUE(c.send(sync, 3, 3));
+  msg::sync_group_response sr;
+  ASSERT_TRUE(c.receive(sr, 14, 3, 3));
+  EXPECT_EQ(sr.error_code, 0);
+  EXPECT_EQ(sr.assignment, (std::vector<uint8_t>{9, 9}));
+
+  msg::heartbeat_request hb;
+  hb.group_id = "g-raw";
+  hb.generation_id = generation;
+  hb.member_id = join.member_id;
+  msg::heartbeat_response hr;
+  ASSERT_TRUE(c.send(hb, 3, 4));
+  ASSERT_TRUE(c.receive(hr, 12, 3, 4));
+  EXPECT_EQ(hr.error_code, 0);
+  hb.generation_id = generation + 5;
+  ASSERT_TRUE(c.send(hb, 3, 5));
+  ASSERT_TRUE(c.receive(hr, 12, 3, 5));
+  EXPECT_EQ(hr.error_code, 22);  // ILLEGAL_GENERATION
+  hb.member_id = "nobody";
+  ASSERT_TRUE(c.send(hb, 3, 6));
+  ASSERT_TRUE(c.receive(hr, 12, 3, 6));
+  EXPECT_EQ(hr.error_code, 25);  // UNKNOWN_MEMBER_ID
+
+  // Commits are held to the member and generation; fetch returns them.
+  msg::offset_commit_request commit;
+  commit.group_id = "g-raw";
+  commit.generation_id_or_member_epoch = generation;
+  commit.member_id = join.member_id;
+  auto& ct = commit.topics.emplace_back();
+  ct.name = "group-topic";
+  auto& cp = ct.partitions.emplace_back();
+  cp.partition_index = 1;
+  cp.committed_offset = 42;
+  cp.committed_metadata = "m";
+  ASSERT_TRUE(c.send(commit, 8, 7));
+  msg::offset_commit_response cr;
+  ASSERT_TRUE(c.receive(cr, 8, 8, 7));
+  EXPECT_EQ(cr.topics.at(0).partitions.at(0).error_code, 0);
+  commit.generation_id_or_member_epoch = generation - 1;
+  ASSERT_TRUE(c.send(commit, 8, 8));
+  ASSERT_TRUE(c.receive(cr, 8, 8, 8));
+  EXPECT_EQ(cr.topics.at(0).partitions.at(0).error_code, 22);
+
+  msg::offset_fetch_request fetch;
+  auto& fg = fetch.groups.emplace_back();
+  fg.group_id = "g-raw";
+  ASSERT_TRUE(c.send(fetch, 8, 9));
+  msg::offset_fetch_response fr;
+  ASSERT_TRUE(c.receive(fr, 9, 8, 9));
+  ASSERT_EQ(fr.groups.size(), 1u);
+  ASSERT_EQ(fr.groups[0].topics.size(), 1u);
+  EXPECT_EQ(fr.groups[0].topics[0].partitions.at(0).partition_index, 1);
+  EXPECT_EQ(fr.groups[0].topics[0].partitions.at(0).committed_offset, 42);
+  EXPECT_EQ(fr.groups[0].topics[0].partitions.at(0).metadata.value_or(""), "m");
+
+  // A group with members cannot be deleted.
+  msg::delete_groups_request del;
+  del.groups_names = {"g-raw", "no-such-group"};
+  ASSERT_TRUE(c.send(del, 2, 10));
+  msg::delete_groups_response dr;
+  ASSERT_TRUE(c.receive(dr, 42, 2, 10));
+  ASSERT_EQ(dr.results.size(), 2u);
+  EXPECT_EQ(dr.results[0].error_code, 68);  // NON_EMPTY_GROUP
+  EXPECT_EQ(dr.results[1].error_code, 69);  // GROUP_ID_NOT_FOUND
 }
 
 TEST_F(kafka_protocol, idle_connections_are_closed_after_connections_max_idle_ms) {
