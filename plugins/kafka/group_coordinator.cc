@@ -503,6 +503,28 @@ task<join_outcome> group_coordinator::join(const join_request& r) {
     }
     if (r.instance_id) g.static_members[*r.instance_id] = member_id;
   }
+  // A known member rejoining with unchanged metadata while the group is
+  // Stable (and it is not the leader) or CompletingRebalance gets the
+  // current generation back instead of a new rebalance, as in Kafka: it
+  // missed a JoinGroup response, or a cooperative client re-sent its join.
+  if (auto known = g.members.find(member_id); known != g.members.end() && !known->second.join_pending &&
+                                              known->second.protocols == r.protocols &&
+                                              ((g.state == group_state::stable && member_id != g.leader) ||
+                                               g.state == group_state::completing_rebalance)) {
+    known->second.last_heartbeat_ns = now;
+    join_outcome cur;
+    cur.generation = g.generation;
+    cur.protocol_name = g.protocol;
+    cur.protocol_type = g.protocol_type;
+    cur.leader = g.leader;
+    cur.member_id = member_id;
+    if (member_id == g.leader)
+      for (const auto& [mid, mm] : g.members) {
+        const std::vector<uint8_t>* md = g.protocol ? mm.metadata_for(*g.protocol) : nullptr;
+        cur.members.push_back({mid, mm.instance_id, md ? *md : std::vector<uint8_t>{}});
+      }
+    co_return cur;
+  }
   member& m = g.members[member_id];
   m.member_id = member_id;
   m.instance_id = r.instance_id;
@@ -611,10 +633,18 @@ error_code group_coordinator::heartbeat(const std::string& group_id, int32_t gen
     if (s != g->static_members.end() && s->second != member_id) return error_code::fenced_instance_id;
   }
   auto it = g->members.find(member_id);
-  if (it == g->members.end()) return error_code::unknown_member_id;
+  if (it == g->members.end()) {
+    sdk::log_info("kafka: group " + group_id + ": heartbeat from unknown member " + member_id);
+    return error_code::unknown_member_id;
+  }
   it->second.last_heartbeat_ns = sdk::now_ns();
   if (g->state == group_state::preparing_rebalance) return error_code::rebalance_in_progress;
-  if (generation != g->generation) return error_code::illegal_generation;
+  if (generation != g->generation) {
+    sdk::log_info("kafka: group " + group_id + ": heartbeat from " + member_id + " with generation " +
+                  std::to_string(generation) + ", the group is at " + std::to_string(g->generation) + " (" +
+                  to_string(g->state) + ")");
+    return error_code::illegal_generation;
+  }
   return error_code::none;
 }
 
@@ -651,8 +681,9 @@ task<error_code> group_coordinator::commit(const std::string& group_id, int32_t 
     auto it = g.members.find(member_id);
     if (it == g.members.end()) co_return error_code::unknown_member_id;
     if (generation != g.generation) co_return error_code::illegal_generation;
-    if (g.state == group_state::preparing_rebalance || g.state == group_state::completing_rebalance)
-      co_return error_code::rebalance_in_progress;
+    // As Kafka: commits still count while the group prepares a rebalance
+    // (members learn of it from heartbeats), not between join and sync.
+    if (g.state == group_state::completing_rebalance) co_return error_code::rebalance_in_progress;
     it->second.last_heartbeat_ns = sdk::now_ns();
   } else if (!g.members.empty()) {
     // A standalone commit (generation -1) to a group with live members.
