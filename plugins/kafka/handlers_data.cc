@@ -56,6 +56,11 @@ task<bool> handle_produce(broker& b, request_context& ctx, reader& r, response& 
         rp.error_code = code(error_code::unknown_topic_or_partition);
         continue;
       }
+      if (t.name == offsets_topic) {  // written only by the group coordinator, as in Kafka
+        rp.error_code = code(error_code::invalid_topic_exception);
+        rp.error_message = std::string("Cannot append to internal topic ") + offsets_topic;
+        continue;
+      }
       if (pd.records.is_null || pd.records.size == 0) {
         rp.error_code = code(error_code::invalid_record);
         rp.error_message = "Produce request has no record data";
