@@ -85,6 +85,9 @@ def parse_args(argv):
     p.add_argument("--group-rebalance-delay-ms", type=int, default=0,
                    help="group_initial_rebalance_delay_ms for a kafka plugin that has it (default 0)")
     p.add_argument("--keep", action="store_true", help="keep the broker directory (config, data, log)")
+    p.add_argument("--advertise-proxy", action="store_true",
+                   help="the broker advertises a second free port, where the client runs a proxy to the "
+                        "broker's real port ($SLUICE_BROKER_REAL); $SLUICE_BOOTSTRAP is the proxy's address")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
     a = p.parse_args(argv)
     if a.command and a.command[0] == "--":
@@ -118,7 +121,7 @@ def plugin_knows(plugin_dir, key):
         return False
 
 
-def write_config(path, data_dir, plugin_dir, plugins, port, shards, group_delay_ms=None):
+def write_config(path, data_dir, plugin_dir, plugins, port, shards, group_delay_ms=None, advertised_port=None):
     lines = [
         "# Written by tests/clients/run_with_broker.py",
         "node:",
@@ -137,7 +140,7 @@ def write_config(path, data_dir, plugin_dir, plugins, port, shards, group_delay_
                 "      listeners:",
                 "        - name: PLAINTEXT",
                 f"          address: 127.0.0.1:{port}",
-                f"          advertised_address: 127.0.0.1:{port}",
+                f"          advertised_address: 127.0.0.1:{advertised_port or port}",
                 "      auto_create_topics_enable: true",
                 "      num_partitions: 1",
                 "      default_replication_factor: 1",
@@ -176,15 +179,16 @@ def port_accepts(port):
 
 
 class Broker:
-    def __init__(self, args, base_dir, port, append=False):
+    def __init__(self, args, base_dir, port, append=False, advertised_port=None):
         self.args = args
         self.port = port
+        self.advertised_port = advertised_port
         self.dir = base_dir
         self.log_path = os.path.join(base_dir, "brokerd.log")
         self.config = os.path.join(base_dir, "sluice.yaml")
         delay = args.group_rebalance_delay_ms if plugin_knows(args.plugin_dir, GROUP_DELAY_KEY) else None
         write_config(self.config, os.path.join(base_dir, "data"), args.plugin_dir, args.plugins, port,
-                     args.shards, delay)
+                     args.shards, delay, advertised_port)
         self.done = False  # stopped or killed already
         self.log = open(self.log_path, "ab" if append else "wb")
         if append:
@@ -304,7 +308,7 @@ class Control:
                     return f"error {problem}"
             deadline = time.monotonic() + self.args.start_timeout
             while True:  # the old listener's port may take a moment to become free
-                b = Broker(self.args, self.base_dir, old.port, append=True)
+                b = Broker(self.args, self.base_dir, old.port, append=True, advertised_port=old.advertised_port)
                 self.broker = b
                 try:
                     b.wait_ready(max(1.0, deadline - time.monotonic()))
@@ -364,7 +368,8 @@ def main(argv):
     try:
         for attempt in range(3):
             port = free_port()
-            broker = Broker(args, base_dir, port)
+            proxy_port = free_port() if args.advertise_proxy else None
+            broker = Broker(args, base_dir, port, advertised_port=proxy_port)
             try:
                 broker.wait_ready(args.start_timeout)
                 break
@@ -379,8 +384,12 @@ def main(argv):
         control.broker = broker
         bootstrap = f"127.0.0.1:{broker.port}"
         say(f"brokerd pid {broker.proc.pid} accepts connections on {bootstrap} (dir {base_dir})")
+        real = bootstrap
+        if broker.advertised_port:
+            bootstrap = f"127.0.0.1:{broker.advertised_port}"
+            say(f"the broker advertises {bootstrap}: the client's proxy listens there")
 
-        env = dict(os.environ, SLUICE_BOOTSTRAP=bootstrap, SLUICE_BROKER_ID=str(BROKER_ID),
+        env = dict(os.environ, SLUICE_BOOTSTRAP=bootstrap, SLUICE_BROKER_REAL=real, SLUICE_BROKER_ID=str(BROKER_ID),
                    SLUICE_BROKER_LOG=broker.log_path, SLUICE_BROKER_CONTROL=control.address,
                    SLUICE_BROKER_PID=str(broker.proc.pid))
         cmd = [c.replace("{bootstrap}", bootstrap) for c in args.command]
