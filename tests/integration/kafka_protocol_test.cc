@@ -3,7 +3,7 @@
 // and bad input (oversized, truncated and malformed frames, unknown APIs and
 // versions, batches whose CRC or length lies) that must close one connection
 // or get the right error code while everyone else is served.
-#include "subprocess.h"
+#include "kafka_test_util.h"
 
 #include "record_batch.h"
 
@@ -44,130 +44,21 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-class kafka_broker {
- public:
-  kafka_broker() {
-    char tmpl[] = "/tmp/kafka_protocol_test.XXXXXX";
-    _dir = mkdtemp(tmpl);
-    std::ofstream(_dir + "/sluice.yaml") << "node: { id: 0, data_dir: " << _dir << "/data, shards: 2 }\n"
-                                         << "plugins:\n  - name: storage\n  - name: kafka\n    config:\n"
-                                         << "      socket_request_max_bytes: 65536\n"
-                                         << "      connections_max_idle_ms: 3000\n"
-                                         << "      group_initial_rebalance_delay_ms: 0\n"
-                                         << "      offsets_topic_num_partitions: 4\n"
-                                         << "      listeners: [{ address: 127.0.0.1:0 }]\n";
-    _p = std::make_unique<testing::subprocess>(
-        std::vector<std::string>{SLUICE_BROKERD, "--config", _dir + "/sluice.yaml"});
-    auto rest = _p->wait_for_stderr("kafka listener PLAINTEXT on 127.0.0.1:", 30s);
-    if (rest) port = static_cast<uint16_t>(std::stoi(*rest));
-    ready = rest && _p->wait_for_stderr("ready", 30s).has_value();
-  }
-  ~kafka_broker() {
-    _p->signal(SIGTERM);
-    auto st = _p->wait(30s);
-    EXPECT_EQ(st.code, 0) << _p->err();
-    EXPECT_EQ(_p->err().find("AddressSanitizer"), std::string::npos) << _p->err();
-    EXPECT_EQ(_p->err().find("runtime error"), std::string::npos) << _p->err();
-    fs::remove_all(_dir);
-  }
-  std::string log() {
-    (void)_p->wait_for_stderr("\x01(pump only)", 300ms);  // collects what the broker printed so far
-    return _p->err();
-  }
-
-  std::string data_dir() const { return _dir + "/data"; }
-  uint16_t port = 0;
-  bool ready = false;
-
- private:
-  std::string _dir;
-  std::unique_ptr<testing::subprocess> _p;
-};
-
-class client {
- public:
-  explicit client(uint16_t port) {
-    _fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected = ::connect(_fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
-    timeval tv{10, 0};
-    setsockopt(_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  }
-  ~client() { ::close(_fd); }
-
-  bool send_raw(const std::vector<uint8_t>& bytes) {
-    return ::send(_fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
-  }
-  template <class Req>
-  std::vector<uint8_t> frame(const Req& req, int16_t version, int32_t correlation_id) {
-    writer w;
-    const patch_position at = w.reserve_int32();
-    msg::request_header h;
-    h.api_key = Req::api_key;
-    h.api_version = version;
-    h.correlation_id = correlation_id;
-    h.client_id = "kafka_protocol_test";
-    h.encode(w, msg::request_header_version(Req::api_key, version));
-    req.encode(w, version);
-    w.patch_int32(at, static_cast<int32_t>(w.size() - 4));
-    return w.flatten();
-  }
-  template <class Req>
-  bool send(const Req& req, int16_t version, int32_t correlation_id) {
-    return send_raw(frame(req, version, correlation_id));
-  }
-  // One response frame (without its size), or empty when the broker closed.
-  std::vector<uint8_t> receive() {
-    uint8_t size_be[4];
-    if (!read_exact(size_be, 4)) return {};
-    const uint32_t size = uint32_t{size_be[0]} << 24 | uint32_t{size_be[1]} << 16 | uint32_t{size_be[2]} << 8 | size_be[3];
-    std::vector<uint8_t> body(size);
-    if (!read_exact(body.data(), size)) return {};
-    return body;
-  }
-  template <class Resp>
-  bool receive(Resp& resp, int16_t api_key, int16_t version, int32_t expect_correlation_id) {
-    std::vector<uint8_t> body = receive();
-    if (body.empty()) return false;
-    reader r(body.data(), body.size());
-    msg::response_header h;
-    EXPECT_TRUE(h.decode(r, msg::response_header_version(api_key, version)));
-    EXPECT_EQ(h.correlation_id, expect_correlation_id);
-    const bool ok = resp.decode(r, version);
-    EXPECT_TRUE(ok) << r.error_message();
-    EXPECT_TRUE(r.at_end());
-    return ok;
-  }
-  // True when the broker closed the connection (EOF) within the timeout.
-  bool closed_by_broker() {
-    uint8_t b;
-    return ::recv(_fd, &b, 1, 0) == 0;
-  }
-
-  bool connected = false;
-
- private:
-  bool read_exact(uint8_t* p, size_t n) {
-    while (n > 0) {
-      const ssize_t r = ::recv(_fd, p, n, 0);
-      if (r <= 0) return false;
-      p += r;
-      n -= static_cast<size_t>(r);
-    }
-    return true;
-  }
-  int _fd = -1;
-};
+using testing::client;
+using testing::kafka_broker;
 
 // Every test shares one broker: starting brokerd under ASan takes a while.
 kafka_broker* g_broker = nullptr;
 
 class kafka_protocol : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { g_broker = new kafka_broker(); }
+  static void SetUpTestSuite() {
+    g_broker = new kafka_broker("kafka_protocol_test",
+                                "      socket_request_max_bytes: 65536\n"
+                                "      connections_max_idle_ms: 3000\n"
+                                "      group_initial_rebalance_delay_ms: 0\n"
+                                "      offsets_topic_num_partitions: 4\n");
+  }
   static void TearDownTestSuite() {
     delete g_broker;
     g_broker = nullptr;
