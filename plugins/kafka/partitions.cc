@@ -67,6 +67,27 @@ std::string error_text(const sdk::reply& rep) {
   return "storage status " + std::to_string(rep.status);
 }
 
+// The reply parsed into out, or the Kafka error for what went wrong.
+template <class Reply>
+error_code parse_reply(const sdk::reply& rep, Reply& out) {
+  if (rep.status != 0) return error_of_status(rep.status);
+  return out.ParseFromString(rep.msg.bytes) ? error_code::none : error_code::unknown_server_error;
+}
+
+// OPEN with the partition's topic configs as overrides (a re-open applies
+// changed roll and retention limits to an open log).
+OpenRequest open_request(const PartitionId& id, const log_settings& s) {
+  OpenRequest open;
+  *open.mutable_id() = id;
+  LogOverrides* o = open.mutable_overrides();
+  o->set_segment_bytes(static_cast<uint64_t>(s.segment_bytes));
+  o->set_segment_ms(s.segment_ms);
+  o->set_retention_bytes(s.retention_bytes);
+  o->set_retention_ms(s.retention_ms);
+  o->set_max_batch_bytes(std::max<uint32_t>(s.max_message_bytes, 1024));
+  return open;
+}
+
 int64_t now_ms() {
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -119,15 +140,7 @@ task<std::shared_ptr<partition_table::state>> partition_table::get(const std::st
   st->settings = effective_log_settings(_cfg, t->configs);
   _parts[key] = st;
 
-  OpenRequest open;
-  *open.mutable_id() = st->id;
-  LogOverrides* o = open.mutable_overrides();
-  o->set_segment_bytes(static_cast<uint64_t>(st->settings.segment_bytes));
-  o->set_segment_ms(st->settings.segment_ms);
-  o->set_retention_bytes(st->settings.retention_bytes);
-  o->set_retention_ms(st->settings.retention_ms);
-  o->set_max_batch_bytes(std::max<uint32_t>(st->settings.max_message_bytes, 1024));
-  sdk::reply rep = co_await storage_call(STORAGE_OPEN, open.SerializeAsString());
+  sdk::reply rep = co_await storage_call(STORAGE_OPEN, open_request(st->id, st->settings).SerializeAsString());
   LogState ls;
   if (rep.status != 0 || !ls.ParseFromString(rep.msg.bytes)) {
     sdk::log_error("kafka: cannot open " + topic + "-" + std::to_string(partition) + ": " + error_text(rep));
@@ -175,14 +188,7 @@ task<void> partition_table::apply_image(image_ptr img) {
   for (auto& st : changed) {
     while (st->opening) co_await st->opened.wait();
     if (st->open_error != error_code::none || st->removed) continue;
-    OpenRequest open;
-    *open.mutable_id() = st->id;
-    LogOverrides* o = open.mutable_overrides();
-    o->set_segment_bytes(static_cast<uint64_t>(st->settings.segment_bytes));
-    o->set_segment_ms(st->settings.segment_ms);
-    o->set_retention_bytes(st->settings.retention_bytes);
-    o->set_retention_ms(st->settings.retention_ms);
-    sdk::reply rep = co_await storage_call(STORAGE_OPEN, open.SerializeAsString());
+    sdk::reply rep = co_await storage_call(STORAGE_OPEN, open_request(st->id, st->settings).SerializeAsString());
     if (rep.status != 0)
       sdk::log_warn("kafka: applying new configs to " + st->topic + "-" + std::to_string(st->partition) + ": " +
                     error_text(rep));
@@ -267,8 +273,7 @@ task<produce_outcome> partition_table::produce(const std::string& topic, int32_t
   a.set_flush(acks == -1);
   sdk::reply rep = co_await storage_call(STORAGE_APPEND, a.SerializeAsString(), std::move(batches));
   AppendReply ar;
-  if (rep.status != 0 || !ar.ParseFromString(rep.msg.bytes)) {
-    out.error = rep.status != 0 ? error_of_status(rep.status) : error_code::unknown_server_error;
+  if ((out.error = parse_reply(rep, ar)) != error_code::none) {
     out.message = error_text(rep);
     if (st->removed) out.error = error_code::unknown_topic_or_partition;
     co_return out;
@@ -305,8 +310,7 @@ task<read_outcome> partition_table::read(const std::string& topic, int32_t parti
   r.set_max_offset(st->high_watermark);
   sdk::reply rep = co_await storage_call(STORAGE_READ, r.SerializeAsString());
   ReadReply rr;
-  if (rep.status != 0 || !rr.ParseFromString(rep.msg.bytes)) {
-    out.error = rep.status != 0 ? error_of_status(rep.status) : error_code::unknown_server_error;
+  if ((out.error = parse_reply(rep, rr)) != error_code::none) {
     if (out.error == error_code::offset_out_of_range) {
       // Retention may have moved the start since our last look.
       out.log_start_offset = st->log_start = std::max(st->log_start, rr.state().start_offset());
@@ -351,8 +355,7 @@ task<offset_outcome> partition_table::list_offset(const std::string& topic, int3
   tr.set_timestamp(timestamp);
   sdk::reply rep = co_await storage_call(STORAGE_OFFSET_FOR_TIME, tr.SerializeAsString());
   TimestampReply reply;
-  if (rep.status != 0 || !reply.ParseFromString(rep.msg.bytes)) {
-    out.error = rep.status != 0 ? error_of_status(rep.status) : error_code::unknown_server_error;
+  if ((out.error = parse_reply(rep, reply)) != error_code::none) {
     co_return out;
   }
   if (reply.offset() < 0) co_return out;  // no record at or after: offset -1
@@ -392,8 +395,7 @@ task<offset_outcome> partition_table::delete_records(const std::string& topic, i
   t.set_offset(offset);
   sdk::reply rep = co_await storage_call(STORAGE_TRUNCATE_PREFIX, t.SerializeAsString());
   LogState ls;
-  if (rep.status != 0 || !ls.ParseFromString(rep.msg.bytes)) {
-    out.error = rep.status != 0 ? error_of_status(rep.status) : error_code::unknown_server_error;
+  if ((out.error = parse_reply(rep, ls)) != error_code::none) {
     co_return out;
   }
   st->log_start = ls.start_offset();
