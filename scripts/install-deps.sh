@@ -18,7 +18,9 @@ packages=(
   # fuzzing (libFuzzer ships with clang 14)
   clang-14 libclang-rt-14-dev
   # tests and benchmarks
-  python3 netcat-openbsd procps fio iperf3
+  python3 netcat-openbsd procps fio iperf3 curl
+  # the admin API test parses /metrics with Prometheus's own parser
+  python3-prometheus-client
   # real Kafka clients for tests/clients (docs/CLIENTS.md); the Python ones run
   # on Debian's /usr/bin/python3, and snappy/lz4/zstandard give kafka-python its codecs
   kcat librdkafka-dev python3-confluent-kafka python3-kafka

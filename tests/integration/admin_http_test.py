@@ -1,0 +1,126 @@
+#!/usr/bin/python3
+"""The admin_http plugin against a real brokerd: status endpoints, JSON errors (404, 405, 400, 413),
+a half-open connection that does not block others, and /metrics checked by a real Prometheus parser
+(Debian's python3-prometheus-client).
+
+    admin_http_test.py BROKERD PLUGIN_DIR
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+
+brokerd, plugin_dir = sys.argv[1], sys.argv[2]
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAILED:", what, flush=True)
+
+
+def request(port, path, method="GET", body=None):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method, data=body)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def main():
+    d = tempfile.mkdtemp(prefix="admin_http_test.")
+    with open(os.path.join(d, "sluice.yaml"), "w") as f:
+        f.write(f"node: {{ id: 0, data_dir: {d}/data, shards: 2, pin_threads: false, plugin_dir: {plugin_dir} }}\n"
+                "plugins:\n  - name: storage\n  - name: admin_http\n    config:\n"
+                "      listen: 127.0.0.1:0\n      max_body_bytes: 1024\n")
+    log = open(os.path.join(d, "brokerd.log"), "w+")
+    p = subprocess.Popen([brokerd, "--config", os.path.join(d, "sluice.yaml")], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        port = None
+        deadline = time.time() + 60
+        while time.time() < deadline and port is None:
+            log.seek(0)
+            m = re.search(r"admin API listening on http://127\.0\.0\.1:(\d+)/", log.read())
+            if m:
+                port = int(m.group(1))
+            elif p.poll() is not None:
+                break
+            else:
+                time.sleep(0.1)
+        check(port is not None, "brokerd logs where the admin API listens")
+        if port is None:
+            return
+        while time.time() < deadline and request(port, "/v1/status/ready")[0] != 200:
+            time.sleep(0.1)
+
+        status, headers, body = request(port, "/v1/status/live")
+        check(status == 200 and body == b'{"status":"live"}', f"live: {status} {body!r}")
+        status, headers, body = request(port, "/v1/status/ready")
+        check(status == 200 and headers["Content-Type"] == "application/json", f"ready: {status} {headers}")
+
+        # A half-open connection (a request head that never ends) must not block anyone.
+        slow = socket.create_connection(("127.0.0.1", port))
+        slow.sendall(b"GET /v1/status/live HTTP/1.1\r\nHost: x\r\n")
+        status, _, _ = request(port, "/v1/status/live")
+        check(status == 200, "a second client is served while another connection is half-open")
+
+        status, _, body = request(port, "/v1/no/such/route")
+        check(status == 404 and b'"code":404' in body and b"/v1/no/such/route" in body, f"404: {status} {body!r}")
+        status, headers, body = request(port, "/v1/status/live", method="POST", body=b"{}")
+        check(status == 405 and headers.get("Allow") == "GET, HEAD" and b'"code":405' in body, f"405: {status} {body!r}")
+        status, _, body = request(port, "/v1/status/live", method="PUT", body=b"x" * 5000)
+        check(status == 413 and b'"code":413' in body, f"body above max_body_bytes: {status} {body!r}")
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"NOT-HTTP\r\n\r\n")
+        reply = s.recv(4096)
+        check(reply.startswith(b"HTTP/1.1 400") and b'"code":400' in reply, f"malformed request: {reply[:80]!r}")
+        s.close()
+
+        status, headers, body = request(port, "/metrics")
+        check(status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4"),
+              f"/metrics content type: {headers['Content-Type']}")
+        families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+        check("sluice_admin_http_requests" in families and families["sluice_admin_http_requests"].type == "counter",
+              f"the admin plugin's own counter is exposed: {sorted(families)[:10]}")
+        served = [s.value for s in families["sluice_admin_http_requests"].samples if s.name.endswith("_total")]
+        check(served and served[0] >= 6, f"requests counted: {served}")
+        h = families.get("sluice_storage_append_latency_us")
+        check(h is not None and h.type == "histogram", "storage append latency is a histogram")
+        if h is not None:
+            buckets = [s for s in h.samples if s.name.endswith("_bucket")]
+            values = [s.value for s in buckets]
+            check(values == sorted(values), "histogram buckets are cumulative")
+            check(buckets[-1].labels["le"] == "+Inf", "the last bucket is +Inf")
+        slow.close()
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            rc = p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            rc = -9
+        log.seek(0)
+        text = log.read()
+        check(rc == 0, f"brokerd exits 0 after SIGTERM (got {rc})")
+        check("AddressSanitizer" not in text and "runtime error" not in text, "no sanitizer report")
+        if failures:
+            print("--- brokerd log ---\n" + text[-4000:])
+        shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
+    print(f"{len(failures)} failure(s)")
+    sys.exit(1 if failures else 0)
