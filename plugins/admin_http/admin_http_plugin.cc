@@ -13,6 +13,7 @@
 
 #include <sluice/sdk/net.h>
 #include <sluice/sdk/plugin.h>
+#include <sluice/sdk/server.h>
 
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
@@ -104,8 +105,11 @@ class admin_http_plugin final : public sdk::plugin {
       sdk::log_info("admin API listening on http://" + b.to_string() + "/");
     }
     _started.fetch_add(1);
-    sdk::spawn(accept_loop(st, st.tasks.try_enter()));
-    sdk::spawn(sweep_idle(st, st.tasks.try_enter()));
+    sdk::spawn(sdk::accept_loop(
+        fd, st.stop, st.tasks,
+        [this, &st](int32_t c, sdk::gate::holder h) { return serve(st, c, std::move(h)); }, st.tasks.try_enter()));
+    // Slow or half-open connections are cut after idle_timeout_ms.
+    sdk::spawn(sdk::sweep_idle(st.connections, _settings.idle_timeout_ms, st.stop, st.tasks.try_enter()));
     return {};
   }
 
@@ -120,34 +124,6 @@ class admin_http_plugin final : public sdk::plugin {
   }
 
  private:
-  task<void> accept_loop(shard_state& st, sdk::gate::holder) {
-    for (;;) {
-      const int32_t fd = co_await sdk::accept(st.listen_fd, &st.stop);
-      if (fd < 0) {
-        if (fd == -ECANCELED || st.stop.abort_requested()) break;
-        if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) co_await sdk::sleep_ms(100, &st.stop);
-        continue;
-      }
-      auto holder = st.tasks.try_enter();
-      if (!holder) {
-        co_await sdk::close(fd);
-        break;
-      }
-      sdk::spawn(serve(st, fd, std::move(holder)));
-    }
-  }
-
-  // Slow or half-open connections are cut after idle_timeout_ms.
-  task<void> sweep_idle(shard_state& st, sdk::gate::holder) {
-    const uint64_t timeout_ns = _settings.idle_timeout_ms * 1'000'000;
-    const uint64_t period_ms = std::max<uint64_t>(_settings.idle_timeout_ms / 4, 25);
-    while (co_await sdk::sleep_ms(period_ms, &st.stop) == -ETIME) {
-      const uint64_t now = sdk::now_ns();
-      for (auto& c : st.connections)
-        if (now - c.last_active_ns > timeout_ns) c.abort.request_abort();
-    }
-  }
-
   task<void> serve(shard_state& st, int32_t fd, sdk::gate::holder) {
     st.connections.emplace_front();
     auto self = st.connections.begin();
@@ -195,7 +171,7 @@ class admin_http_plugin final : public sdk::plugin {
       std::ostringstream os;
       os << res;
       const std::string out = os.str();
-      if (!co_await send_all(fd, out, self->abort)) break;
+      if (!co_await sdk::send_all(fd, out, self->abort)) break;
     }
     st.connections.erase(self);
     co_await sdk::close(fd);
@@ -235,16 +211,6 @@ class admin_http_plugin final : public sdk::plugin {
       return res;
     }
     return error_response(http::status::not_found, "no route for " + path, v, keep);
-  }
-
-  static task<bool> send_all(int32_t fd, const std::string& data, sdk::abort_source& abort) {
-    size_t off = 0;
-    while (off < data.size()) {
-      const int32_t w = co_await sdk::send(fd, data.data() + off, data.size() - off, &abort);
-      if (w <= 0) co_return false;
-      off += static_cast<size_t>(w);
-    }
-    co_return true;
   }
 
   settings _settings;

@@ -14,6 +14,7 @@
 #include <sluice/kafka/msg/api_table.h>
 #include <sluice/sdk/net.h>
 #include <sluice/sdk/plugin.h>
+#include <sluice/sdk/server.h>
 
 #include <cerrno>
 #include <cstring>
@@ -130,9 +131,13 @@ class kafka_plugin final : public sdk::plugin {
                       std::to_string(_b.topics->image()->topics.size()) + " topic(s), cluster id " +
                       _b.topics->image()->cluster_id + ")");
       }
-      sdk::spawn(accept_loop(sh, fd, i, sh.tasks.try_enter()));
+      sdk::spawn(sdk::accept_loop(
+          fd, sh.stop, sh.tasks,
+          [this, &sh, i](int32_t c, sdk::gate::holder h) { return serve_connection(_b, sh, c, i, std::move(h)); },
+          sh.tasks.try_enter()));
     }
-    sdk::spawn(sweep_idle(sh, sh.tasks.try_enter()));
+    // connections.max.idle.ms: close connections with no traffic for that long.
+    sdk::spawn(sdk::sweep_idle(sh.connections, _b.cfg.connections_max_idle_ms, sh.stop, sh.tasks.try_enter()));
     sdk::spawn(start_groups(sh, shard, sh.tasks.try_enter()));
     return {};
   }
@@ -151,26 +156,6 @@ class kafka_plugin final : public sdk::plugin {
   }
 
  private:
-  task<void> accept_loop(shard_state& sh, int32_t listen_fd, size_t listener, sdk::gate::holder) {
-    for (;;) {
-      const int32_t fd = co_await sdk::accept(listen_fd, &sh.stop);
-      if (fd < 0) {
-        if (fd == -ECANCELED || sh.stop.abort_requested()) break;
-        if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
-          sdk::log_warn(std::string("kafka: accept: ") + std::strerror(-fd) + "; retrying in 100 ms");
-          co_await sdk::sleep_ms(100, &sh.stop);
-        }
-        continue;
-      }
-      auto holder = sh.tasks.try_enter();
-      if (!holder) {
-        co_await sdk::close(fd);
-        break;
-      }
-      sdk::spawn(serve_connection(_b, sh, fd, listener, std::move(holder)));
-    }
-  }
-
   // Consumer groups: shard 0 creates __consumer_offsets on first start; every
   // shard then replays the partitions it owns and runs the group timers.
   task<void> start_groups(shard_state& sh, uint32_t shard, sdk::gate::holder) {
@@ -199,17 +184,6 @@ class kafka_plugin final : public sdk::plugin {
                     ") applies only when the topic is created");
     co_await sh.groups.load(t->partitions);
     co_await sh.groups.run_timers(sh.stop);
-  }
-
-  // connections.max.idle.ms: close connections with no traffic for that long.
-  task<void> sweep_idle(shard_state& sh, sdk::gate::holder) {
-    const uint64_t timeout_ns = _b.cfg.connections_max_idle_ms * 1'000'000;
-    const uint64_t period_ms = std::max<uint64_t>(_b.cfg.connections_max_idle_ms / 4, 25);
-    while (co_await sdk::sleep_ms(period_ms, &sh.stop) == -ETIME) {
-      const uint64_t now = sdk::now_ns();
-      for (auto& c : sh.connections)
-        if (now - c.last_active_ns > timeout_ns) c.abort.request_abort();
-    }
   }
 
   broker _b;

@@ -1,0 +1,73 @@
+// The parts every TCP protocol plugin repeats: the accept loop, the idle
+// sweeper and sending a whole buffer. A plugin keeps its connections in a
+// std::list of its own type with at least these members:
+//
+//   sdk::abort_source abort;    // cancels the connection's I/O
+//   uint64_t last_active_ns;    // updated by the plugin on traffic
+//
+//   sdk::spawn(sdk::accept_loop(fd, st.stop, st.tasks, [&](int32_t c, sdk::gate::holder h) {
+//     return serve(st, c, std::move(h));
+//   }, st.tasks.try_enter()));
+//   sdk::spawn(sdk::sweep_idle(st.connections, idle_ms, st.stop, st.tasks.try_enter()));
+#pragma once
+
+#include <sluice/sdk/runtime.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <functional>
+#include <string>
+
+namespace sluice::sdk {
+
+// Accepts on listen_fd until stop is aborted; each connection runs
+// serve(fd, holder) under tasks. Running out of descriptors or memory
+// backs off for 100 ms instead of spinning.
+inline task<void> accept_loop(int32_t listen_fd, abort_source& stop, gate& tasks,
+                              std::function<task<void>(int32_t fd, gate::holder)> serve, gate::holder) {
+  for (;;) {
+    const int32_t fd = co_await accept(listen_fd, &stop);
+    if (fd < 0) {
+      if (fd == -ECANCELED || stop.abort_requested()) break;
+      if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
+        log_warn(std::string("accept: ") + std::strerror(-fd) + "; retrying in 100 ms");
+        co_await sleep_ms(100, &stop);
+      }
+      continue;
+    }
+    auto holder = tasks.try_enter();
+    if (!holder) {
+      co_await close(fd);
+      break;
+    }
+    spawn(serve(fd, std::move(holder)));
+  }
+}
+
+// Aborts the connections with no traffic for timeout_ms, checking four
+// times per timeout, until stop is aborted.
+template <class Connections>
+task<void> sweep_idle(Connections& connections, uint64_t timeout_ms, abort_source& stop, gate::holder) {
+  const uint64_t timeout_ns = timeout_ms * 1'000'000;
+  const uint64_t period_ms = std::max<uint64_t>(timeout_ms / 4, 25);
+  while (co_await sleep_ms(period_ms, &stop) == -ETIME) {
+    const uint64_t now = now_ns();
+    for (auto& c : connections)
+      if (now - c.last_active_ns > timeout_ns) c.abort.request_abort();
+  }
+}
+
+// Sends all of data; false when the peer is gone or abort fired. A client
+// that stops reading is cut off by the idle sweeper or by stop.
+inline task<bool> send_all(int32_t fd, const std::string& data, abort_source& abort) {
+  size_t off = 0;
+  while (off < data.size()) {
+    const int32_t w = co_await send(fd, data.data() + off, data.size() - off, &abort);
+    if (w <= 0) co_return false;
+    off += static_cast<size_t>(w);
+  }
+  co_return true;
+}
+
+}  // namespace sluice::sdk
