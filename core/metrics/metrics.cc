@@ -7,7 +7,7 @@
 namespace sluice::metrics {
 
 namespace {
-bool valid_name(const std::string& n) {
+bool valid_base(const std::string& n) {
   // Prometheus metric name characters.
   if (n.empty() || (n[0] >= '0' && n[0] <= '9')) return false;
   for (char c : n)
@@ -15,6 +15,31 @@ bool valid_name(const std::string& n) {
       return false;
   return true;
 }
+// NAME or NAME{label="value",...}: label names like metric names (no ':'),
+// values without quotes, backslashes or newlines.
+bool valid_name(const std::string& n) {
+  const size_t brace = n.find('{');
+  if (brace == std::string::npos) return valid_base(n);
+  if (!valid_base(n.substr(0, brace)) || n.back() != '}' || brace + 2 >= n.size()) return false;
+  size_t at = brace + 1;
+  while (at < n.size() - 1) {
+    const size_t eq = n.find('=', at);
+    if (eq == std::string::npos || eq == at || eq + 1 >= n.size() || n[eq + 1] != '"') return false;
+    const std::string label = n.substr(at, eq - at);
+    if (!valid_base(label) || label.find(':') != std::string::npos) return false;
+    const size_t close = n.find('"', eq + 2);
+    if (close == std::string::npos) return false;
+    for (size_t i = eq + 2; i < close; ++i)
+      if (n[i] == '\\' || n[i] == '\n') return false;
+    at = close + 1;
+    if (at < n.size() - 1) {
+      if (n[at] != ',') return false;
+      ++at;
+    }
+  }
+  return at == n.size() - 1;
+}
+std::string base_of(const std::string& n) { return n.substr(0, n.find('{')); }
 uint32_t bucket_of(uint64_t v) noexcept {
   const uint32_t b = v == 0 ? 0 : static_cast<uint32_t>(std::bit_width(v));
   return b < histogram_buckets ? b : histogram_buckets - 1;
@@ -31,8 +56,10 @@ registry::~registry() = default;
 sluice_metric* registry::add(const std::string& plugin, sluice_metric_kind kind, const std::string& name,
                              const std::string& help) {
   if (_frozen || !valid_name(name) || kind > SLUICE_METRIC_HISTOGRAM) return nullptr;
+  // A family (same base name, different labels) has one owner and one kind.
   for (const auto& m : _metrics)
-    if (m->name == name) return nullptr;
+    if (m->name == name || (base_of(m->name) == base_of(name) && (m->plugin != plugin || m->kind != kind)))
+      return nullptr;
   auto m = std::make_unique<sluice_metric>();
   m->owner = this;
   m->plugin = plugin;

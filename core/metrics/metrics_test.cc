@@ -69,9 +69,19 @@ TEST(metrics, registration_rules) {
   EXPECT_EQ(r.add("b", SLUICE_METRIC_COUNTER, "x_total", ""), nullptr);  // duplicate
   EXPECT_EQ(r.add("a", SLUICE_METRIC_COUNTER, "bad name", ""), nullptr);
   EXPECT_EQ(r.add("a", SLUICE_METRIC_COUNTER, "9lives", ""), nullptr);
+  // Labelled members of one family: same owner and kind, distinct labels.
+  EXPECT_NE(r.add("a", SLUICE_METRIC_COUNTER, "req_total{api=\"Produce\"}", ""), nullptr);
+  EXPECT_NE(r.add("a", SLUICE_METRIC_COUNTER, "req_total{api=\"Fetch\",listener=\"p\"}", ""), nullptr);
+  EXPECT_EQ(r.add("a", SLUICE_METRIC_COUNTER, "req_total{api=\"Produce\"}", ""), nullptr);  // duplicate
+  EXPECT_EQ(r.add("b", SLUICE_METRIC_COUNTER, "req_total{api=\"Other\"}", ""), nullptr);    // another owner
+  EXPECT_EQ(r.add("a", SLUICE_METRIC_GAUGE, "req_total{api=\"Gauge\"}", ""), nullptr);      // another kind
+  EXPECT_EQ(r.add("a", SLUICE_METRIC_COUNTER, "req_total{api=Produce}", ""), nullptr);       // unquoted
+  EXPECT_EQ(r.add("a", SLUICE_METRIC_COUNTER, "req_total{api=\"a\\b\"}", ""), nullptr);   // backslash
+  EXPECT_EQ(r.add("a", SLUICE_METRIC_COUNTER, "req_total{}", ""), nullptr);
+  EXPECT_EQ(r.add("a", SLUICE_METRIC_COUNTER, "req_total{9x=\"1\"}", ""), nullptr);
   r.freeze();
   EXPECT_EQ(r.add("a", SLUICE_METRIC_COUNTER, "late_total", ""), nullptr);
-  EXPECT_EQ(r.size(), 1u);
+  EXPECT_EQ(r.size(), 3u);
 }
 
 }  // namespace

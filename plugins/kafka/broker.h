@@ -103,6 +103,14 @@ class broker {
   sdk::per_shard<shard_state> shards;
   std::vector<uint16_t> bound_ports;  // per listener, once shard 0 bound it
 
+  // Metrics (registered at configure; per-shard cells, summed at scrape).
+  struct api_metrics {
+    sdk::metric requests;    // kafka_requests_total{api="..."}
+    sdk::metric latency_us;  // kafka_request_latency_us{api="..."}
+  };
+  std::vector<api_metrics> metrics_by_api;  // indexed by API key; empty entries for APIs not served
+  sdk::metric m_connections, m_connections_total, m_bad_requests, m_bytes_in, m_bytes_out;
+
   shard_state& local() { return shards.local(); }
   const image_ptr& image() { return local().image; }
 

@@ -79,6 +79,8 @@ task<void> serve_connection(broker& b, shard_state& sh, int32_t fd, size_t liste
       conn.peer = a.to_string();
     }
   }
+  b.m_connections.add(1);
+  b.m_connections_total.add(1);
   std::vector<uint8_t> in(read_buffer_bytes);
   size_t begin = 0, end = 0;
   std::string close_reason;
@@ -131,6 +133,8 @@ task<void> serve_connection(broker& b, shard_state& sh, int32_t fd, size_t liste
       frame = big.data();
     }
 
+    const uint64_t received_ns = sdk::now_ns();
+    b.m_bytes_in.add(size + 4);
     reader r(frame, static_cast<size_t>(size));
     request_context ctx;
     ctx.conn = &conn;
@@ -174,9 +178,18 @@ task<void> serve_connection(broker& b, shard_state& sh, int32_t fd, size_t liste
         break;
       }
     }
-    if (resp.send && !co_await send_response(fd, ctx, resp, conn)) break;
+    if (resp.send) {
+      b.m_bytes_out.add(static_cast<int64_t>(resp.body.size()) + 8);  // + size and correlation id, about
+      if (!co_await send_response(fd, ctx, resp, conn)) break;
+    }
+    if (h != nullptr) {  // every served API has its metrics
+      b.metrics_by_api[key].requests.add(1);
+      b.metrics_by_api[key].latency_us.record((sdk::now_ns() - received_ns) / 1000);
+    }
     if (resp.close) break;
   }
+  b.m_connections.add(-1);
+  if (!close_reason.empty()) b.m_bad_requests.add(1);
   if (!close_reason.empty())
     sdk::log_warn("kafka: closing connection from " + conn.peer +
                   (conn.client_software_name.empty() ? "" : " (" + conn.client_software_name + " " +

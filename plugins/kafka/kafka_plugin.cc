@@ -99,6 +99,22 @@ class kafka_plugin final : public sdk::plugin {
     _b.topics = std::make_unique<topic_manager>(_b.cfg, dir, [this](image_ptr img) { return _b.publish(img); });
     if (std::string err = _b.topics->load(); !err.empty()) throw sdk::config_error(err);
     _b.invoker.init("kafka.invoke");
+    for (const api_handler& h : api_handlers()) {
+      if (_b.metrics_by_api.size() <= static_cast<size_t>(h.api_key)) _b.metrics_by_api.resize(h.api_key + 1);
+      const std::string api = msg::find_api(h.api_key)->name;
+      _b.metrics_by_api[h.api_key].requests = sdk::register_metric(
+          SLUICE_METRIC_COUNTER, ("kafka_requests_total{api=\"" + api + "\"}").c_str(), "Kafka requests served");
+      _b.metrics_by_api[h.api_key].latency_us =
+          sdk::register_metric(SLUICE_METRIC_HISTOGRAM, ("kafka_request_latency_us{api=\"" + api + "\"}").c_str(),
+                               "Kafka request latency from a whole frame received to its response sent, microseconds");
+    }
+    _b.m_connections = sdk::register_metric(SLUICE_METRIC_GAUGE, "kafka_connections", "Open Kafka connections");
+    _b.m_connections_total =
+        sdk::register_metric(SLUICE_METRIC_COUNTER, "kafka_connections_total", "Kafka connections accepted");
+    _b.m_bad_requests = sdk::register_metric(SLUICE_METRIC_COUNTER, "kafka_bad_requests_total",
+                                             "Connections closed for a bad frame, header or request");
+    _b.m_bytes_in = sdk::register_metric(SLUICE_METRIC_COUNTER, "kafka_request_bytes_total", "Request bytes received");
+    _b.m_bytes_out = sdk::register_metric(SLUICE_METRIC_COUNTER, "kafka_response_bytes_total", "Response bytes sent");
     _b.shards.init(sdk::shard_count());
     _b.bound_ports.assign(_b.cfg.listeners.size(), 0);
     (void)api_handlers();  // checks the table against the specs now, not on the first request

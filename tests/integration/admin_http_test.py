@@ -43,18 +43,24 @@ def main():
     d = tempfile.mkdtemp(prefix="admin_http_test.")
     with open(os.path.join(d, "sluice.yaml"), "w") as f:
         f.write(f"node: {{ id: 0, data_dir: {d}/data, shards: 2, pin_threads: false, plugin_dir: {plugin_dir} }}\n"
-                "plugins:\n  - name: storage\n  - name: admin_http\n    config:\n"
+                "plugins:\n  - name: storage\n  - name: kafka\n    config:\n"
+                "      listeners: [{ address: 127.0.0.1:0 }]\n"
+                "  - name: admin_http\n    config:\n"
                 "      listen: 127.0.0.1:0\n      max_body_bytes: 1024\n")
     log = open(os.path.join(d, "brokerd.log"), "w+")
     p = subprocess.Popen([brokerd, "--config", os.path.join(d, "sluice.yaml")], stdout=log, stderr=subprocess.STDOUT)
     try:
         port = None
+        kafka_port = None
         deadline = time.time() + 60
         while time.time() < deadline and port is None:
             log.seek(0)
-            m = re.search(r"admin API listening on http://127\.0\.0\.1:(\d+)/", log.read())
-            if m:
+            text = log.read()
+            m = re.search(r"admin API listening on http://127\.0\.0\.1:(\d+)/", text)
+            k = re.search(r"kafka listener PLAINTEXT on 127\.0\.0\.1:(\d+)", text)
+            if m and k:
                 port = int(m.group(1))
+                kafka_port = int(k.group(1))
             elif p.poll() is not None:
                 break
             else:
@@ -88,6 +94,13 @@ def main():
         check(reply.startswith(b"HTTP/1.1 400") and b'"code":400' in reply, f"malformed request: {reply[:80]!r}")
         s.close()
 
+        # Some Kafka traffic for the per-API metrics.
+        from confluent_kafka import Producer
+        prod = Producer({"bootstrap.servers": f"127.0.0.1:{kafka_port}"})
+        for i in range(10):
+            prod.produce("metrics-topic", value=b"x%d" % i)
+        check(prod.flush(30) == 0, "10 records produced through the kafka plugin")
+
         status, headers, body = request(port, "/metrics")
         check(status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4"),
               f"/metrics content type: {headers['Content-Type']}")
@@ -96,6 +109,17 @@ def main():
               f"the admin plugin's own counter is exposed: {sorted(families)[:10]}")
         served = [s.value for s in families["sluice_admin_http_requests"].samples if s.name.endswith("_total")]
         check(served and served[0] >= 6, f"requests counted: {served}")
+        kafka = families.get("sluice_kafka_requests")
+        check(kafka is not None and kafka.type == "counter", "kafka_requests_total is one counter family")
+        if kafka is not None:
+            by_api = {s.labels.get("api"): s.value for s in kafka.samples if s.name.endswith("_total")}
+            check(by_api.get("Produce", 0) >= 1 and by_api.get("Metadata", 0) >= 1,
+                  f"requests counted per API: {by_api}")
+        lat = families.get("sluice_kafka_request_latency_us")
+        check(lat is not None and lat.type == "histogram", "kafka request latency is a histogram family")
+        if lat is not None:
+            produce = [s for s in lat.samples if s.labels.get("api") == "Produce" and s.name.endswith("_count")]
+            check(produce and produce[0].value >= 1, f"Produce latency recorded: {produce}")
         h = families.get("sluice_storage_append_latency_us")
         check(h is not None and h.type == "histogram", "storage append latency is a histogram")
         if h is not None:
