@@ -625,9 +625,11 @@ task<sync_outcome> group_coordinator::sync(const std::string& group_id, int32_t 
 
 error_code group_coordinator::heartbeat(const std::string& group_id, int32_t generation, const std::string& member_id,
                                         const std::optional<std::string>& instance_id) {
-  if (!_loaded) return error_code::coordinator_load_in_progress;
+  // Kafka's order of checks: member, then generation, then state.
+  if (!_loaded) return error_code::none;  // as Kafka: answer blindly while loading
   group* g = find(group_id);
   if (!g) return error_code::unknown_member_id;
+  if (g->state == group_state::dead) return error_code::coordinator_not_available;
   if (instance_id) {
     auto s = g->static_members.find(*instance_id);
     if (s != g->static_members.end() && s->second != member_id) return error_code::fenced_instance_id;
@@ -637,15 +639,18 @@ error_code group_coordinator::heartbeat(const std::string& group_id, int32_t gen
     sdk::log_info("kafka: group " + group_id + ": heartbeat from unknown member " + member_id);
     return error_code::unknown_member_id;
   }
-  it->second.last_heartbeat_ns = sdk::now_ns();
-  if (g->state == group_state::preparing_rebalance) return error_code::rebalance_in_progress;
   if (generation != g->generation) {
     sdk::log_info("kafka: group " + group_id + ": heartbeat from " + member_id + " with generation " +
                   std::to_string(generation) + ", the group is at " + std::to_string(g->generation) + " (" +
                   to_string(g->state) + ")");
     return error_code::illegal_generation;
   }
-  return error_code::none;
+  it->second.last_heartbeat_ns = sdk::now_ns();
+  switch (g->state) {
+    case group_state::empty: return error_code::unknown_member_id;
+    case group_state::preparing_rebalance: return error_code::rebalance_in_progress;
+    default: return error_code::none;  // Stable, or CompletingRebalance (members heartbeat while they sync)
+  }
 }
 
 error_code group_coordinator::leave(const std::string& group_id, const std::string& member_id,
