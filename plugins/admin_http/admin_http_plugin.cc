@@ -89,21 +89,15 @@ class admin_http_plugin final : public sdk::plugin {
 
   std::string start(uint32_t shard) override {
     shard_state& st = _shards.emplace(shard);
-    sdk::socket_address addr = _settings.listen;
-    if (addr.port() == 0 && _bound_port != 0) addr.set_port(_bound_port);
-    const int32_t fd = sdk::api().tcp_listen(sdk::host(), addr.get(), addr.len,
-                                             static_cast<int32_t>(_settings.backlog), 1);
+    std::string error;
+    const int32_t fd =
+        sdk::listen_on_shard(_settings.listen, static_cast<int32_t>(_settings.backlog), _bound_port, error, "listen");
     if (fd < 0) {
       _shards.reset(shard);
-      return "cannot listen on " + addr.to_string() + ": " + std::strerror(-fd) +
-             (fd == -EADDRINUSE ? " (another process uses the port: stop it or change `listen`)" : "");
+      return error;
     }
     st.listen_fd = fd;
-    if (shard == 0) {
-      const sdk::socket_address b = sdk::local_address(fd);
-      _bound_port = b.port();
-      sdk::log_info("admin API listening on http://" + b.to_string() + "/");
-    }
+    if (shard == 0) sdk::log_info("admin API listening on http://" + sdk::local_address(fd).to_string() + "/");
     _started.fetch_add(1);
     sdk::spawn(sdk::accept_loop(
         fd, st.stop, st.tasks,

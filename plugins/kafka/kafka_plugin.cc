@@ -128,19 +128,17 @@ class kafka_plugin final : public sdk::plugin {
     sdk::spawn([](shard_state& sh, sdk::gate::holder) -> task<void> { co_await sh.parts.apply_image(sh.image); }(
         sh, sh.tasks.try_enter()));
     for (size_t i = 0; i < _b.cfg.listeners.size(); ++i) {
-      sdk::socket_address addr = _b.cfg.listeners[i].address;
-      if (addr.port() == 0 && _b.bound_ports[i] != 0) addr.set_port(_b.bound_ports[i]);
-      const int32_t fd = sdk::api().tcp_listen(sdk::host(), addr.get(), addr.len,
-                                               static_cast<int32_t>(_b.cfg.backlog), 1);
+      std::string error;
+      const int32_t fd = sdk::listen_on_shard(_b.cfg.listeners[i].address, static_cast<int32_t>(_b.cfg.backlog),
+                                              _b.bound_ports[i], error,
+                                              "listeners[" + std::to_string(i) + "].address");
       if (fd < 0) {
         for (int32_t open_fd : sh.listen_fds) ::close(open_fd);
         _b.shards.reset(shard);
-        return "kafka listener " + _b.cfg.listeners[i].name + ": cannot listen on " + addr.to_string() + ": " +
-               std::strerror(-fd) + (fd == -EADDRINUSE ? " (another process uses the port)" : "");
+        return "kafka listener " + _b.cfg.listeners[i].name + ": " + error;
       }
       sh.listen_fds.push_back(fd);
       if (shard == 0) {
-        _b.bound_ports[i] = sdk::local_address(fd).port();
         const auto [host, port] = _b.advertised(i);
         sdk::log_info("kafka listener " + _b.cfg.listeners[i].name + " on " + sdk::local_address(fd).to_string() +
                       ", advertised as " + host + ":" + std::to_string(port) + " (" +

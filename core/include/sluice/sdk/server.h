@@ -11,6 +11,7 @@
 //   sdk::spawn(sdk::sweep_idle(st.connections, idle_ms, st.stop, st.tasks.try_enter()));
 #pragma once
 
+#include <sluice/sdk/net.h>
 #include <sluice/sdk/runtime.h>
 
 #include <algorithm>
@@ -20,6 +21,24 @@
 #include <string>
 
 namespace sluice::sdk {
+
+// Listens on addr from the calling shard (SO_REUSEPORT, so every shard can).
+// With port 0 the first shard to bind (shard 0, which starts first) lets the
+// kernel pick a port and records it in shared_port; later shards join that
+// port. Returns the fd, or -errno with error set to a one-line message for
+// start() to return; `key` names the setting to change.
+inline int32_t listen_on_shard(socket_address addr, int32_t backlog, uint16_t& shared_port, std::string& error,
+                               const std::string& key) {
+  if (addr.port() == 0 && shared_port != 0) addr.set_port(shared_port);
+  const int32_t fd = api().tcp_listen(host(), addr.get(), addr.len, backlog, 1);
+  if (fd < 0) {
+    error = "cannot listen on " + addr.to_string() + ": " + std::strerror(-fd) +
+            (fd == -EADDRINUSE ? " (another process uses the port: stop it or change `" + key + "`)" : "");
+    return fd;
+  }
+  if (shared_port == 0) shared_port = local_address(fd).port();
+  return fd;
+}
 
 // Accepts on listen_fd until stop is aborted; each connection runs
 // serve(fd, holder) under tasks. Running out of descriptors or memory
