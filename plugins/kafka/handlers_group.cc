@@ -17,6 +17,8 @@
 #include <sluice/kafka/msg/offset_fetch.h>
 #include <sluice/kafka/msg/sync_group.h>
 
+#include <algorithm>
+#include <cctype>
 #include <ctime>
 
 namespace sluice::kafka {
@@ -325,9 +327,12 @@ task<bool> handle_list_groups(broker& b, request_context& ctx, reader& r, respon
   if (!req.decode(r, ctx.api_version)) co_return false;
   msg::list_groups_response resp;
   // Every shard coordinates some groups: ask them all.
-  const bool classic_only = ctx.api_version >= 5 && !req.types_filter.empty();
-  bool classic_wanted = !classic_only;
-  for (const auto& t : req.types_filter) classic_wanted = classic_wanted || t == "classic" || t == "Classic";
+  // v5 type filter: every group here is a classic group.
+  const bool classic_wanted =
+      req.types_filter.empty() || std::any_of(req.types_filter.begin(), req.types_filter.end(), [](std::string t) {
+        for (char& c : t) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        return t == "classic";
+      });
   for (uint32_t s = 0; s < sdk::shard_count() && classic_wanted; ++s) {
     std::vector<std::tuple<std::string, std::string, std::string>> groups;
     bool loaded = true;
