@@ -12,7 +12,9 @@ passed still fails if the broker crashed or failed to drain.
 
 In CMD, "{bootstrap}" is replaced by HOST:PORT; the environment also gets
 SLUICE_BOOTSTRAP=HOST:PORT, SLUICE_BROKER_ID and SLUICE_BROKER_LOG (the broker's
-log file, for the client's own failure messages).
+log file, for the client's own failure messages). With --plugins naming
+admin_http (e.g. storage,kafka,admin_http) the admin API listens on another
+free port, kept across restarts, and SLUICE_ADMIN=http://127.0.0.1:PORT.
 
 Broker restarts: SLUICE_BROKER_CONTROL=127.0.0.1:PORT is a control socket of
 the harness. A client connects, sends one line, "restart" (SIGTERM; the broker
@@ -121,7 +123,8 @@ def plugin_knows(plugin_dir, key):
         return False
 
 
-def write_config(path, data_dir, plugin_dir, plugins, port, shards, group_delay_ms=None, advertised_port=None):
+def write_config(path, data_dir, plugin_dir, plugins, port, shards, group_delay_ms=None, advertised_port=None,
+                 admin_port=None):
     lines = [
         "# Written by tests/clients/run_with_broker.py",
         "node:",
@@ -147,6 +150,8 @@ def write_config(path, data_dir, plugin_dir, plugins, port, shards, group_delay_
             ]
             if group_delay_ms is not None:
                 lines.append(f"      {GROUP_DELAY_KEY}: {group_delay_ms}")
+        elif name == "admin_http" and admin_port:
+            lines += ["    config:", f"      listen: 127.0.0.1:{admin_port}"]
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -188,7 +193,7 @@ class Broker:
         self.config = os.path.join(base_dir, "sluice.yaml")
         delay = args.group_rebalance_delay_ms if plugin_knows(args.plugin_dir, GROUP_DELAY_KEY) else None
         write_config(self.config, os.path.join(base_dir, "data"), args.plugin_dir, args.plugins, port,
-                     args.shards, delay, advertised_port)
+                     args.shards, delay, advertised_port, args.admin_port)
         self.done = False  # stopped or killed already
         self.log = open(self.log_path, "ab" if append else "wb")
         if append:
@@ -349,6 +354,8 @@ def main(argv):
         say(f"FAILED: cannot run the client: {args.command[0]!r} not found (run scripts/install-deps.sh)")
         return 1
 
+    # The admin API keeps its port across restarts (SLUICE_ADMIN).
+    args.admin_port = free_port() if "admin_http" in args.plugins else None
     os.makedirs(args.work_dir, exist_ok=True)
     base_dir = tempfile.mkdtemp(prefix="broker.", dir=args.work_dir)
     broker = None
@@ -392,6 +399,8 @@ def main(argv):
         env = dict(os.environ, SLUICE_BOOTSTRAP=bootstrap, SLUICE_BROKER_REAL=real, SLUICE_BROKER_ID=str(BROKER_ID),
                    SLUICE_BROKER_LOG=broker.log_path, SLUICE_BROKER_CONTROL=control.address,
                    SLUICE_BROKER_PID=str(broker.proc.pid))
+        if args.admin_port:
+            env["SLUICE_ADMIN"] = f"http://127.0.0.1:{args.admin_port}"
         cmd = [c.replace("{bootstrap}", bootstrap) for c in args.command]
         say("running: " + " ".join(cmd))
         started = time.monotonic()
