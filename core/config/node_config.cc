@@ -2,6 +2,7 @@
 
 #include <sluice/sdk/config.h>
 
+#include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
 #include <sched.h>
@@ -116,6 +117,76 @@ void resolve_plugin_paths(node_config& cfg, const std::string& default_plugin_di
       p.path = fs::absolute(dir / ("libsluice_" + p.name + ".so")).lexically_normal().string();
     }
   }
+}
+
+namespace {
+
+bool is_secret_key(std::string key) {
+  for (char& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return key.find("password") != std::string::npos || key.find("token") != std::string::npos ||
+         key.find("secret") != std::string::npos;
+}
+
+nlohmann::json scalar_to_json(const std::string& v) {
+  if (v == "true") return true;
+  if (v == "false") return false;
+  if (!v.empty() && v.size() < 19) {
+    size_t i = v[0] == '-' ? 1 : 0;
+    bool digits = i < v.size();
+    for (size_t j = i; j < v.size(); ++j) digits = digits && v[j] >= '0' && v[j] <= '9';
+    if (digits) return std::stoll(v);
+  }
+  return v;
+}
+
+nlohmann::json yaml_to_json(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Map: {
+      nlohmann::json out = nlohmann::json::object();
+      for (const auto& kv : n) {
+        const std::string key = kv.first.as<std::string>();
+        out[key] = is_secret_key(key) ? nlohmann::json("[redacted]") : yaml_to_json(kv.second);
+      }
+      return out;
+    }
+    case YAML::NodeType::Sequence: {
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& e : n) out.push_back(yaml_to_json(e));
+      return out;
+    }
+    case YAML::NodeType::Scalar:
+      return scalar_to_json(n.Scalar());
+    default:
+      return nullptr;
+  }
+}
+
+}  // namespace
+
+std::string to_json(const node_config& cfg) {
+  nlohmann::json node = {{"id", cfg.node_id},
+                         {"data_dir", cfg.data_dir},
+                         {"shards", cfg.shards},
+                         {"ring_entries", cfg.ring_entries},
+                         {"channel_capacity", cfg.channel_capacity},
+                         {"pin_threads", cfg.pin_threads},
+                         {"cpus", cfg.cpus},
+                         {"idle_poll_us", cfg.idle_poll_us},
+                         {"log_level", cfg.log_level},
+                         {"plugin_dir", cfg.plugin_dir}};
+  nlohmann::json plugins = nlohmann::json::array();
+  for (const plugin_entry& p : cfg.plugins) {
+    nlohmann::json config = nlohmann::json::object();
+    if (!p.config_yaml.empty()) {
+      try {
+        config = yaml_to_json(YAML::Load(p.config_yaml));
+      } catch (const YAML::Exception&) {
+        config = "[unreadable]";  // it parsed at load time; cannot happen
+      }
+    }
+    plugins.push_back({{"name", p.name}, {"path", p.path}, {"config", config}});
+  }
+  return nlohmann::json{{"file", cfg.file}, {"node", node}, {"plugins", plugins}}.dump();
 }
 
 }  // namespace sluice::config

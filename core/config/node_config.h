@@ -59,4 +59,11 @@ result<node_config> load_node_config(const std::string& file);
 // <plugin_dir>/libsluice_<name>.so.
 void resolve_plugin_paths(node_config& cfg, const std::string& default_plugin_dir);
 
+// The configuration as one JSON document (GET /v1/node_config): the node's
+// settings and each plugin's name, path and `config:` subtree. Scalars that
+// read as booleans or integers become JSON booleans and numbers. The value
+// of every key whose name contains "password", "token" or "secret" is
+// replaced by "[redacted]".
+std::string to_json(const node_config& cfg);
+
 }  // namespace sluice::config

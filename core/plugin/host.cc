@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <cstring>
 
 namespace sluice::plugin {
@@ -57,6 +58,93 @@ void api_metric_add(sluice_metric* m, int64_t v) { m->owner->add_value(m, v); }
 void api_metric_set(sluice_metric* m, int64_t v) { m->owner->set_value(m, v); }
 void api_metric_visit(sluice_host* h, void (*fn)(void*, const sluice_metric_view*), void* user) {
   owner_of(h)->metrics().visit([&](const sluice_metric_view& v) { fn(user, &v); });
+}
+
+int32_t api_route_register(sluice_plugin_ctx* ctx, const char* method, const char* path, int32_t service_id,
+                           uint32_t message_type) {
+  if (ctx == nullptr || method == nullptr || path == nullptr) return SLUICE_ERR_INVALID;
+  const std::string why = host::of(ctx)->add_route(*ctx, method, path, service_id, message_type);
+  if (why.empty()) return SLUICE_OK;
+  ctx->logger->error("cannot register admin route {} {}: {}", method, path, why);
+  return SLUICE_ERR_INVALID;
+}
+void api_route_visit(sluice_host* h, void (*fn)(void*, const sluice_route_view*), void* user) {
+  for (const auto& r : owner_of(h)->routes()) {
+    const sluice_route_view v{r.plugin.c_str(), r.method.c_str(), r.path.c_str(), r.service_id, r.message_type};
+    fn(user, &v);
+  }
+}
+int32_t api_metrics_source_register(sluice_plugin_ctx* ctx, int32_t service_id, uint32_t message_type) {
+  if (ctx == nullptr) return SLUICE_ERR_INVALID;
+  const std::string why = host::of(ctx)->add_metrics_source(*ctx, service_id, message_type);
+  if (why.empty()) return SLUICE_OK;
+  ctx->logger->error("cannot register a metrics source: {}", why);
+  return SLUICE_ERR_INVALID;
+}
+void api_metrics_source_visit(sluice_host* h, void (*fn)(void*, const sluice_metrics_source_view*), void* user) {
+  for (const auto& m : owner_of(h)->metrics_sources()) {
+    const sluice_metrics_source_view v{m.plugin.c_str(), m.service_id, m.message_type};
+    fn(user, &v);
+  }
+}
+void api_plugin_visit(sluice_host* h, void (*fn)(void*, const sluice_plugin_view*), void* user) {
+  owner_of(h)->visit_plugins(fn, user);
+}
+void api_logger_visit(sluice_host* h, void (*fn)(void*, const char*, uint32_t), void* user) {
+  owner_of(h)->visit_loggers(fn, user);
+}
+int32_t api_log_level_set(sluice_host* h, const char* logger, uint32_t level) {
+  if (logger == nullptr || level > SLUICE_LOG_OFF) return SLUICE_ERR_INVALID;
+  return owner_of(h)->set_log_level(logger, level) ? SLUICE_OK : SLUICE_ERR_INVALID;
+}
+const char* api_node_config_json(sluice_host* h) { return owner_of(h)->node_config_json().c_str(); }
+const char* api_version(sluice_host*) { return SLUICE_VERSION; }
+uint64_t api_start_time_ms(sluice_host* h) { return owner_of(h)->start_time_ms(); }
+
+// spdlog's levels and the ABI's: the ABI has no "critical" (it reads as
+// error) and its "off" is spdlog's.
+spdlog::level::level_enum to_spdlog(uint32_t level) noexcept {
+  return level >= SLUICE_LOG_OFF ? spdlog::level::off : static_cast<spdlog::level::level_enum>(level);
+}
+uint32_t from_spdlog(spdlog::level::level_enum l) noexcept {
+  if (l == spdlog::level::off) return SLUICE_LOG_OFF;
+  return l >= spdlog::level::err ? uint32_t{SLUICE_LOG_ERROR} : static_cast<uint32_t>(l);
+}
+
+// A route path: absolute, non-empty segments, each a literal or "{name}".
+std::string check_route_path(const std::string& path) {
+  if (path.empty() || path[0] != '/') return "the path must start with '/'";
+  size_t pos = 1;
+  while (pos <= path.size()) {
+    size_t end = path.find('/', pos);
+    if (end == std::string::npos) end = path.size();
+    const std::string seg = path.substr(pos, end - pos);
+    if (seg.empty()) return "the path has an empty segment";
+    const bool open = seg.front() == '{', close = seg.back() == '}';
+    if (open != close || (open && seg.size() < 3)) return "segment '" + seg + "' must be a literal or {name}";
+    if (!open && seg.find_first_of("{}?#") != std::string::npos)
+      return "segment '" + seg + "' has a character reserved for patterns";
+    pos = end + 1;
+  }
+  return {};
+}
+
+// Two patterns clash when they match the same paths: equal after every
+// {name} is replaced by one placeholder.
+std::string route_shape(const std::string& path) {
+  std::string out;
+  bool in_param = false;
+  for (char c : path) {
+    if (c == '{') {
+      in_param = true;
+      out += '*';
+    } else if (c == '}') {
+      in_param = false;
+    } else if (!in_param) {
+      out += c;
+    }
+  }
+  return out;
 }
 
 // Awaits a plugin's on_shard_stop, which completes `done` now or later.
@@ -120,6 +208,20 @@ host::host(config::node_config cfg, std::string data_dir_abs, std::vector<loaded
   _api.metric_add = &api_metric_add;
   _api.metric_set = &api_metric_set;
   _api.metric_visit = &api_metric_visit;
+  _api.route_register = &api_route_register;
+  _api.route_visit = &api_route_visit;
+  _api.metrics_source_register = &api_metrics_source_register;
+  _api.metrics_source_visit = &api_metrics_source_visit;
+  _api.plugin_visit = &api_plugin_visit;
+  _api.logger_visit = &api_logger_visit;
+  _api.log_level_set = &api_log_level_set;
+  _api.node_config_json = &api_node_config_json;
+  _api.version = &api_version;
+  _api.start_time_ms = &api_start_time_ms;
+  _node_config_json = config::to_json(_cfg);
+  _start_time_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             std::chrono::system_clock::now().time_since_epoch())
+                                             .count());
   sdk::bind(&_api, _exec->c_host(), nullptr);
 
   for (size_t i = 0; i < _plugins.size(); ++i) {
@@ -172,7 +274,74 @@ result<void> host::configure() {
   }
   _configuring = false;
   _metrics->freeze();
+  // Which services each plugin registered ("<plugin>.<name>"), for plugin_visit.
+  _service_names.assign(_plugins.size(), {});
+  for (int32_t id = 0; const auto* svc = _exec->service(id); ++id)
+    for (size_t i = 0; i < _plugins.size(); ++i)
+      if (svc->name.rfind(_ctxs[i]->name + ".", 0) == 0) _service_names[i].push_back(svc->name);
+  _service_ptrs.assign(_plugins.size(), {});
+  for (size_t i = 0; i < _plugins.size(); ++i) {
+    for (const auto& n : _service_names[i]) _service_ptrs[i].push_back(n.c_str());
+    _service_ptrs[i].push_back(nullptr);
+  }
   return {};
+}
+
+std::string host::add_route(sluice_plugin_ctx& ctx, std::string method, std::string path, int32_t service_id,
+                            uint32_t message_type) {
+  if (!_configuring) return "routes are registered during configure only";
+  if (method != "GET" && method != "PUT" && method != "POST" && method != "DELETE" && method != "PATCH")
+    return "method must be GET, PUT, POST, DELETE or PATCH";
+  if (std::string why = check_route_path(path); !why.empty()) return why;
+  const auto* svc = _exec->service(service_id);
+  if (svc == nullptr || svc->name.rfind(ctx.name + ".", 0) != 0) return "service id is not one of this plugin's";
+  for (const route& r : _routes)
+    if (r.method == method && route_shape(r.path) == route_shape(path))
+      return "plugin '" + r.plugin + "' already serves " + r.method + " " + r.path;
+  _routes.push_back({ctx.name, std::move(method), std::move(path), service_id, message_type});
+  return {};
+}
+
+std::string host::add_metrics_source(sluice_plugin_ctx& ctx, int32_t service_id, uint32_t message_type) {
+  if (!_configuring) return "metrics sources are registered during configure only";
+  const auto* svc = _exec->service(service_id);
+  if (svc == nullptr || svc->name.rfind(ctx.name + ".", 0) != 0) return "service id is not one of this plugin's";
+  _metrics_sources.push_back({ctx.name, service_id, message_type});
+  return {};
+}
+
+void host::visit_plugins(void (*fn)(void*, const sluice_plugin_view*), void* user) const {
+  for (size_t i = 0; i < _plugins.size(); ++i) {
+    const auto* d = _plugins[i].desc;
+    static const char* const none[] = {nullptr};
+    const sluice_plugin_view v{d->name,
+                               d->version,
+                               d->description,
+                               _plugins[i].entry.path.c_str(),
+                               d->abi_major,
+                               d->abi_minor,
+                               d->dependencies ? d->dependencies : none,
+                               i < _service_ptrs.size() ? _service_ptrs[i].data() : none};
+    fn(user, &v);
+  }
+}
+
+void host::visit_loggers(void (*fn)(void*, const char*, uint32_t), void* user) const {
+  fn(user, "sluice", from_spdlog(spdlog::default_logger()->level()));
+  for (const auto& ctx : _ctxs) fn(user, ctx->name.c_str(), from_spdlog(ctx->logger->level()));
+}
+
+bool host::set_log_level(const std::string& logger, uint32_t level) {
+  if (logger == "sluice") {
+    spdlog::default_logger()->set_level(to_spdlog(level));
+    return true;
+  }
+  for (const auto& ctx : _ctxs)
+    if (ctx->name == logger) {
+      ctx->logger->set_level(to_spdlog(level));
+      return true;
+    }
+  return false;
 }
 
 sdk::task<int32_t> host::start_on(uint32_t shard, size_t i) {

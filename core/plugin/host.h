@@ -77,6 +77,30 @@ class host {
   static host* of(sluice_plugin_ctx* ctx) noexcept { return ctx->owner; }
   bool configuring() const noexcept { return _configuring; }
 
+  // Admin routes and metrics sources (ABI 1.3): added during configure,
+  // immutable after, so any thread reads them without a lock.
+  struct route {
+    std::string plugin, method, path;
+    int32_t service_id = -1;
+    uint32_t message_type = 0;
+  };
+  struct metrics_source {
+    std::string plugin;
+    int32_t service_id = -1;
+    uint32_t message_type = 0;
+  };
+  // "" or why the route is refused.
+  std::string add_route(sluice_plugin_ctx& ctx, std::string method, std::string path, int32_t service_id,
+                        uint32_t message_type);
+  std::string add_metrics_source(sluice_plugin_ctx& ctx, int32_t service_id, uint32_t message_type);
+  const std::vector<route>& routes() const noexcept { return _routes; }
+  const std::vector<metrics_source>& metrics_sources() const noexcept { return _metrics_sources; }
+  void visit_plugins(void (*fn)(void*, const sluice_plugin_view*), void* user) const;
+  void visit_loggers(void (*fn)(void*, const char*, uint32_t), void* user) const;
+  bool set_log_level(const std::string& logger, uint32_t level);
+  const std::string& node_config_json() const noexcept { return _node_config_json; }
+  uint64_t start_time_ms() const noexcept { return _start_time_ms; }
+
  private:
   sdk::task<void> lifecycle();
   sdk::task<int32_t> start_on(uint32_t shard, size_t plugin);
@@ -91,6 +115,13 @@ class host {
   sluice_host_api _api{};
   bool _configuring = false;
   bool _running = false;
+  std::vector<route> _routes;
+  std::vector<metrics_source> _metrics_sources;
+  std::string _node_config_json;
+  uint64_t _start_time_ms = 0;
+  // Per plugin, the services it registered (NULL-terminated, for plugin_visit).
+  std::vector<std::vector<std::string>> _service_names;
+  std::vector<std::vector<const char*>> _service_ptrs;
 
   // shard 0 -> main thread: start outcome and exit
   std::mutex _mu;

@@ -6,11 +6,16 @@
 // is fed from the connection's buffer, no Asio io_context or thread pool
 // runs. Every shard listens (SO_REUSEPORT) and serves its own connections.
 //
-// This first part serves /v1/status/live, /v1/status/ready and /metrics;
-// every error is a JSON body {"code", "message"}. docs/ADMIN.md lists the
-// endpoints.
+// Routes come from two places: the ones this plugin serves itself (status,
+// metrics, plugins, loggers, node config, the console) and the ones other
+// plugins registered through the host API (sdk/admin.h), which are called
+// as services on the shard that received the request. Every error is a
+// JSON body {"code", "message"}. docs/ADMIN.md lists the endpoints.
+#include "console_assets.h"
 #include "prometheus.h"
+#include "router.h"
 
+#include <sluice/sdk/admin.h>
 #include <sluice/sdk/net.h>
 #include <sluice/sdk/plugin.h>
 #include <sluice/sdk/server.h>
@@ -21,6 +26,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <list>
@@ -35,6 +41,8 @@ using sdk::task;
 
 struct settings {
   sdk::socket_address listen;
+  auth_settings auth;
+  bool console = true;
   uint64_t max_body_bytes = 1 << 20;
   uint64_t max_header_bytes = 16 << 10;
   uint64_t idle_timeout_ms = 60'000;
@@ -81,6 +89,22 @@ class admin_http_plugin final : public sdk::plugin {
     _settings.max_body_bytes = cfg.get_uint("max_body_bytes", _settings.max_body_bytes, 0, 64u << 20);
     _settings.idle_timeout_ms = cfg.get_uint("idle_timeout_ms", _settings.idle_timeout_ms, 100, 86'400'000);
     _settings.backlog = cfg.get_uint("backlog", _settings.backlog, 1, 65535);
+    _settings.console = cfg.get_bool("console", true);
+    if (cfg.has("auth")) {
+      sdk::config_map auth = cfg.get_map("auth");
+      _settings.auth.bearer_token = auth.get_string("bearer_token", "");
+      if (auth.has("basic")) {
+        sdk::config_map basic = auth.get_map("basic");
+        _settings.auth.username = basic.require_string("username");
+        _settings.auth.password = basic.require_string("password");
+        if (_settings.auth.username.empty() || _settings.auth.username.find(':') != std::string::npos)
+          basic.fail(basic.get_node("username"), "username", "must be non-empty and without ':'");
+        basic.finish();
+      }
+      if (!_settings.auth.enabled())
+        auth.fail(cfg.get_node("auth"), "auth", "needs bearer_token or basic (or remove the section)");
+      auth.finish();
+    }
     _m_requests = sdk::register_metric(SLUICE_METRIC_COUNTER, "admin_http_requests_total", "Admin HTTP requests served");
     _m_errors = sdk::register_metric(SLUICE_METRIC_COUNTER, "admin_http_errors_total",
                                      "Admin HTTP requests answered with a 4xx or 5xx status");
@@ -89,6 +113,9 @@ class admin_http_plugin final : public sdk::plugin {
 
   std::string start(uint32_t shard) override {
     shard_state& st = _shards.emplace(shard);
+    // Every plugin has configured by now, so the routes are final; shard 0
+    // starts before the others, which then only read the table.
+    if (shard == 0) build_routes();
     std::string error;
     const int32_t fd =
         sdk::listen_on_shard(_settings.listen, static_cast<int32_t>(_settings.backlog), _bound_port, error, "listen");
@@ -157,7 +184,7 @@ class admin_http_plugin final : public sdk::plugin {
         open = false;
       } else {
         auto req = parser.release();
-        res = route(req);
+        res = co_await route(req);
         open = req.keep_alive();
       }
       _m_requests.add(1);
@@ -171,43 +198,232 @@ class admin_http_plugin final : public sdk::plugin {
     co_await sdk::close(fd);
   }
 
-  response route(const http::request<http::string_body>& req) {
-    const std::string target(req.target());
-    const std::string path = target.substr(0, target.find('?'));
+  // Built-in routes: service_id -1, message_type one of these.
+  enum builtin : uint32_t {
+    b_live = 1, b_ready, b_metrics, b_plugins, b_loggers, b_logger_put, b_logger_get, b_node_config,
+    b_routes, b_console_index, b_console_file
+  };
+
+  void build_routes() {
+    auto add = [this](const char* method, const char* pattern, builtin b) {
+      _routes.add({method, pattern, -1, b, "admin_http"});
+    };
+    add("GET", "/v1/status/live", b_live);
+    add("GET", "/v1/status/ready", b_ready);
+    add("GET", "/metrics", b_metrics);
+    add("GET", "/v1/plugins", b_plugins);
+    add("GET", "/v1/loggers", b_loggers);
+    add("GET", "/v1/loggers/{name}", b_logger_get);
+    add("PUT", "/v1/loggers/{name}", b_logger_put);
+    add("GET", "/v1/node_config", b_node_config);
+    add("GET", "/v1/routes", b_routes);
+    if (_settings.console) {
+      add("GET", "/", b_console_index);
+      add("GET", "/console/{file}", b_console_file);
+    }
+    sdk::api().route_visit(
+        sdk::host(),
+        [](void* user, const sluice_route_view* r) {
+          static_cast<route_table*>(user)->add({r->method, r->path, r->service_id, r->message_type, r->plugin});
+        },
+        &_routes);
+  }
+
+  struct reply_parts {
+    int status = 200;
+    std::string content_type = "application/json";
+    std::string body;
+  };
+
+  static reply_parts json_reply(int status, const nlohmann::json& body) {
+    return {status, "application/json", body.dump()};
+  }
+  static reply_parts error_reply(int status, const std::string& message) {
+    return json_reply(status, {{"code", status}, {"message", message}});
+  }
+
+  task<response> route(const http::request<http::string_body>& req) {
     const unsigned v = req.version();
     const bool keep = req.keep_alive();
-    auto only_get = [&]() -> std::optional<response> {
-      if (req.method() == http::verb::get || req.method() == http::verb::head) return std::nullopt;
-      auto r = error_response(http::status::method_not_allowed,
-                              std::string(req.method_string()) + " is not allowed on " + path, v, keep);
-      r.set(http::field::allow, "GET, HEAD");
-      return r;
-    };
-    if (path == "/v1/status/live") {
-      if (auto r = only_get()) return *r;
-      return json_response(http::status::ok, {{"status", "live"}}, v, keep);
-    }
-    if (path == "/v1/status/ready") {
-      if (auto r = only_get()) return *r;
-      // Ready once every shard listens and no drain has begun.
-      const bool ready = _started.load() == sdk::shard_count() && !_stopping.load();
-      return json_response(ready ? http::status::ok : http::status::service_unavailable,
-                           {{"status", ready ? "ready" : "not ready"}}, v, keep);
-    }
-    if (path == "/metrics") {
-      if (auto r = only_get()) return *r;
-      response res{http::status::ok, v};
+    const std::string method(req.method_string());
+    auto finish = [&](reply_parts r) {
+      response res{static_cast<http::status>(r.status), v};
       res.set(http::field::server, "sluice");
-      res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+      res.set(http::field::content_type, r.content_type);
       res.keep_alive(keep);
-      res.body() = render_prometheus();
+      if (req.method() != http::verb::head) res.body() = std::move(r.body);
       res.prepare_payload();
+      if (req.method() == http::verb::head) res.content_length(r.body.size());
       return res;
+    };
+    auto t = parse_target(req.target());
+    if (!t) co_return finish(error_reply(400, "malformed request target"));
+    // Probes stay open; everything else needs credentials when auth is set.
+    if (t->path.rfind("/v1/status/", 0) != 0 && !authorized(_settings.auth, req[http::field::authorization])) {
+      auto res = finish(error_reply(401, "missing or wrong credentials for " + t->path));
+      res.set(http::field::www_authenticate,
+              _settings.auth.username.empty() ? "Bearer realm=\"sluice\"" : "Basic realm=\"sluice\"");
+      co_return res;
     }
-    return error_response(http::status::not_found, "no route for " + path, v, keep);
+    match_result m = _routes.match(method, t->path);
+    if (m.route == nullptr) {
+      if (m.allowed.empty()) co_return finish(error_reply(404, "no route for " + t->path));
+      std::string allow;
+      for (const auto& a : m.allowed) allow += (allow.empty() ? "" : ", ") + a + (a == "GET" ? ", HEAD" : "");
+      auto res = finish(error_reply(405, method + " is not allowed on " + t->path));
+      res.set(http::field::allow, allow);
+      co_return res;
+    }
+    if (m.route->service_id < 0 && m.route->message_type == b_metrics) {
+      // (GCC 12 miscompiles a co_await inside a braced initialiser: keep it a statement.)
+      std::string text = co_await metrics_text();
+      co_return finish({200, "text/plain; version=0.0.4; charset=utf-8", std::move(text)});
+    }
+    if (m.route->service_id < 0) co_return finish(serve_builtin(static_cast<builtin>(m.route->message_type), *t, m, req));
+    // A plugin's route: call its service on this shard.
+    sdk::http_request hr;
+    hr.method = req.method() == http::verb::head ? "GET" : method;
+    hr.path = t->path;
+    hr.params = std::move(m.params);
+    hr.query = std::move(t->query);
+    hr.body = req.body();
+    sdk::message msg;
+    msg.type = m.route->message_type;
+    msg.bytes = sdk::encode(hr);
+    const sdk::reply rep = co_await sdk::call(m.route->service_id, sdk::this_shard(), msg);
+    sdk::http_response out;
+    if (rep.status != 0 || !sdk::decode(rep.msg.bytes, out))
+      co_return finish(error_reply(503, "plugin '" + m.route->plugin + "' could not answer (status " +
+                                            std::to_string(rep.status) + ")"));
+    co_return finish({out.status, out.content_type, std::move(out.body)});
+  }
+
+  reply_parts serve_builtin(builtin b, const target& t, const match_result& m,
+                            const http::request<http::string_body>& req) {
+    switch (b) {
+      case b_live:
+        return json_reply(200, {{"status", "live"}});
+      case b_ready: {
+        // Ready once every shard listens and no drain has begun.
+        const bool ready = _started.load() == sdk::shard_count() && !_stopping.load();
+        return json_reply(ready ? 200 : 503, {{"status", ready ? "ready" : "not ready"}});
+      }
+      case b_metrics:
+        break;  // asynchronous: route() serves it (metrics_text)
+      case b_plugins:
+        return json_reply(200, plugins_json());
+      case b_loggers:
+        return json_reply(200, loggers_json());
+      case b_logger_get: {
+        for (const auto& l : loggers_json())
+          if (l["name"] == m.params.at("name")) return json_reply(200, l);
+        return error_reply(404, "no logger named '" + m.params.at("name") + "'");
+      }
+      case b_logger_put:
+        return put_logger(m.params.at("name"), req.body());
+      case b_node_config:
+        return {200, "application/json", sdk::api().node_config_json(sdk::host())};
+      case b_routes: {
+        nlohmann::json out = nlohmann::json::array();
+        for (const auto& r : _routes.routes())
+          out.push_back({{"method", r.method}, {"path", r.pattern}, {"plugin", r.plugin}});
+        return json_reply(200, out);
+      }
+      case b_console_index:
+      case b_console_file: {
+        const std::string name = b == b_console_index ? "index.html" : m.params.at("file");
+        for (const console_asset& a : console_assets())
+          if (a.name == name) return {200, std::string(a.content_type), std::string(a.data)};
+        return error_reply(404, b == b_console_index ? "the console is not part of this build"
+                                                     : "no console file " + name);
+      }
+    }
+    (void)t;
+    return error_reply(500, "unknown built-in route");
+  }
+
+  static nlohmann::json plugins_json() {
+    nlohmann::json out = nlohmann::json::array();
+    sdk::api().plugin_visit(
+        sdk::host(),
+        [](void* user, const sluice_plugin_view* p) {
+          auto& arr = *static_cast<nlohmann::json*>(user);
+          nlohmann::json deps = nlohmann::json::array(), services = nlohmann::json::array();
+          for (auto d = p->dependencies; d && *d; ++d) deps.push_back(*d);
+          for (auto sv = p->services; sv && *sv; ++sv) services.push_back(*sv);
+          arr.push_back({{"name", p->name},
+                         {"version", p->version},
+                         {"description", p->description},
+                         {"abi_version", std::to_string(p->abi_major) + "." + std::to_string(p->abi_minor)},
+                         {"file", p->file},
+                         {"dependencies", deps},
+                         {"services", services},
+                         {"routes", nlohmann::json::array()}});
+        },
+        &out);
+    sdk::api().route_visit(
+        sdk::host(),
+        [](void* user, const sluice_route_view* r) {
+          for (auto& p : *static_cast<nlohmann::json*>(user))
+            if (p["name"] == r->plugin) p["routes"].push_back(std::string(r->method) + " " + r->path);
+        },
+        &out);
+    return out;
+  }
+
+  static constexpr const char* level_names[] = {"trace", "debug", "info", "warn", "error", "off"};
+
+  static nlohmann::json loggers_json() {
+    nlohmann::json out = nlohmann::json::array();
+    sdk::api().logger_visit(
+        sdk::host(),
+        [](void* user, const char* name, uint32_t level) {
+          static_cast<nlohmann::json*>(user)->push_back(
+              {{"name", name}, {"level", level_names[std::min<uint32_t>(level, SLUICE_LOG_OFF)]}});
+        },
+        &out);
+    return out;
+  }
+
+  static reply_parts put_logger(const std::string& name, const std::string& body) {
+    const nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return error_reply(400, "the body must be a JSON object {\"level\": ...}");
+    if (!j.contains("level") || !j["level"].is_string())
+      return error_reply(400, "\"level\" is required: one of trace, debug, info, warn, error, off");
+    const std::string level = j["level"];
+    uint32_t l = 0;
+    while (l <= SLUICE_LOG_OFF && level != level_names[l]) ++l;
+    if (l > SLUICE_LOG_OFF)
+      return error_reply(400, "unknown level \"" + level + "\": one of trace, debug, info, warn, error, off");
+    for (const auto& [key, value] : j.items())
+      if (key != "level") return error_reply(400, "unknown key \"" + key + "\" (only \"level\")");
+    if (sdk::api().log_level_set(sdk::host(), name.c_str(), l) != SLUICE_OK)
+      return error_reply(404, "no logger named '" + name + "'");
+    sdk::log_info("logger " + name + " set to " + level);
+    return json_reply(200, {{"name", name}, {"level", level}});
+  }
+
+  // /metrics: the registry, then every plugin's metrics source.
+  task<std::string> metrics_text() {
+    std::string text = render_prometheus();
+    std::vector<std::pair<int32_t, uint32_t>> sources;
+    sdk::api().metrics_source_visit(
+        sdk::host(),
+        [](void* user, const sluice_metrics_source_view* s) {
+          static_cast<std::vector<std::pair<int32_t, uint32_t>>*>(user)->emplace_back(s->service_id, s->message_type);
+        },
+        &sources);
+    for (const auto& [service, type] : sources) {
+      sdk::message msg;
+      msg.type = type;
+      const sdk::reply rep = co_await sdk::call(service, sdk::this_shard(), msg);
+      if (rep.status == 0) text += rep.msg.bytes;
+    }
+    co_return text;
   }
 
   settings _settings;
+  route_table _routes;
   uint16_t _bound_port = 0;
   std::atomic<uint32_t> _started{0};
   std::atomic<bool> _stopping{false};

@@ -1,5 +1,7 @@
 #include "broker.h"
 
+#include "cluster_config.h"
+
 #include <unistd.h>
 
 namespace sluice::kafka {
@@ -43,6 +45,7 @@ task<void> broker::publish(image_ptr img) {
       (void)co_await invoker.run_on(s, [&]() -> task<void> {
         shard_state& sh = shards.local();
         sh.image = img;
+        sh.cfg = apply_live_cluster_config(cfg, img->cluster_config);
         co_await sh.parts.apply_image(img);
       });
     });

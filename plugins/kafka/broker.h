@@ -28,6 +28,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace sluice::kafka {
@@ -61,9 +62,23 @@ struct fetch_session {
   std::vector<entry> parts;  // in the order the client added them
 };
 
+// Traffic of one topic through one shard's connections (the kafka metrics
+// source sums the shards at scrape time).
+struct topic_traffic {
+  uint64_t bytes_in = 0;
+  uint64_t records_in = 0;
+  uint64_t bytes_out = 0;
+};
+
 struct shard_state {
-  explicit shard_state(const kafka_config& cfg, int32_t storage_service)
-      : parts(cfg, storage_service), groups(cfg, parts) {}
+  explicit shard_state(const kafka_config& base, int32_t storage_service)
+      : cfg(base), parts(cfg, storage_service), groups(cfg, parts) {}
+  shard_state(const shard_state&) = delete;
+  shard_state& operator=(const shard_state&) = delete;
+  // This shard's settings: the broker's plus the live cluster_config
+  // overrides of `image` (set by broker::publish before the partitions see
+  // the image). parts and groups read it by reference.
+  kafka_config cfg;
   partition_table parts;
   group_coordinator groups;  // the groups whose offsets partition this shard owns
   image_ptr image;  // the metadata this shard serves from
@@ -72,6 +87,7 @@ struct shard_state {
   sdk::gate tasks;
   std::list<connection_state> connections;
   std::map<int32_t, fetch_session> fetch_sessions;
+  std::unordered_map<std::string, topic_traffic> traffic;
   // The block of producer ids this shard hands out (InitProducerId); shard
   // 0 reserves blocks durably (topic_manager::allocate_producer_ids).
   int64_t next_producer_id = 0;
@@ -95,7 +111,11 @@ struct response {
 
 class broker {
  public:
+  // The settings in force since start: the YAML's with the restart-only
+  // cluster_config overrides applied. Per-shard effective values, with the
+  // live overrides, are shard_state::cfg.
   kafka_config cfg;
+  kafka_config yaml_cfg;  // the YAML's alone: the base of cluster_config changes
   int32_t node_id = 0;
   int32_t storage_service = -1;
   sdk::shard_invoker invoker;

@@ -27,6 +27,21 @@ error_code check_leader_epoch(int32_t current) {
   return current > leader_epoch ? error_code::unknown_leader_epoch : error_code::fenced_leader_epoch;
 }
 
+// Records in a run of record batches, from each batch header's count
+// (for the per-topic metrics; the log validates the batches).
+uint64_t count_records(const uint8_t* data, size_t size) {
+  auto be32 = [&](size_t at) {
+    return (uint32_t{data[at]} << 24) | (uint32_t{data[at + 1]} << 16) | (uint32_t{data[at + 2]} << 8) | data[at + 3];
+  };
+  constexpr size_t header_bytes = 61, length_at = 8, count_at = 57;
+  uint64_t records = 0;
+  for (size_t pos = 0; data && pos + header_bytes <= size;) {
+    records += be32(pos + count_at);
+    pos += 12 + static_cast<size_t>(be32(pos + length_at));
+  }
+  return records;
+}
+
 }  // namespace
 
 // ---- Produce ---------------------------------------------------------------------
@@ -66,16 +81,23 @@ task<bool> handle_produce(broker& b, request_context& ctx, reader& r, response& 
         rp.error_message = "Produce request has no record data";
         continue;
       }
+      const uint64_t records = count_records(pd.records.data, pd.records.size);
       // The one copy: from the request into a buffer the log takes over.
       sdk::buffer data = sdk::buffer::allocate(pd.records.size);
       std::memcpy(data.data(), pd.records.data, pd.records.size);
       data.set_size(pd.records.size);
-      work.push_back([&b, &rp, name = t.name, index = pd.index, data = std::move(data), acks = req.acks]() mutable
-                     -> task<void> {
+      work.push_back([&b, &rp, name = t.name, index = pd.index, data = std::move(data), acks = req.acks,
+                      records]() mutable -> task<void> {
         produce_outcome o;
+        const uint64_t bytes = data.size();
         co_await b.on_owner(name, index, [&](partition_table& pt) -> task<void> {
           o = co_await pt.produce(name, index, std::move(data), acks);
         });
+        if (o.error == error_code::none) {
+          topic_traffic& tt = b.local().traffic[name];
+          tt.bytes_in += bytes;
+          tt.records_in += records;
+        }
         rp.error_code = code(o.error);
         rp.base_offset = o.base_offset;
         rp.log_append_time_ms = o.log_append_time_ms;
@@ -264,7 +286,7 @@ task<bool> handle_fetch(broker& b, request_context& ctx, reader& r, response& ou
   }
 
   const uint64_t max_bytes =
-      std::min<uint64_t>(v >= 3 ? static_cast<uint64_t>(std::max(req.max_bytes, 0)) : UINT64_MAX, b.cfg.fetch_max_bytes);
+      std::min<uint64_t>(v >= 3 ? static_cast<uint64_t>(std::max(req.max_bytes, 0)) : UINT64_MAX, b.local().cfg.fetch_max_bytes);
   const uint64_t deadline_ns = sdk::now_ns() + static_cast<uint64_t>(std::max(req.max_wait_ms, 0)) * 1'000'000;
   for (;;) {
     uint64_t bytes = 0;
@@ -295,6 +317,7 @@ task<bool> handle_fetch(broker& b, request_context& ctx, reader& r, response& ou
       if (o.batches && o.batches.size() > 0 && (bytes == 0 || o.batches.size() <= room)) {
         s.data = std::move(o.batches);
         bytes += s.data.size();
+        b.local().traffic[s.topic].bytes_out += s.data.size();
       }
     }
     const uint64_t now = sdk::now_ns();

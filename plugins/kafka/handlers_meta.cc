@@ -110,7 +110,7 @@ task<bool> handle_metadata(broker& b, request_context& ctx, reader& r, response&
   image_ptr img = b.image();
   // v0: an empty list means all topics; v1+: null means all.
   const bool all_topics = !req.topics || (v == 0 && req.topics->empty());
-  const bool may_create = b.cfg.auto_create_topics_enable && (v < 4 || req.allow_auto_topic_creation);
+  const bool may_create = b.local().cfg.auto_create_topics_enable && (v < 4 || req.allow_auto_topic_creation);
   if (!all_topics && may_create) {
     std::vector<std::string> missing;
     for (const auto& t : *req.topics)
@@ -220,15 +220,15 @@ task<bool> handle_create_topics(broker& b, request_context& ctx, reader& r, resp
       continue;
     }
     if (ctx.api_version >= 5) {
-      const int32_t parts = spec.partitions == -1 ? b.cfg.num_partitions : spec.partitions;
+      const int32_t parts = spec.partitions == -1 ? b.local().cfg.num_partitions : spec.partitions;
       res.num_partitions = parts;
-      res.replication_factor = spec.replication_factor == -1 ? b.cfg.default_replication_factor
+      res.replication_factor = spec.replication_factor == -1 ? b.local().cfg.default_replication_factor
                                                              : spec.replication_factor;
       res.configs.emplace();
       for (const auto& def : topic_config_defs()) {
         auto& c = res.configs->emplace_back();
         c.name = def.name;
-        c.value = effective_topic_config(b.cfg, spec.configs, def.name);
+        c.value = effective_topic_config(b.local().cfg, spec.configs, def.name);
         c.read_only = false;
         c.config_source = spec.configs.count(def.name) ? 1 /* DYNAMIC_TOPIC_CONFIG */ : 5 /* DEFAULT_CONFIG */;
         c.is_sensitive = false;
@@ -319,7 +319,7 @@ constexpr int8_t resource_broker_logger = 8;
 
 // Broker configs shown read-only by DescribeConfigs.
 std::vector<std::pair<std::string, std::string>> broker_configs(broker& b) {
-  const kafka_config& c = b.cfg;
+  const kafka_config& c = b.local().cfg;
   return {
       {"auto.create.topics.enable", c.auto_create_topics_enable ? "true" : "false"},
       {"broker.id", std::to_string(b.node_id)},
@@ -365,7 +365,7 @@ task<bool> handle_describe_configs(broker& b, request_context& ctx, reader& r, r
         auto& c = result.configs.emplace_back();
         c.name = def.name;
         const bool overridden = t->configs.count(def.name) > 0;
-        c.value = effective_topic_config(b.cfg, t->configs, def.name);
+        c.value = effective_topic_config(b.local().cfg, t->configs, def.name);
         c.read_only = false;
         c.is_default = !overridden;
         c.config_source = overridden ? 1 /* DYNAMIC_TOPIC_CONFIG */ : 5 /* DEFAULT_CONFIG */;
@@ -382,7 +382,7 @@ task<bool> handle_describe_configs(broker& b, request_context& ctx, reader& r, r
           if (def.broker_synonym) {
             auto& s = c.synonyms.emplace_back();
             s.name = def.broker_synonym;
-            s.value = topic_config_default(b.cfg, def);
+            s.value = topic_config_default(b.local().cfg, def);
             s.source = 5;
           }
         }

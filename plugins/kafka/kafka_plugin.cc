@@ -8,7 +8,9 @@
 //   stop       stop accepting, cut connections, close the partitions
 //
 // docs/KAFKA.md describes the settings, the supported APIs and versions.
+#include "admin_api.h"
 #include "broker.h"
+#include "cluster_config.h"
 #include "connection.h"
 
 #include <sluice/kafka/msg/api_table.h>
@@ -98,7 +100,10 @@ class kafka_plugin final : public sdk::plugin {
     const std::string dir = std::string(sdk::api().data_dir(sdk::host())) + "/kafka";
     _b.topics = std::make_unique<topic_manager>(_b.cfg, dir, [this](image_ptr img) { return _b.publish(img); });
     if (std::string err = _b.topics->load(); !err.empty()) throw sdk::config_error(err);
+    _b.yaml_cfg = _b.cfg;
+    _b.cfg = apply_cluster_config(_b.yaml_cfg, _b.topics->image()->cluster_config, which_settings::restart_only);
     _b.invoker.init("kafka.invoke");
+    register_admin_routes(_b, _routes);
     for (const api_handler& h : api_handlers()) {
       if (_b.metrics_by_api.size() <= static_cast<size_t>(h.api_key)) _b.metrics_by_api.resize(h.api_key + 1);
       const std::string api = msg::find_api(h.api_key)->name;
@@ -125,6 +130,7 @@ class kafka_plugin final : public sdk::plugin {
     if (_b.storage_service < 0) return "the storage plugin's storage.log service is missing: list `storage` before `kafka`";
     shard_state& sh = _b.shards.emplace(shard, _b.cfg, _b.storage_service);
     sh.image = _b.topics->image();
+    sh.cfg = apply_live_cluster_config(_b.cfg, sh.image->cluster_config);
     sdk::spawn([](shard_state& sh, sdk::gate::holder) -> task<void> { co_await sh.parts.apply_image(sh.image); }(
         sh, sh.tasks.try_enter()));
     for (size_t i = 0; i < _b.cfg.listeners.size(); ++i) {
@@ -201,6 +207,7 @@ class kafka_plugin final : public sdk::plugin {
   }
 
   broker _b;
+  sdk::admin_routes _routes;
 };
 
 }  // namespace

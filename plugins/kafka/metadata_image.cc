@@ -39,6 +39,7 @@ std::string image_to_json(const metadata_image& img) {
   j["next_revision"] = img.next_revision;
   j["next_producer_id"] = img.next_producer_id;
   j["cluster_id"] = img.cluster_id;
+  j["cluster_config"] = img.cluster_config;
   auto& topics = j["topics"] = nlohmann::json::array();
   for (const auto& [name, t] : img.topics) {
     topics.push_back({{"name", t.name},
@@ -72,6 +73,9 @@ bool image_from_json(const std::string& text, metadata_image& out, std::string& 
       return false;
     }
     img.cluster_id = j.at("cluster_id").get<std::string>();
+    // Absent in images written before the admin API's cluster_config.
+    if (j.contains("cluster_config"))
+      img.cluster_config = j.at("cluster_config").get<std::map<std::string, std::string>>();
     for (const auto& t : j.at("topics")) {
       topic_info ti;
       ti.name = t.at("name").get<std::string>();

@@ -37,6 +37,9 @@ struct metadata_image {
   // answer InitProducerId); persisted so ids stay unique across restarts.
   int64_t next_producer_id = 0;
   std::string cluster_id;
+  // Cluster settings changed through the admin API (cluster_config.h):
+  // name -> canonical value; they override the YAML's.
+  std::map<std::string, std::string> cluster_config;
   std::map<std::string, topic_info> topics;
 
   const topic_info* find(const std::string& name) const {

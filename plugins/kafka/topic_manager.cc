@@ -1,5 +1,7 @@
 #include "topic_manager.h"
 
+#include "cluster_config.h"
+
 #include "topic_configs.h"
 
 #include <fcntl.h>
@@ -82,8 +84,9 @@ task<op_result> topic_manager::create_topic(const create_topic_spec& spec) {
   if (std::string why = validate_topic_name(spec.name); !why.empty())
     co_return op_result{error_code::invalid_topic_exception, why};
   if (_image->find(spec.name)) co_return op_result{error_code::topic_already_exists, "Topic '" + spec.name + "' already exists."};
-  const int32_t partitions = spec.partitions == -1 ? _cfg.num_partitions : spec.partitions;
-  const int16_t rf = spec.replication_factor == -1 ? _cfg.default_replication_factor : spec.replication_factor;
+  const kafka_config cfg = apply_live_cluster_config(_cfg, _image->cluster_config);
+  const int32_t partitions = spec.partitions == -1 ? cfg.num_partitions : spec.partitions;
+  const int16_t rf = spec.replication_factor == -1 ? cfg.default_replication_factor : spec.replication_factor;
   if (partitions <= 0 || partitions > 100000)
     co_return op_result{error_code::invalid_partitions, "Number of partitions must be between 1 and 100000."};
   if (rf <= 0) co_return op_result{error_code::invalid_replication_factor, "Replication factor must be larger than 0."};
@@ -157,6 +160,15 @@ task<op_result> topic_manager::alter_configs(const std::string& name,
   if (validate_only) co_return op_result{};
   metadata_image next = *_image;
   next.topics[name].configs = std::move(configs);
+  co_return co_await commit(std::move(next));
+}
+
+task<op_result> topic_manager::alter_cluster_config(const std::map<std::string, std::string>& upsert,
+                                                    const std::vector<std::string>& remove) {
+  auto guard = co_await _mu.lock();
+  metadata_image next = *_image;
+  for (const auto& k : remove) next.cluster_config.erase(k);
+  for (const auto& [k, v] : upsert) next.cluster_config[k] = v;
   co_return co_await commit(std::move(next));
 }
 

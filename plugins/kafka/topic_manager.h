@@ -16,6 +16,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace sluice::kafka {
 
@@ -55,6 +56,9 @@ class topic_manager {
   // Reserves producer ids [*first, *first + count) for a shard's
   // InitProducerId answers, durably (the image is committed before they
   // are handed out, so a restart never reuses one).
+  // Cluster settings (cluster_config.h): values already validated.
+  sdk::task<op_result> alter_cluster_config(const std::map<std::string, std::string>& upsert,
+                                            const std::vector<std::string>& remove);
   sdk::task<op_result> allocate_producer_ids(int64_t count, int64_t* first);
 
  private:

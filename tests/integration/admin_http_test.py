@@ -6,71 +6,22 @@ a half-open connection that does not block others, and /metrics checked by a rea
     admin_http_test.py BROKERD PLUGIN_DIR
 """
 
-import os
-import re
-import shutil
-import signal
 import socket
-import subprocess
 import sys
-import tempfile
-import time
-import urllib.error
-import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from adminlib import Broker, check, failures, request
+
 brokerd, plugin_dir = sys.argv[1], sys.argv[2]
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAILED:", what, flush=True)
-
-
-def request(port, path, method="GET", body=None):
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method, data=body)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, r.headers, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers, e.read()
 
 
 def main():
-    d = tempfile.mkdtemp(prefix="admin_http_test.")
-    with open(os.path.join(d, "sluice.yaml"), "w") as f:
-        f.write(f"node: {{ id: 0, data_dir: {d}/data, shards: 2, pin_threads: false, plugin_dir: {plugin_dir} }}\n"
-                "plugins:\n  - name: storage\n  - name: kafka\n    config:\n"
-                "      listeners: [{ address: 127.0.0.1:0 }]\n"
-                "  - name: admin_http\n    config:\n"
-                "      listen: 127.0.0.1:0\n      max_body_bytes: 1024\n")
-    log = open(os.path.join(d, "brokerd.log"), "w+")
-    p = subprocess.Popen([brokerd, "--config", os.path.join(d, "sluice.yaml")], stdout=log, stderr=subprocess.STDOUT)
+    b = Broker(brokerd, plugin_dir, admin_yaml="      max_body_bytes: 1024\n")
     try:
-        port = None
-        kafka_port = None
-        deadline = time.time() + 60
-        while time.time() < deadline and port is None:
-            log.seek(0)
-            text = log.read()
-            m = re.search(r"admin API listening on http://127\.0\.0\.1:(\d+)/", text)
-            k = re.search(r"kafka listener PLAINTEXT on 127\.0\.0\.1:(\d+)", text)
-            if m and k:
-                port = int(m.group(1))
-                kafka_port = int(k.group(1))
-            elif p.poll() is not None:
-                break
-            else:
-                time.sleep(0.1)
-        check(port is not None, "brokerd logs where the admin API listens")
+        port, kafka_port = b.port, b.kafka_port
         if port is None:
             return
-        while time.time() < deadline and request(port, "/v1/status/ready")[0] != 200:
-            time.sleep(0.1)
-
         status, headers, body = request(port, "/v1/status/live")
         check(status == 200 and body == b'{"status":"live"}', f"live: {status} {body!r}")
         status, headers, body = request(port, "/v1/status/ready")
@@ -129,19 +80,7 @@ def main():
             check(buckets[-1].labels["le"] == "+Inf", "the last bucket is +Inf")
         slow.close()
     finally:
-        p.send_signal(signal.SIGTERM)
-        try:
-            rc = p.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            rc = -9
-        log.seek(0)
-        text = log.read()
-        check(rc == 0, f"brokerd exits 0 after SIGTERM (got {rc})")
-        check("AddressSanitizer" not in text and "runtime error" not in text, "no sanitizer report")
-        if failures:
-            print("--- brokerd log ---\n" + text[-4000:])
-        shutil.rmtree(d, ignore_errors=True)
+        b.close()
 
 
 if __name__ == "__main__":

@@ -39,7 +39,8 @@ extern "C" {
 #endif
 
 #define SLUICE_ABI_MAJOR 1u
-#define SLUICE_ABI_MINOR 2u  /* 1: mkdir, unlink, rename, statx opcodes; 2: sendmsg, node_id */
+#define SLUICE_ABI_MINOR 3u  /* 1: mkdir, unlink, rename, statx opcodes; 2: sendmsg, node_id;
+                                3: admin routes, metrics sources, host introspection, log levels */
 
 /* The one exported symbol; the ABI major is part of its name so that a
  * plugin built for another major is not even found. */
@@ -212,8 +213,46 @@ typedef enum sluice_log_level {
   SLUICE_LOG_DEBUG = 1,
   SLUICE_LOG_INFO = 2,
   SLUICE_LOG_WARN = 3,
-  SLUICE_LOG_ERROR = 4
+  SLUICE_LOG_ERROR = 4,
+  SLUICE_LOG_OFF = 5 /* log_level_set only (ABI 1.3) */
 } sluice_log_level;
+
+/* ---- admin routes and introspection (ABI 1.3) ---------------------------
+ * A plugin adds admin HTTP routes by naming one of its services: the plugin
+ * that serves HTTP (admin_http) matches a request's method and path against
+ * every registered route and calls the route's service, on the shard that
+ * received the request, with message type message_type and bytes holding a
+ * sluice.admin.HttpRequest (proto/sluice/admin.proto); the reply's bytes
+ * hold a sluice.admin.HttpResponse. A path is absolute and made of literal
+ * segments and "{name}" segments, each matching one non-empty segment:
+ * "/v1/topics/{topic}". The SDK's sluice/sdk/admin.h wraps all of this. */
+typedef struct sluice_route_view {
+  const char* plugin;  /* registering plugin's name */
+  const char* method;  /* "GET", "PUT", "POST", "DELETE" */
+  const char* path;    /* pattern as registered */
+  int32_t service_id;
+  uint32_t message_type;
+} sluice_route_view;
+
+/* A metrics source: a service asked at scrape time for Prometheus text
+ * (families whose label sets change at run time: per topic, per group).
+ * Request: message_type, no bytes; reply bytes: exposition text. */
+typedef struct sluice_metrics_source_view {
+  const char* plugin;
+  int32_t service_id;
+  uint32_t message_type;
+} sluice_metrics_source_view;
+
+typedef struct sluice_plugin_view {
+  const char* name;
+  const char* version;
+  const char* description;
+  const char* file;                /* the shared object's path */
+  uint32_t abi_major;              /* as the plugin declared them */
+  uint32_t abi_minor;
+  const char* const* dependencies; /* NULL-terminated */
+  const char* const* services;     /* NULL-terminated names it registered */
+} sluice_plugin_view;
 
 /* ---- host function table ------------------------------------------------
  * OWNERSHIP: the table and the host outlive every plugin. */
@@ -297,7 +336,35 @@ typedef struct sluice_host_api {
   /* -- ABI 1.2 -- */
   /* The node's id (node.id in the YAML). */
   int32_t (*node_id)(sluice_host* host);
-  void* reserved[15];
+
+  /* -- ABI 1.3: admin routes, metrics sources, introspection -- */
+  /* main, during on_configure. service_id must be the calling plugin's.
+   * Returns 0, or SLUICE_ERR_INVALID (bad method or path, a route with the
+   * same method and path exists, not the caller's service). */
+  int32_t (*route_register)(sluice_plugin_ctx* ctx, const char* method, const char* path,
+                            int32_t service_id, uint32_t message_type);
+  /* any thread, after configure. OWNERSHIP: views are borrowed for the call. */
+  void (*route_visit)(sluice_host* host, void (*fn)(void* user, const sluice_route_view* r), void* user);
+  /* main, during on_configure; same rules as route_register. */
+  int32_t (*metrics_source_register)(sluice_plugin_ctx* ctx, int32_t service_id, uint32_t message_type);
+  void (*metrics_source_visit)(sluice_host* host,
+                               void (*fn)(void* user, const sluice_metrics_source_view* s), void* user);
+  /* any thread: every loaded plugin, in load order. */
+  void (*plugin_visit)(sluice_host* host, void (*fn)(void* user, const sluice_plugin_view* p), void* user);
+  /* any thread: every logger (the process's, named "sluice", and one per
+   * plugin) with its level (sluice_log_level). */
+  void (*logger_visit)(sluice_host* host, void (*fn)(void* user, const char* name, uint32_t level),
+                       void* user);
+  /* any thread: sets a logger's level; 0 or SLUICE_ERR_INVALID (unknown
+   * logger or level). */
+  int32_t (*log_level_set)(sluice_host* host, const char* logger, uint32_t level);
+  /* any thread: the node's configuration as a JSON document (secrets
+   * redacted), the product version, and the wall-clock start time. The
+   * strings live as long as the host. */
+  const char* (*node_config_json)(sluice_host* host);
+  const char* (*version)(sluice_host* host);
+  uint64_t (*start_time_ms)(sluice_host* host);
+  void* reserved[5];
 } sluice_host_api;
 
 /* ---- the plugin descriptor ----------------------------------------------

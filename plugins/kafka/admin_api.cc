@@ -1,0 +1,493 @@
+#include "admin_api.h"
+
+#include "cluster_config.h"
+#include "topic_configs.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <map>
+
+namespace sluice::kafka {
+
+namespace {
+
+using json = nlohmann::json;
+using sdk::http_request;
+using sdk::http_response;
+using sdk::task;
+
+http_response ok(const json& j) { return http_response::json(200, j.dump()); }
+http_response not_found(const std::string& what) { return http_response::error(404, what); }
+
+std::optional<int32_t> parse_int32(const std::string& s) {
+  int32_t v = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+std::string topic_id_string(const topic_uuid& id) { return uuid_to_base64(id); }
+
+json broker_json(broker& b) {
+  json listeners = json::array();
+  for (size_t i = 0; i < b.cfg.listeners.size(); ++i) {
+    const auto [host, port] = b.advertised(i);
+    listeners.push_back({{"name", b.cfg.listeners[i].name}, {"host", host}, {"port", port}});
+  }
+  json plugins = json::array();
+  sdk::api().plugin_visit(
+      sdk::host(), [](void* u, const sluice_plugin_view* p) { static_cast<json*>(u)->push_back(p->name); },
+      &plugins);
+  const uint64_t start_ms = sdk::api().start_time_ms(sdk::host());
+  const uint64_t now_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                    std::chrono::system_clock::now().time_since_epoch())
+                                                    .count());
+  json out = {{"node_id", b.node_id},
+              {"host", listeners.empty() ? json("") : listeners[0]["host"]},
+              {"port", listeners.empty() ? json(0) : listeners[0]["port"]},
+              {"listeners", listeners},
+              {"rack", b.cfg.rack.empty() ? json(nullptr) : json(b.cfg.rack)},
+              {"shards", sdk::shard_count()},
+              {"version", sdk::api().version(sdk::host())},
+              {"uptime_ms", now_ms > start_ms ? now_ms - start_ms : 0},
+              {"is_alive", true},
+              {"is_controller", true},
+              {"plugins", plugins}};
+  return out;
+}
+
+// Per-partition state, gathered from the owning shards concurrently.
+struct partition_row {
+  std::string topic;
+  int32_t partition = 0;
+  partition_summary summary;
+};
+
+task<void> gather(broker& b, std::vector<partition_row>& rows) {
+  std::vector<std::function<task<void>()>> work;
+  for (auto& r : rows)
+    work.push_back([&b, &r]() -> task<void> {
+      co_await b.on_owner(r.topic, r.partition, [&](partition_table& pt) -> task<void> {
+        r.summary = co_await pt.summary(r.topic, r.partition);
+      });
+    });
+  co_await run_all(std::move(work));
+}
+
+json partition_json(broker& b, const partition_row& r) {
+  return {{"topic", r.topic},
+          {"partition", r.partition},
+          {"leader", r.summary.error == error_code::none ? json(b.node_id) : json(-1)},
+          {"leader_epoch", 0},
+          {"replicas", json::array({b.node_id})},
+          {"isr", json::array({b.node_id})},
+          {"shard", shard_of(r.topic, r.partition, sdk::shard_count())},
+          {"log_start_offset", r.summary.log_start_offset},
+          {"high_watermark", r.summary.high_watermark},
+          {"size_bytes", r.summary.size_bytes},
+          {"error", r.summary.error == error_code::none ? json(nullptr) : json(code(r.summary.error))}};
+}
+
+json topic_summary(const topic_info& t, const std::vector<partition_row>& rows) {
+  int64_t size = 0, messages = 0;
+  for (const auto& r : rows) {
+    if (r.topic != t.name || r.summary.error != error_code::none) continue;
+    size += r.summary.size_bytes;
+    messages += std::max<int64_t>(r.summary.high_watermark - r.summary.log_start_offset, 0);
+  }
+  return {{"name", t.name},
+          {"topic_id", topic_id_string(t.id)},
+          {"internal", t.name == offsets_topic},
+          {"partition_count", t.partitions},
+          {"replication_factor", t.replication_factor},
+          {"size_bytes", size},
+          {"messages", messages}};
+}
+
+std::vector<partition_row> rows_of(const topic_info& t) {
+  std::vector<partition_row> rows;
+  for (int32_t p = 0; p < t.partitions; ++p) rows.push_back({t.name, p, {}});
+  return rows;
+}
+
+// Every partition of every topic, with its state.
+task<std::vector<partition_row>> all_rows(broker& b, const metadata_image& img) {
+  std::vector<partition_row> rows;
+  for (const auto& [_, t] : img.topics)
+    for (auto& r : rows_of(t)) rows.push_back(std::move(r));
+  co_await gather(b, rows);
+  co_return rows;
+}
+
+task<http_response> get_topics(broker& b, http_request) {
+  const image_ptr img = b.image();
+  const std::vector<partition_row> rows = co_await all_rows(b, *img);
+  json out = json::array();
+  for (const auto& [_, t] : img->topics) out.push_back(topic_summary(t, rows));
+  co_return ok(out);
+}
+
+task<http_response> get_topic(broker& b, http_request req) {
+  const image_ptr img = b.image();
+  const std::string& name = req.params["name"];
+  const topic_info* t = img->find(name);
+  if (!t) co_return not_found("no topic named '" + name + "'");
+  std::vector<partition_row> rows = rows_of(*t);
+  co_await gather(b, rows);
+  json out = topic_summary(*t, rows);
+  json configs = json::array();
+  const kafka_config& cfg = b.local().cfg;
+  for (const auto& def : topic_config_defs()) {
+    const bool set = t->configs.count(def.name) != 0;
+    std::string source = "default";
+    if (set) source = "topic";
+    else if (def.broker_synonym) {
+      // The broker-level setting behind this topic default, as a cluster_config key.
+      std::string key = def.broker_synonym;
+      std::replace(key.begin(), key.end(), '.', '_');
+      if (key == "log_roll_ms") key = "log_segment_ms";
+      if (img->cluster_config.count(key)) source = "cluster";
+    }
+    configs.push_back({{"name", def.name}, {"value", effective_topic_config(cfg, t->configs, def.name)}, {"source", source}});
+  }
+  out["configs"] = configs;
+  json parts = json::array();
+  for (const auto& r : rows) parts.push_back(partition_json(b, r));
+  out["partitions"] = parts;
+  co_return ok(out);
+}
+
+task<http_response> get_partition(broker& b, http_request req) {
+  const image_ptr img = b.image();
+  const std::string& name = req.params["topic"];
+  const topic_info* t = img->find(name);
+  if (!t) co_return not_found("no topic named '" + name + "'");
+  const auto p = parse_int32(req.params["partition"]);
+  if (!p) co_return http_response::error(400, "partition must be an integer, got '" + req.params["partition"] + "'");
+  if (*p < 0 || *p >= t->partitions)
+    co_return not_found("topic '" + name + "' has no partition " + std::to_string(*p) + " (it has " +
+                        std::to_string(t->partitions) + ")");
+  std::vector<partition_row> rows{{name, *p, {}}};
+  co_await gather(b, rows);
+  co_return ok(partition_json(b, rows[0]));
+}
+
+task<http_response> get_brokers(broker& b, http_request) { co_return ok(json::array({broker_json(b)})); }
+
+task<http_response> get_broker(broker& b, http_request req) {
+  const auto id = parse_int32(req.params["id"]);
+  if (!id) co_return http_response::error(400, "broker id must be an integer, got '" + req.params["id"] + "'");
+  if (*id != b.node_id) co_return not_found("no broker with id " + std::to_string(*id));
+  co_return ok(broker_json(b));
+}
+
+task<http_response> get_health(broker& b, http_request) {
+  const image_ptr img = b.image();
+  const std::vector<partition_row> rows = co_await all_rows(b, *img);
+  json leaderless = json::array();
+  for (const auto& r : rows)
+    if (r.summary.error != error_code::none) leaderless.push_back({{"topic", r.topic}, {"partition", r.partition}});
+  const bool healthy = leaderless.empty();
+  co_return ok({{"is_healthy", healthy},
+                {"cluster_id", img->cluster_id},
+                {"controller_id", b.node_id},
+                {"all_nodes", json::array({b.node_id})},
+                {"nodes_down", json::array()},
+                {"leaderless_partitions", leaderless},
+                {"leaderless_count", leaderless.size()},
+                {"under_replicated_partitions", json::array()},
+                {"under_replicated_count", 0}});
+}
+
+// ---- groups ------------------------------------------------------------------
+
+struct group_row {
+  std::string group_id, protocol_type, state;
+  size_t members = 0;
+};
+
+// Every group of every shard.
+task<std::vector<group_row>> all_groups(broker& b) {
+  std::vector<std::vector<group_row>> per_shard(sdk::shard_count());
+  std::vector<std::function<task<void>()>> work;
+  for (uint32_t s = 0; s < sdk::shard_count(); ++s)
+    work.push_back([&b, &per_shard, s]() -> task<void> {
+      (void)co_await b.invoker.run_on(s, [&]() -> task<void> {
+        group_coordinator& gc = b.local().groups;
+        for (auto& [id, type, state] : gc.list({})) {
+          group_row r{id, type, state, 0};
+          r.members = gc.describe(id).members.size();
+          per_shard[s].push_back(std::move(r));
+        }
+        co_return;
+      });
+    });
+  co_await run_all(std::move(work));
+  std::vector<group_row> out;
+  for (auto& v : per_shard)
+    for (auto& r : v) out.push_back(std::move(r));
+  std::sort(out.begin(), out.end(), [](const group_row& a, const group_row& b) { return a.group_id < b.group_id; });
+  co_return out;
+}
+
+task<http_response> get_groups(broker& b, http_request) {
+  json out = json::array();
+  const std::vector<group_row> groups = co_await all_groups(b);
+  for (const auto& g : groups)
+    out.push_back({{"group_id", g.group_id},
+                   {"state", g.state},
+                   {"protocol_type", g.protocol_type},
+                   {"member_count", g.members},
+                   {"coordinator", b.node_id}});
+  co_return ok(out);
+}
+
+struct group_view {
+  group_description desc;
+  std::map<offset_key, committed_offset> offsets;
+  std::map<offset_key, partition_summary> ends;  // high watermarks of committed partitions
+  bool loaded = true;
+};
+
+task<group_view> view_group(broker& b, const std::string& id) {
+  group_view v;
+  co_await b.on_group(id, [&](group_coordinator& gc) -> task<void> {
+    v.loaded = gc.loaded();
+    v.desc = gc.describe(id);
+    v.offsets = gc.fetch(id);
+    co_return;
+  });
+  // Assigned partitions without a commit are listed too (without a lag).
+  std::vector<partition_row> rows;
+  for (const auto& [k, _] : v.offsets) rows.push_back({k.first, k.second, {}});
+  for (const auto& m : v.desc.members)
+    if (auto parts = decode_consumer_assignment(m.assignment))
+      for (const auto& [t, p] : *parts)
+        if (!v.offsets.count({t, p})) rows.push_back({t, p, {}});
+  const image_ptr img = b.image();
+  std::erase_if(rows, [&](const partition_row& r) {
+    const topic_info* t = img->find(r.topic);
+    return !t || r.partition < 0 || r.partition >= t->partitions;
+  });
+  co_await gather(b, rows);
+  for (const auto& r : rows) v.ends[{r.topic, r.partition}] = r.summary;
+  co_return v;
+}
+
+json group_json(broker& b, const std::string& id, const group_view& v) {
+  json members = json::array();
+  std::map<offset_key, std::string> owner;
+  for (const auto& m : v.desc.members) {
+    json assignments = json::array();
+    if (auto parts = decode_consumer_assignment(m.assignment))
+      for (const auto& [t, p] : *parts) {
+        assignments.push_back({{"topic", t}, {"partition", p}});
+        owner[{t, p}] = m.member_id;
+      }
+    members.push_back({{"member_id", m.member_id},
+                       {"instance_id", m.instance_id ? json(*m.instance_id) : json(nullptr)},
+                       {"client_id", m.client_id},
+                       {"client_host", m.client_host},
+                       {"assignments", assignments}});
+  }
+  json offsets = json::array();
+  int64_t total_lag = 0;
+  for (const auto& [key, end] : v.ends) {
+    const auto c = v.offsets.find(key);
+    const int64_t hw = end.error == error_code::none ? end.high_watermark : -1;
+    json row = {{"topic", key.first}, {"partition", key.second}, {"high_watermark", hw}};
+    if (c != v.offsets.end() && c->second.offset >= 0) {
+      const int64_t lag = hw >= 0 ? std::max<int64_t>(hw - c->second.offset, 0) : 0;
+      row["committed_offset"] = c->second.offset;
+      row["metadata"] = c->second.metadata ? json(*c->second.metadata) : json(nullptr);
+      row["lag"] = lag;
+      total_lag += lag;
+    } else {
+      // Assigned, nothing committed: no lag, as kafka-consumer-groups.sh shows "-".
+      row["committed_offset"] = nullptr;
+      row["metadata"] = nullptr;
+      row["lag"] = nullptr;
+    }
+    const auto o = owner.find(key);
+    row["member_id"] = o == owner.end() ? json(nullptr) : json(o->second);
+    offsets.push_back(std::move(row));
+  }
+  return {{"group_id", id},
+          {"state", v.desc.state.empty() ? "Dead" : v.desc.state},
+          {"protocol_type", v.desc.protocol_type},
+          {"protocol", v.desc.protocol_data},
+          {"coordinator", b.node_id},
+          {"members", members},
+          {"offsets", offsets},
+          {"total_lag", total_lag}};
+}
+
+task<http_response> get_group(broker& b, http_request req) {
+  const std::string& id = req.params["id"];
+  group_view v = co_await view_group(b, id);
+  if (!v.loaded) co_return http_response::error(503, "the coordinator of group '" + id + "' is still loading");
+  if ((v.desc.state.empty() || v.desc.state == "Dead") && v.offsets.empty())
+    co_return not_found("no group named '" + id + "'");
+  co_return ok(group_json(b, id, v));
+}
+
+// ---- cluster_config --------------------------------------------------------------
+
+task<http_response> get_cluster_config(broker& b, http_request) {
+  co_return http_response::json(200, cluster_config_json(apply_cluster_config(b.yaml_cfg, b.image()->cluster_config)));
+}
+
+task<http_response> get_cluster_config_schema(broker&, http_request) {
+  co_return http_response::json(200, cluster_config_schema_json());
+}
+
+task<http_response> put_cluster_config(broker& b, http_request req) {
+  cluster_config_change change = validate_cluster_config_put(req.body, b.yaml_cfg, b.image()->cluster_config);
+  if (!change.error.empty()) co_return http_response::error(400, change.error);
+  if (!change.errors.empty()) {
+    std::string message = "invalid cluster config:";
+    for (const auto& [k, why] : change.errors) message += " " + k + ": " + why + ";";
+    message.pop_back();
+    co_return http_response::json(400, json{{"code", 400}, {"message", message}, {"errors", change.errors}}.dump());
+  }
+  json restart = json::array();
+  for (const auto& [k, _] : change.upsert)
+    if (find_cluster_setting(k)->needs_restart) restart.push_back(k);
+  for (const auto& k : change.remove)
+    if (find_cluster_setting(k)->needs_restart) restart.push_back(k);
+  json applied = json::object();
+  for (const auto& [k, v] : change.upsert) applied[k] = v;
+  const bool dry_run = req.query.count("dry_run") && req.query["dry_run"] != "false";
+  if (!dry_run) {
+    op_result r;
+    co_await b.on_controller([&](topic_manager& tm) -> task<void> {
+      r = co_await tm.alter_cluster_config(change.upsert, change.remove);
+    });
+    if (r.error != error_code::none) co_return http_response::error(500, "cannot store the change: " + r.message);
+    for (const auto& [k, v] : change.upsert) sdk::log_info("cluster_config: " + k + " = " + v);
+    for (const auto& k : change.remove) sdk::log_info("cluster_config: " + k + " removed");
+  }
+  co_return ok({{"applied", applied}, {"removed", change.remove}, {"restart_required", restart}, {"dry_run", dry_run}});
+}
+
+// ---- metrics -------------------------------------------------------------------
+
+std::string label_value(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+task<std::string> metrics(broker& b) {
+  // Bytes and records per topic, summed over shards.
+  std::map<std::string, topic_traffic> traffic;
+  std::vector<std::map<std::string, topic_traffic>> per_shard(sdk::shard_count());
+  std::vector<std::function<task<void>()>> work;
+  for (uint32_t s = 0; s < sdk::shard_count(); ++s)
+    work.push_back([&b, &per_shard, s]() -> task<void> {
+      (void)co_await b.invoker.run_on(s, [&]() -> task<void> {
+        for (const auto& [t, v] : b.local().traffic) per_shard[s][t] = v;
+        co_return;
+      });
+    });
+  co_await run_all(std::move(work));
+  const image_ptr img = b.image();
+  for (auto& m : per_shard)
+    for (const auto& [t, v] : m) {
+      if (!img->find(t)) continue;  // deleted topics drop out
+      auto& sum = traffic[t];
+      sum.bytes_in += v.bytes_in;
+      sum.records_in += v.records_in;
+      sum.bytes_out += v.bytes_out;
+    }
+  std::string out;
+  auto family = [&](const char* name, const char* type, const char* help) {
+    out += std::string("# HELP ") + name + " " + help + " (kafka)\n# TYPE " + name + " " + type + "\n";
+  };
+  family("sluice_kafka_topic_bytes_in_total", "counter", "Record batch bytes produced to a topic");
+  for (const auto& [t, v] : traffic)
+    out += "sluice_kafka_topic_bytes_in_total{topic=\"" + label_value(t) + "\"} " + std::to_string(v.bytes_in) + "\n";
+  family("sluice_kafka_topic_records_in_total", "counter", "Records produced to a topic");
+  for (const auto& [t, v] : traffic)
+    out += "sluice_kafka_topic_records_in_total{topic=\"" + label_value(t) + "\"} " + std::to_string(v.records_in) + "\n";
+  family("sluice_kafka_topic_bytes_out_total", "counter", "Record batch bytes fetched from a topic");
+  for (const auto& [t, v] : traffic)
+    out += "sluice_kafka_topic_bytes_out_total{topic=\"" + label_value(t) + "\"} " + std::to_string(v.bytes_out) + "\n";
+  // Consumer-group lag per group and topic (sum over its partitions).
+  family("sluice_kafka_group_lag", "gauge", "Records between a consumer group's committed offsets and the high watermarks");
+  const std::vector<group_row> groups = co_await all_groups(b);
+  for (const auto& g : groups) {
+    const group_view v = co_await view_group(b, g.group_id);
+    std::map<std::string, int64_t> lag;
+    for (const auto& [key, end] : v.ends) {
+      const auto c = v.offsets.find(key);
+      if (c == v.offsets.end() || end.error != error_code::none || c->second.offset < 0) continue;
+      lag[key.first] += std::max<int64_t>(end.high_watermark - c->second.offset, 0);
+    }
+    for (const auto& [t, l] : lag)
+      out += "sluice_kafka_group_lag{group=\"" + label_value(g.group_id) + "\",topic=\"" + label_value(t) + "\"} " +
+             std::to_string(l) + "\n";
+  }
+  co_return out;
+}
+
+}  // namespace
+
+std::optional<std::vector<std::pair<std::string, int32_t>>> decode_consumer_assignment(const std::vector<uint8_t>& bytes) {
+  // version int16, [topic string (int16 length), [partition int32]], user data (ignored).
+  size_t pos = 0;
+  auto need = [&](size_t n) { return pos + n <= bytes.size(); };
+  auto i16 = [&]() { int16_t v = static_cast<int16_t>((bytes[pos] << 8) | bytes[pos + 1]); pos += 2; return v; };
+  auto i32 = [&]() {
+    uint32_t v = (uint32_t{bytes[pos]} << 24) | (uint32_t{bytes[pos + 1]} << 16) | (uint32_t{bytes[pos + 2]} << 8) | bytes[pos + 3];
+    pos += 4;
+    return static_cast<int32_t>(v);
+  };
+  std::vector<std::pair<std::string, int32_t>> out;
+  if (bytes.empty()) return out;  // a member with nothing assigned
+  if (!need(2) || i16() < 0 || !need(4)) return std::nullopt;
+  const int32_t topics = i32();
+  if (topics < 0 || static_cast<size_t>(topics) > bytes.size()) return std::nullopt;
+  for (int32_t t = 0; t < topics; ++t) {
+    if (!need(2)) return std::nullopt;
+    const int16_t len = i16();
+    if (len < 0 || !need(static_cast<size_t>(len))) return std::nullopt;
+    std::string name(reinterpret_cast<const char*>(bytes.data() + pos), static_cast<size_t>(len));
+    pos += static_cast<size_t>(len);
+    if (!need(4)) return std::nullopt;
+    const int32_t n = i32();
+    if (n < 0 || !need(static_cast<size_t>(n) * 4)) return std::nullopt;
+    for (int32_t i = 0; i < n; ++i) out.emplace_back(name, i32());
+  }
+  return out;
+}
+
+void register_admin_routes(broker& b, sdk::admin_routes& routes) {
+  routes.init("kafka.admin");
+  auto bind = [&b](task<http_response> (*fn)(broker&, http_request)) {
+    return [&b, fn](http_request r) { return fn(b, std::move(r)); };
+  };
+  routes.add("GET", "/v1/brokers", bind(&get_brokers));
+  routes.add("GET", "/v1/brokers/{id}", bind(&get_broker));
+  routes.add("GET", "/v1/cluster/health", bind(&get_health));
+  routes.add("GET", "/v1/topics", bind(&get_topics));
+  routes.add("GET", "/v1/topics/{name}", bind(&get_topic));
+  routes.add("GET", "/v1/partitions/{topic}/{partition}", bind(&get_partition));
+  routes.add("GET", "/v1/groups", bind(&get_groups));
+  routes.add("GET", "/v1/groups/{id}", bind(&get_group));
+  routes.add("GET", "/v1/cluster_config", bind(&get_cluster_config));
+  routes.add("GET", "/v1/cluster_config/schema", bind(&get_cluster_config_schema));
+  routes.add("PUT", "/v1/cluster_config", bind(&put_cluster_config));
+  routes.add_metrics([&b]() { return metrics(b); });
+}
+
+}  // namespace sluice::kafka
