@@ -357,6 +357,7 @@ result<void> shard::init_ring(uint32_t entries) {
 }
 
 io_uring_sqe* shard::get_sqe() noexcept {
+  bump(_stats.sqes, 1);
   io_uring_sqe* sqe = io_uring_get_sqe(&_ring);
   while (sqe == nullptr) {
     const int rc = io_uring_submit(&_ring);
@@ -630,6 +631,7 @@ bool shard::poll_channels() noexcept {
       --p.outstanding;
       deliver_reply(copy);
     }
+    bump(_stats.channel_in, static_cast<uint64_t>(k));
     if (k) {
       did = true;
       if (_peers[from].waiters_head) release_waiters(_peers[from]);
@@ -641,6 +643,7 @@ bool shard::poll_channels() noexcept {
       requests.pop();
       deliver_request(copy);
     }
+    bump(_stats.channel_in, static_cast<uint64_t>(k));
     did |= k != 0;
   }
   if (!_local_replies.empty()) {
@@ -732,6 +735,7 @@ void shard::reap() noexcept {
     }
     if (n == 0) return;
     io_uring_cq_advance(&_ring, n);
+    bump(_stats.cqes, n);
     for (unsigned i = 0; i < n; ++i) {
       if (batch[i].user_data <= tag_wake) continue;
       auto* c = reinterpret_cast<sluice_completion*>(batch[i].user_data);
@@ -762,7 +766,9 @@ bool shard::idle_poll() noexcept {
 
 void shard::run() {
   SLUICE_ASSERT(t_shard == this && _ring_ok);
+  _stats.start_ns.store(sdk::now_ns(), std::memory_order_relaxed);
   for (;;) {
+    bump(_stats.loops, 1);
     run_external();
     run_posted();
     poll_channels();
@@ -782,8 +788,10 @@ void shard::run() {
         _sleeping.store(false, std::memory_order_relaxed);
         rc = io_uring_submit_and_get_events(&_ring);
       } else {
+        const uint64_t slept_from = sdk::now_ns();
         rc = io_uring_submit_and_wait(&_ring, 1);
         _sleeping.store(false, std::memory_order_relaxed);
+        bump(_stats.sleep_ns, sdk::now_ns() - slept_from);
       }
     }
     SLUICE_ASSERT_MSG(rc >= 0 || rc == -EINTR || rc == -EBUSY || rc == -EAGAIN,

@@ -51,6 +51,18 @@ class shard {
   // Rings target at the end of this loop turn if it is asleep.
   void wake(uint32_t target) noexcept;
 
+  // Loop statistics for the metrics (sluice_core_*): written by the shard
+  // only, read by any thread (relaxed; a scrape may see a slightly old value).
+  struct loop_stats {
+    std::atomic<uint64_t> start_ns{0};    // when run() began; 0 before
+    std::atomic<uint64_t> sleep_ns{0};    // blocked in io_uring_enter waiting for work
+    std::atomic<uint64_t> loops{0};       // loop turns
+    std::atomic<uint64_t> sqes{0};        // submission queue entries prepared
+    std::atomic<uint64_t> cqes{0};        // completions reaped
+    std::atomic<uint64_t> channel_in{0};  // requests and replies received from other shards
+  };
+  const loop_stats& stats() const noexcept { return _stats; }
+
   // -- cross-thread --
   void request_exit() noexcept;
   void add_external(std::function<void()> fn);  // under _external_mu
@@ -63,6 +75,11 @@ class shard {
     sluice_completion* waiters_tail = nullptr;
     bool wake_pending = false;
   };
+
+  static void bump(std::atomic<uint64_t>& a, uint64_t d) noexcept {
+    a.store(a.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);  // single writer
+  }
+  loop_stats _stats;
 
   io_uring_sqe* get_sqe() noexcept;
   void fill_msg(channel_msg& m, const sluice_message* msg) noexcept;

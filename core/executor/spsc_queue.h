@@ -66,6 +66,11 @@ class spsc_queue {
   bool empty_approx() const noexcept {
     return _head.load(std::memory_order_acquire) == _tail.load(std::memory_order_acquire);
   }
+  // Entries queued, from any thread (approximate while both ends move).
+  std::size_t size_approx() const noexcept {
+    const uint64_t tail = _tail.load(std::memory_order_relaxed), head = _head.load(std::memory_order_relaxed);
+    return tail > head ? static_cast<std::size_t>(tail - head) : 0;
+  }
 
  private:
   alignas(cache_line_bytes) std::atomic<uint64_t> _head{0};  // written by consumer

@@ -72,8 +72,17 @@ sluice_metric* registry::add(const std::string& plugin, sluice_metric_kind kind,
     for (uint32_t i = 0; i <= _shards; ++i)
       cells[i].buckets = std::make_unique<std::atomic<uint64_t>[]>(histogram_buckets);
   _cells.push_back(std::move(cells));
+  _callbacks.emplace_back();
   _metrics.push_back(std::move(m));
   return _metrics.back().get();
+}
+
+bool registry::add_callback(const std::string& plugin, sluice_metric_kind kind, const std::string& name,
+                            const std::string& help, std::function<int64_t()> fn) {
+  if (kind == SLUICE_METRIC_HISTOGRAM || !fn) return false;
+  if (add(plugin, kind, name, help) == nullptr) return false;
+  _callbacks.back() = std::move(fn);
+  return true;
 }
 
 registry::cell& registry::cell_for(sluice_metric* m) noexcept {
@@ -118,6 +127,11 @@ void registry::visit(const std::function<void(const sluice_metric_view&)>& fn) c
     v.help = m.help.c_str();
     v.kind = m.kind;
     std::fill(buckets.begin(), buckets.end(), 0);
+    if (_callbacks[i]) {
+      v.value = _callbacks[i]();
+      fn(v);
+      continue;
+    }
     for (uint32_t s = 0; s <= _shards; ++s) {
       const cell& c = _cells[i][s];
       v.value += c.value.load(std::memory_order_relaxed);

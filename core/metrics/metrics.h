@@ -45,6 +45,12 @@ class registry {
   // nullptr when the name is taken, the name is invalid, or after freeze().
   sluice_metric* add(const std::string& plugin, sluice_metric_kind kind, const std::string& name,
                      const std::string& help);
+  // A metric whose value is read at scrape time (core-internal: the host's
+  // own counters, e.g. the executor's loop statistics). fn runs on the
+  // scraping thread and must only read atomics. false when the name is
+  // taken or invalid, or after freeze().
+  bool add_callback(const std::string& plugin, sluice_metric_kind kind, const std::string& name,
+                    const std::string& help, std::function<int64_t()> fn);
   void freeze() noexcept { _frozen = true; }
 
   void add_value(sluice_metric* m, int64_t v) noexcept;
@@ -66,6 +72,7 @@ class registry {
   std::vector<std::unique_ptr<sluice_metric>> _metrics;
   // _cells[metric][slot]; slot == _shards is the non-shard slot.
   std::vector<std::unique_ptr<cell[]>> _cells;
+  std::vector<std::function<int64_t()>> _callbacks;  // by metric index; empty for pushed metrics
 };
 
 }  // namespace sluice::metrics

@@ -37,6 +37,17 @@ TEST(metrics, counters_sum_over_shards_and_outside_threads) {
   EXPECT_EQ(read(r)["requests_total"].value, 3005);
 }
 
+TEST(metrics, callback_metrics_are_read_at_scrape_time) {
+  registry r(2, [] { return t_shard; });
+  std::atomic<int64_t> depth{4};
+  ASSERT_TRUE(r.add_callback("core", SLUICE_METRIC_GAUGE, "queue_depth{shard=\"0\"}", "Depth", [&] { return depth.load(); }));
+  EXPECT_FALSE(r.add_callback("core", SLUICE_METRIC_HISTOGRAM, "h", "no histograms", [] { return 0; }));
+  EXPECT_FALSE(r.add_callback("core", SLUICE_METRIC_GAUGE, "queue_depth{shard=\"0\"}", "taken", [] { return 0; }));
+  EXPECT_EQ(read(r)["queue_depth{shard=\"0\"}"].value, 4);
+  depth = 9;
+  EXPECT_EQ(read(r)["queue_depth{shard=\"0\"}"].value, 9);
+}
+
 TEST(metrics, gauges_are_each_shards_share) {
   registry r(2, [] { return t_shard; });
   sluice_metric* g = r.add("test", SLUICE_METRIC_GAUGE, "connections", "Open connections");

@@ -1,5 +1,7 @@
 #include "core/plugin/host.h"
 
+#include "core/executor/shard.h"
+
 #include <sluice/sdk/runtime.h>
 
 #include <spdlog/spdlog.h>
@@ -200,6 +202,7 @@ host::host(config::node_config cfg, std::string data_dir_abs, std::vector<loaded
     return s ? sdk::this_shard() : UINT32_MAX;
   });
 
+  register_core_metrics();
   executor::executor::fill_api(_api);
   _api.log = &api_log;
   _api.set_error = &api_set_error;
@@ -285,6 +288,44 @@ result<void> host::configure() {
     _service_ptrs[i].push_back(nullptr);
   }
   return {};
+}
+
+void host::register_core_metrics() {
+  // Per shard, read from the executor's loop statistics at scrape time.
+  const uint32_t n = _exec->shard_count();
+  for (uint32_t s = 0; s < n; ++s) {
+    const std::string label = "{shard=\"" + std::to_string(s) + "\"}";
+    const auto& st = _exec->shard_at(s).stats();
+    auto counter = [&](const char* name, const char* help, std::function<int64_t()> fn) {
+      const bool ok = _metrics->add_callback("core", SLUICE_METRIC_COUNTER, name + label, help, std::move(fn));
+      SLUICE_ASSERT_MSG(ok, "core metric names are valid and unique");
+    };
+    counter("core_reactor_busy_us_total",
+            "Time the shard's loop was not blocked waiting for work, microseconds (rate() / 1e6 is its utilisation)",
+            [&st] {
+              const uint64_t start = st.start_ns.load(std::memory_order_relaxed);
+              if (start == 0) return int64_t{0};
+              const uint64_t up = sdk::now_ns() - start, slept = st.sleep_ns.load(std::memory_order_relaxed);
+              return static_cast<int64_t>((up > slept ? up - slept : 0) / 1000);
+            });
+    counter("core_reactor_loops_total", "Turns of the shard's loop",
+            [&st] { return static_cast<int64_t>(st.loops.load(std::memory_order_relaxed)); });
+    counter("core_io_submissions_total", "io_uring submission queue entries prepared by the shard",
+            [&st] { return static_cast<int64_t>(st.sqes.load(std::memory_order_relaxed)); });
+    counter("core_io_completions_total", "io_uring completions reaped by the shard",
+            [&st] { return static_cast<int64_t>(st.cqes.load(std::memory_order_relaxed)); });
+    counter("core_channel_messages_total", "Cross-shard requests and replies the shard received",
+            [&st] { return static_cast<int64_t>(st.channel_in.load(std::memory_order_relaxed)); });
+    const bool ok = _metrics->add_callback(
+        "core", SLUICE_METRIC_GAUGE, "core_channel_queue_depth" + label,
+        "Cross-shard requests and replies waiting in the shard's incoming channels", [this, s, n] {
+          size_t depth = 0;
+          for (uint32_t from = 0; from < n; ++from)
+            if (from != s) depth += _exec->request_queue(from, s).size_approx() + _exec->reply_queue(from, s).size_approx();
+          return static_cast<int64_t>(depth);
+        });
+    SLUICE_ASSERT(ok);
+  }
 }
 
 std::string host::add_route(sluice_plugin_ctx& ctx, std::string method, std::string path, int32_t service_id,

@@ -106,6 +106,7 @@ class host {
   sdk::task<int32_t> start_on(uint32_t shard, size_t plugin);
   sdk::task<int32_t> stop_on(uint32_t shard, size_t plugin);
   std::string error_of(size_t plugin, uint32_t shard) const;
+  void register_core_metrics();
 
   config::node_config _cfg;
   std::unique_ptr<executor::executor> _exec;

@@ -107,6 +107,7 @@ struct response {
   std::vector<sdk::buffer> keep;  // buffers body references (record data)
   bool send = true;               // false: acks=0 produce, nothing goes back
   bool close = false;             // close the connection after this one
+  uint32_t errors = 0;            // error codes in the answer (kafka_request_errors_total)
 };
 
 class broker {
@@ -127,6 +128,7 @@ class broker {
   struct api_metrics {
     sdk::metric requests;    // kafka_requests_total{api="..."}
     sdk::metric latency_us;  // kafka_request_latency_us{api="..."}
+    sdk::metric errors;      // kafka_request_errors_total{api="..."}
   };
   std::vector<api_metrics> metrics_by_api;  // indexed by API key; empty entries for APIs not served
   sdk::metric m_connections, m_connections_total, m_bad_requests, m_bytes_in, m_bytes_out;

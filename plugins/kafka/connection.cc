@@ -174,6 +174,7 @@ task<void> serve_connection(broker& b, shard_state& sh, int32_t fd, size_t liste
     } else {
       ok = co_await h->fn(b, ctx, r, resp);
       if (!ok) {
+        b.metrics_by_api[key].errors.add(1);
         close_reason = "malformed request: " + r.error_message();
         break;
       }
@@ -184,6 +185,7 @@ task<void> serve_connection(broker& b, shard_state& sh, int32_t fd, size_t liste
     }
     if (h != nullptr) {  // every served API has its metrics
       b.metrics_by_api[key].requests.add(1);
+      if (resp.errors) b.metrics_by_api[key].errors.add(1);
       b.metrics_by_api[key].latency_us.record((sdk::now_ns() - received_ns) / 1000);
     }
     if (resp.close) break;

@@ -112,6 +112,8 @@ task<bool> handle_produce(broker& b, request_context& ctx, reader& r, response& 
     }
   }
   co_await run_all(std::move(work));
+  for (const auto& rt : resp.responses)
+    for (const auto& rp : rt.partition_responses) out.errors += rp.error_code != 0;
   if (req.acks == 0) {
     out.send = false;  // the client expects no response
     co_return true;
@@ -358,6 +360,7 @@ task<bool> handle_fetch(broker& b, request_context& ctx, reader& r, response& ou
     auto& rp = resp.responses.back().partitions.emplace_back();
     rp.partition_index = s.partition;
     rp.error_code = code(s.result);
+    out.errors += s.result != error_code::none;
     rp.high_watermark = s.high_watermark;
     rp.last_stable_offset = s.last_stable_offset;
     rp.log_start_offset = s.log_start_offset;

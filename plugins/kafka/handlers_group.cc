@@ -99,6 +99,7 @@ task<bool> handle_join_group(broker& b, request_context& ctx, reader& r, respons
     rm.group_instance_id = m.instance_id;
     rm.metadata = std::move(m.metadata);
   }
+  out.errors += resp.error_code != 0;
   resp.encode(out.body, ctx.api_version);
   co_return true;
 }
@@ -125,6 +126,7 @@ task<bool> handle_sync_group(broker& b, request_context& ctx, reader& r, respons
     resp.protocol_type = o.protocol_type;
     resp.protocol_name = o.protocol_name;
   }
+  out.errors += resp.error_code != 0;
   resp.encode(out.body, ctx.api_version);
   co_return true;
 }
@@ -139,6 +141,7 @@ task<bool> handle_heartbeat(broker& b, request_context& ctx, reader& r, response
   });
   msg::heartbeat_response resp;
   resp.error_code = code(e);
+  out.errors += resp.error_code != 0;
   resp.encode(out.body, ctx.api_version);
   co_return true;
 }
@@ -166,6 +169,7 @@ task<bool> handle_leave_group(broker& b, request_context& ctx, reader& r, respon
       co_return;
     });
   }
+  out.errors += resp.error_code != 0;
   resp.encode(out.body, ctx.api_version);
   co_return true;
 }
@@ -350,6 +354,7 @@ task<bool> handle_list_groups(broker& b, request_context& ctx, reader& r, respon
       g.group_type = "classic";
     }
   }
+  out.errors += resp.error_code != 0;
   resp.encode(out.body, ctx.api_version);
   co_return true;
 }
@@ -364,6 +369,7 @@ task<bool> handle_delete_groups(broker& b, request_context& ctx, reader& r, resp
     auto& res = resp.results.emplace_back();
     res.group_id = id;
     res.error_code = code(e);
+    out.errors += e != error_code::none;
   }
   resp.encode(out.body, ctx.api_version);
   co_return true;
@@ -396,6 +402,7 @@ task<bool> handle_offset_delete(broker& b, request_context& ctx, reader& r, resp
       }
     }
   }
+  out.errors += resp.error_code != 0;
   resp.encode(out.body, ctx.api_version);
   co_return true;
 }

@@ -109,6 +109,9 @@ class kafka_plugin final : public sdk::plugin {
       const std::string api = msg::find_api(h.api_key)->name;
       _b.metrics_by_api[h.api_key].requests = sdk::register_metric(
           SLUICE_METRIC_COUNTER, ("kafka_requests_total{api=\"" + api + "\"}").c_str(), "Kafka requests served");
+      _b.metrics_by_api[h.api_key].errors = sdk::register_metric(
+          SLUICE_METRIC_COUNTER, ("kafka_request_errors_total{api=\"" + api + "\"}").c_str(),
+          "Kafka requests answered with an error code (top level or for any partition), or closed as malformed");
       _b.metrics_by_api[h.api_key].latency_us =
           sdk::register_metric(SLUICE_METRIC_HISTOGRAM, ("kafka_request_latency_us{api=\"" + api + "\"}").c_str(),
                                "Kafka request latency from a whole frame received to its response sent, microseconds");

@@ -90,6 +90,15 @@ class storage_plugin final : public sdk::plugin {
     _m_errors = sdk::register_metric(SLUICE_METRIC_COUNTER, "storage_errors_total", "Requests that failed");
     _m_partitions = sdk::register_metric(SLUICE_METRIC_GAUGE, "storage_partitions", "Open partitions");
     _m_cache_bytes = sdk::register_metric(SLUICE_METRIC_GAUGE, "storage_cache_bytes", "Bytes in the batch caches");
+    _m_cache_hits = sdk::register_metric(SLUICE_METRIC_COUNTER, "storage_cache_hits_total",
+                                         "Reads served from the batch cache");
+    _m_cache_misses = sdk::register_metric(SLUICE_METRIC_COUNTER, "storage_cache_misses_total",
+                                           "Reads that went to disk");
+    _m_segments = sdk::register_metric(SLUICE_METRIC_GAUGE, "storage_segments", "Segment files of open partitions");
+    _m_flush_us = sdk::register_metric(SLUICE_METRIC_HISTOGRAM, "storage_flush_latency_us",
+                                       "Time to make appended data durable (fdatasync, group commit), microseconds");
+    _m_read_us = sdk::register_metric(SLUICE_METRIC_HISTOGRAM, "storage_read_latency_us",
+                                      "Read request latency, microseconds");
     _shards.init(sdk::shard_count());
   }
 
@@ -102,6 +111,7 @@ class storage_plugin final : public sdk::plugin {
       if (ec) return "cannot create the storage directory " + _root + ": " + ec.message();
     }
     sdk::spawn(retention_loop(st, st.tasks.try_enter()));
+    sdk::spawn(stats_loop(st, st.tasks.try_enter()));
     return {};
   }
 
@@ -127,6 +137,23 @@ class storage_plugin final : public sdk::plugin {
       if (n.IsScalar() && n.Scalar() == "-1") return -1;
     }
     return static_cast<int64_t>(cfg.get_uint(key, static_cast<uint64_t>(fallback), 0, INT64_MAX));
+  }
+
+  // Once a second: the gauges that are cheaper to sample than to track
+  // (this shard's share), and the cache's hit counts since the last turn.
+  task<void> stats_loop(shard_state& st, sdk::gate::holder) {
+    uint64_t hits = 0, misses = 0;
+    while (co_await sdk::sleep_ms(1000, &st.stop) == -ETIME) {
+      int64_t segments = 0;
+      for (const auto& [k, p] : st.partitions)
+        if (p->log) segments += p->log->stats().segments;
+      _m_segments.set(segments);
+      _m_cache_bytes.set(static_cast<int64_t>(st.cache.bytes()));
+      _m_cache_hits.add(static_cast<int64_t>(st.cache.hits() - hits));
+      _m_cache_misses.add(static_cast<int64_t>(st.cache.misses() - misses));
+      hits = st.cache.hits();
+      misses = st.cache.misses();
+    }
   }
 
   task<void> retention_loop(shard_state& st, sdk::gate::holder) {
@@ -232,8 +259,10 @@ class storage_plugin final : public sdk::plugin {
         out.set_max_timestamp(a.value().max_timestamp);
         out.set_batches(a.value().batches);
         if (r.flush()) {
+          const uint64_t f0 = sdk::now_ns();
           auto f = co_await log->flush();
           if (!f) co_return error_reply(f.err());
+          _m_flush_us.record((sdk::now_ns() - f0) / 1000);
         }
         out.set_flushed_offset(log->stats().flushed_offset);
         _m_appends.add(1);
@@ -247,8 +276,10 @@ class storage_plugin final : public sdk::plugin {
         auto entry = co_await find(st, r.id(), err);
         if (!entry) co_return err;
         partition_log* log = entry->log.get();
+        const uint64_t f0 = sdk::now_ns();
         auto f = co_await log->flush();
         if (!f) co_return error_reply(f.err());
+        _m_flush_us.record((sdk::now_ns() - f0) / 1000);
         co_return ok_reply(STORAGE_FLUSH, state_of(*log));
       }
       case STORAGE_READ: {
@@ -257,6 +288,7 @@ class storage_plugin final : public sdk::plugin {
         auto entry = co_await find(st, r.id(), err);
         if (!entry) co_return err;
         partition_log* log = entry->log.get();
+        const uint64_t r0 = sdk::now_ns();
         auto rd = co_await log->read(r.offset(), r.max_bytes(), r.max_offset() > 0 ? r.max_offset() : INT64_MAX);
         if (!rd) co_return error_reply(rd.err());
         ReadReply out;
@@ -280,6 +312,7 @@ class storage_plugin final : public sdk::plugin {
         }
         _m_reads.add(1);
         _m_read_bytes.add(static_cast<int64_t>(rd.value().bytes));
+        _m_read_us.record((sdk::now_ns() - r0) / 1000);
         co_return rep;
       }
       case STORAGE_OFFSET_FOR_TIME: {
@@ -405,6 +438,7 @@ class storage_plugin final : public sdk::plugin {
   uint64_t _cache_bytes = 0;
   uint64_t _retention_check_ms = 60'000;
   sdk::per_shard<shard_state> _shards;
+  sdk::metric _m_cache_hits, _m_cache_misses, _m_segments, _m_flush_us, _m_read_us;
   sdk::metric _m_appends, _m_append_bytes, _m_append_us, _m_reads, _m_read_bytes, _m_errors, _m_partitions,
       _m_cache_bytes;
 };

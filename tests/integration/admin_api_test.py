@@ -130,6 +130,22 @@ def test_topics_and_groups(b):
     out = families.get("sluice_kafka_topic_bytes_out")
     check(out is not None and any(s.labels.get("topic") == "orders" and s.value > 0 for s in out.samples),
           "bytes out per topic")
+    # The core's per-shard loop metrics and storage's latency histograms.
+    for name in ("sluice_core_reactor_busy_us", "sluice_core_io_submissions", "sluice_core_io_completions",
+                 "sluice_core_channel_messages"):
+        fam = families.get(name)
+        shards = {s.labels.get("shard"): s.value for s in fam.samples} if fam else {}
+        check(fam is not None and fam.type == "counter" and set(shards) == {"0", "1"} and sum(shards.values()) > 0,
+              f"{name} per shard: {shards}")
+    depth = families.get("sluice_core_channel_queue_depth")
+    check(depth is not None and depth.type == "gauge", "channel queue depth gauge")
+    for name in ("sluice_storage_flush_latency_us", "sluice_storage_read_latency_us"):
+        fam = families.get(name)
+        count = [s.value for s in fam.samples if s.name.endswith("_count")] if fam else []
+        check(fam is not None and fam.type == "histogram" and count and count[0] > 0, f"{name} recorded: {count}")
+    errors = families.get("sluice_kafka_request_errors")
+    check(errors is not None and any(s.labels.get("api") == "Produce" for s in errors.samples),
+          "errors per API are exposed")
     c.close()
 
 
