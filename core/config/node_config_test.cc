@@ -39,6 +39,25 @@ TEST(node_config, defaults_and_plugins_in_order) {
   EXPECT_EQ(copy.plugins[1].path, (std::filesystem::current_path() / "dir/lib/x.so").string());
 }
 
+TEST(node_config, json_form_types_scalars_and_redacts_secrets) {
+  auto r = parse_node_config(
+      "node:\n  shards: 2\nplugins:\n  - name: admin_http\n    config:\n      listen: 127.0.0.1:9644\n"
+      "      console: false\n      auth: { bearer_token: tok, basic: { username: u, password: pw } }\n"
+      "      list: [1, -2, x]\n",
+      "n.yaml");
+  ASSERT_TRUE(r.has_value()) << r.err().message;
+  const std::string j = to_json(r.value());
+  EXPECT_NE(j.find("\"shards\":2"), std::string::npos) << j;
+  EXPECT_NE(j.find("\"console\":false"), std::string::npos) << j;
+  EXPECT_NE(j.find("\"list\":[1,-2,\"x\"]"), std::string::npos) << j;
+  EXPECT_NE(j.find("\"listen\":\"127.0.0.1:9644\""), std::string::npos) << j;
+  EXPECT_NE(j.find("\"bearer_token\":\"[redacted]\""), std::string::npos) << j;
+  EXPECT_NE(j.find("\"password\":\"[redacted]\""), std::string::npos) << j;
+  EXPECT_EQ(j.find("tok\""), std::string::npos) << j;
+  EXPECT_EQ(j.find("pw\""), std::string::npos) << j;
+  EXPECT_NE(j.find("\"username\":\"u\""), std::string::npos) << j;
+}
+
 TEST(node_config, malformed_yaml_names_file_and_line) {
   std::string e = error_of("node:\n  shards: [1, 2\n");
   EXPECT_NE(e.find("test.yaml:"), std::string::npos) << e;

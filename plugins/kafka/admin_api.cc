@@ -443,10 +443,23 @@ task<std::string> metrics(broker& b) {
 
 }  // namespace
 
+namespace {
+// Whether every shard has started (admin_http may be listed, and so start,
+// before kafka); the state then stays until the plugin is destroyed.
+bool started(const broker& b) {
+  for (uint32_t s = 0; s < sdk::shard_count(); ++s)
+    if (!b.shards.has(s)) return false;
+  return true;
+}
+}  // namespace
+
 void register_admin_routes(broker& b, sdk::admin_routes& routes) {
   routes.init("kafka.admin");
   auto bind = [&b](task<http_response> (*fn)(broker&, http_request)) {
-    return [&b, fn](http_request r) { return fn(b, std::move(r)); };
+    return [&b, fn](http_request r) -> task<http_response> {
+      if (!started(b)) co_return http_response::error(503, "the kafka plugin is starting");
+      co_return co_await fn(b, std::move(r));
+    };
   };
   routes.add("GET", "/v1/brokers", bind(&get_brokers));
   routes.add("GET", "/v1/brokers/{id}", bind(&get_broker));
@@ -459,7 +472,10 @@ void register_admin_routes(broker& b, sdk::admin_routes& routes) {
   routes.add("GET", "/v1/cluster_config", bind(&get_cluster_config));
   routes.add("GET", "/v1/cluster_config/schema", bind(&get_cluster_config_schema));
   routes.add("PUT", "/v1/cluster_config", bind(&put_cluster_config));
-  routes.add_metrics([&b]() { return metrics(b); });
+  routes.add_metrics([&b]() -> task<std::string> {
+    if (!started(b)) co_return std::string();
+    co_return co_await metrics(b);
+  });
 }
 
 }  // namespace sluice::kafka
