@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every Debian package that building, testing and running Sluice needs,
-# and the npm packages of the kafkajs client test (pinned by its package-lock.json).
+# and the npm packages of the kafkajs client test and the web console test (each
+# pinned by its package-lock.json).
 # Idempotent: packages already present are skipped, so re-running costs one dpkg query.
 # Usage: scripts/install-deps.sh            (needs root, or sudo on PATH)
 set -euo pipefail
@@ -25,6 +26,8 @@ packages=(
   # on Debian's /usr/bin/python3, and snappy/lz4/zstandard give kafka-python its codecs
   kcat librdkafka-dev python3-confluent-kafka python3-kafka
   python3-snappy python3-lz4 python3-zstandard python3-crc32c
+  # the web console test drives Debian's headless Chromium (tests/console)
+  chromium
 )
 # Node.js for the kafkajs test: any nodejs already on PATH (for example
 # NodeSource's, which bundles npm) is kept; Debian's is installed otherwise.
@@ -68,4 +71,22 @@ else
   echo "install-deps: npm ci in tests/clients/kafkajs"
   (cd "$kafkajs" && npm ci --no-audit --no-fund --prefer-offline) || {
     echo "install-deps: npm ci failed in $kafkajs (the kafkajs client test needs it)" >&2; exit 1; }
+fi
+
+# playwright-core for the web console test (tests/console), the same way: exactly
+# the versions in its package-lock.json; it drives /usr/bin/chromium and
+# downloads no browser of its own.
+console_test="$root/tests/console"
+if node -e '
+  const fs = require("fs");
+  const want = JSON.parse(fs.readFileSync(process.argv[1] + "/package-lock.json")).packages;
+  const have = JSON.parse(fs.readFileSync(process.argv[1] + "/node_modules/.package-lock.json")).packages;
+  for (const [p, v] of Object.entries(want))
+    if (p !== "" && (!have[p] || have[p].version !== v.version)) process.exit(1);
+' "$console_test" 2>/dev/null; then
+  echo "install-deps: console test dependencies present"
+else
+  echo "install-deps: npm ci in tests/console"
+  (cd "$console_test" && npm ci --no-audit --no-fund --prefer-offline) || {
+    echo "install-deps: npm ci failed in $console_test (the web console test needs it)" >&2; exit 1; }
 fi
