@@ -1,5 +1,6 @@
 // sluice cluster info|health|config get|config set, sluice broker list
 
+#include <algorithm>
 #include <ostream>
 
 #include "admin_api.h"
@@ -24,6 +25,13 @@ std::string cell(const nlohmann::json& v) {
   }
   if (v.is_boolean()) {
     return v.get<bool>() ? "true" : "false";
+  }
+  if (v.is_array() && std::all_of(v.begin(), v.end(), [](const nlohmann::json& e) { return e.is_primitive(); })) {
+    std::string out;
+    for (const auto& e : v) {
+      out += (out.empty() ? "" : ",") + cell(e);
+    }
+    return out.empty() ? "-" : out;
   }
   return compact_json(v);
 }
