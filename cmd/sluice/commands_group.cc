@@ -143,6 +143,9 @@ int group_list(context& ctx) {
   size_t error_count = 0;
   const rd_kafka_error_t** errors = rd_kafka_ListConsumerGroups_result_errors(result, &error_count);
   if (error_count > 0) {
+    if (exit_code_for(rd_kafka_error_code(errors[0])) == exit_code::unreachable) {
+      client.throw_timeout("cannot list groups");
+    }
     throw_error(errors[0], "cannot list groups");
   }
   size_t count = 0;
