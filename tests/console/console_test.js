@@ -349,6 +349,8 @@ async function checkErrorStates(page, problems) {
 
 async function main() {
   await waitFor(async () => (await fetch(`${adminBase}/v1/status/ready`)).ok, `${adminBase}/v1/status/ready`, 30000)
+  // The kafka plugin's routes answer 503 until every shard started: the page's first poll must not see that.
+  await waitFor(async () => (await fetch(`${adminBase}/v1/brokers`)).ok, `${adminBase}/v1/brokers`, 30000)
   let pageBase = adminBase
   let server = null
   if (serveSource) {

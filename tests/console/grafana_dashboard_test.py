@@ -40,7 +40,7 @@ REQUIRED = [
     "sluice_kafka_response_bytes_total", "sluice_kafka_connections", "sluice_kafka_topic_bytes_in_total",
     "sluice_kafka_topic_bytes_out_total", "sluice_kafka_topic_records_in_total", "sluice_kafka_group_lag",
     "sluice_storage_append_latency_us_bucket", "sluice_storage_append_bytes_total", "sluice_storage_read_bytes_total",
-    "sluice_storage_cache_bytes",
+    "sluice_storage_cache_bytes", "sluice_core_reactor_busy_us_total",
 ]
 PROMQL_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless",
                    "offset", "inf", "nan", "atan2"}
