@@ -55,38 +55,28 @@ else
   $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# kafkajs, exactly the versions in package-lock.json. Skipped (no network
-# needed) when node_modules already holds them: npm writes its own copy of the
-# lock file there, and it matches ours exactly when the install is complete.
-kafkajs="$root/tests/clients/kafkajs"
-if node -e '
-  const fs = require("fs");
-  const want = JSON.parse(fs.readFileSync(process.argv[1] + "/package-lock.json")).packages;
-  const have = JSON.parse(fs.readFileSync(process.argv[1] + "/node_modules/.package-lock.json")).packages;
-  for (const [p, v] of Object.entries(want))
-    if (p !== "" && (!have[p] || have[p].version !== v.version)) process.exit(1);
-' "$kafkajs" 2>/dev/null; then
-  echo "install-deps: kafkajs test dependencies present"
-else
-  echo "install-deps: npm ci in tests/clients/kafkajs"
-  (cd "$kafkajs" && npm ci --no-audit --no-fund --prefer-offline) || {
-    echo "install-deps: npm ci failed in $kafkajs (the kafkajs client test needs it)" >&2; exit 1; }
-fi
+# npm_ci DIR WHAT: installs exactly the versions in DIR/package-lock.json.
+# Skipped (no network needed) when DIR/node_modules already holds them: npm
+# writes its own copy of the lock file there, and it matches ours exactly
+# when the install is complete.
+npm_ci() {
+  local dir="$1" what="$2"
+  if node -e '
+    const fs = require("fs");
+    const want = JSON.parse(fs.readFileSync(process.argv[1] + "/package-lock.json")).packages;
+    const have = JSON.parse(fs.readFileSync(process.argv[1] + "/node_modules/.package-lock.json")).packages;
+    for (const [p, v] of Object.entries(want))
+      if (p !== "" && (!have[p] || have[p].version !== v.version)) process.exit(1);
+  ' "$dir" 2>/dev/null; then
+    echo "install-deps: $what dependencies present"
+  else
+    echo "install-deps: npm ci in ${dir#$root/}"
+    (cd "$dir" && npm ci --no-audit --no-fund --prefer-offline) || {
+      echo "install-deps: npm ci failed in $dir (the $what needs it)" >&2; exit 1; }
+  fi
+}
 
-# playwright-core for the web console test (tests/console), the same way: exactly
-# the versions in its package-lock.json; it drives /usr/bin/chromium and
-# downloads no browser of its own.
-console_test="$root/tests/console"
-if node -e '
-  const fs = require("fs");
-  const want = JSON.parse(fs.readFileSync(process.argv[1] + "/package-lock.json")).packages;
-  const have = JSON.parse(fs.readFileSync(process.argv[1] + "/node_modules/.package-lock.json")).packages;
-  for (const [p, v] of Object.entries(want))
-    if (p !== "" && (!have[p] || have[p].version !== v.version)) process.exit(1);
-' "$console_test" 2>/dev/null; then
-  echo "install-deps: console test dependencies present"
-else
-  echo "install-deps: npm ci in tests/console"
-  (cd "$console_test" && npm ci --no-audit --no-fund --prefer-offline) || {
-    echo "install-deps: npm ci failed in $console_test (the web console test needs it)" >&2; exit 1; }
-fi
+# kafkajs for its client test; playwright-core for the web console test
+# (tests/console), which drives /usr/bin/chromium and downloads no browser.
+npm_ci "$root/tests/clients/kafkajs" "kafkajs client test"
+npm_ci "$root/tests/console" "web console test"

@@ -265,7 +265,7 @@ class admin_http_plugin final : public sdk::plugin {
               _settings.auth.username.empty() ? "Bearer realm=\"sluice\"" : "Basic realm=\"sluice\"");
       co_return res;
     }
-    match_result m = _routes.match(method, t->path);
+    match_result m = _routes.match(method, t->raw_path);
     if (m.route == nullptr) {
       if (m.allowed.empty()) co_return finish(error_reply(404, "no route for " + t->path));
       std::string allow;

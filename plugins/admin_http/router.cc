@@ -62,7 +62,8 @@ std::optional<target> parse_target(std::string_view raw) {
   if (raw.empty() || raw[0] != '/') return std::nullopt;
   const size_t q = raw.find('?');
   target t;
-  auto path = percent_decode(raw.substr(0, q), false);
+  t.raw_path = std::string(raw.substr(0, q));
+  auto path = percent_decode(t.raw_path, false);
   if (!path) return std::nullopt;
   t.path = std::move(*path);
   if (q == std::string_view::npos) return t;
@@ -83,16 +84,18 @@ std::optional<target> parse_target(std::string_view raw) {
   return t;
 }
 
-bool match_pattern(std::string_view pattern, std::string_view path, std::map<std::string, std::string>& params) {
-  const auto ps = segments(pattern), xs = segments(path);
+bool match_pattern(std::string_view pattern, std::string_view raw_path, std::map<std::string, std::string>& params) {
+  const auto ps = segments(pattern), xs = segments(raw_path);
   if (ps.size() != xs.size()) return false;
   std::map<std::string, std::string> found;
   for (size_t i = 0; i < ps.size(); ++i) {
     const std::string_view p = ps[i];
+    auto seg = percent_decode(xs[i], false);
+    if (!seg) return false;
     if (p.size() >= 3 && p.front() == '{' && p.back() == '}') {
-      if (xs[i].empty()) return false;
-      found.emplace(std::string(p.substr(1, p.size() - 2)), std::string(xs[i]));
-    } else if (p != xs[i]) {
+      if (seg->empty()) return false;
+      found.emplace(std::string(p.substr(1, p.size() - 2)), std::move(*seg));
+    } else if (p != *seg) {
       return false;
     }
   }

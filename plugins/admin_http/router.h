@@ -14,7 +14,8 @@
 namespace sluice::admin_http {
 
 struct target {
-  std::string path;                          // percent-decoded
+  std::string raw_path;                      // as sent (segments still %-encoded): what routes match
+  std::string path;                          // percent-decoded, for messages
   std::map<std::string, std::string> query;  // percent-decoded, '+' is a space
 };
 // nullopt for a target that is not an absolute path or has a bad %-escape
@@ -40,15 +41,18 @@ struct match_result {
 class route_table {
  public:
   void add(route_entry r) { _routes.push_back(std::move(r)); }
-  match_result match(std::string_view method, const std::string& path) const;
+  // raw_path: segments percent-encoded, so "/v1/groups/a%2Fb" is two
+  // segments after "v1" and binds id = "a/b".
+  match_result match(std::string_view method, const std::string& raw_path) const;
   const std::vector<route_entry>& routes() const noexcept { return _routes; }
 
  private:
   std::vector<route_entry> _routes;
 };
 
-// Matches one pattern; fills params on success.
-bool match_pattern(std::string_view pattern, std::string_view path, std::map<std::string, std::string>& params);
+// Matches one pattern against a raw (percent-encoded) path: each segment is
+// decoded after splitting; fills params (decoded) on success.
+bool match_pattern(std::string_view pattern, std::string_view raw_path, std::map<std::string, std::string>& params);
 
 struct auth_settings {
   std::string bearer_token;  // "" : not accepted

@@ -359,7 +359,7 @@ task<http_response> put_cluster_config(broker& b, http_request req) {
   for (const auto& k : change.remove)
     if (find_cluster_setting(k)->needs_restart) restart.push_back(k);
   json applied = json::object();
-  for (const auto& [k, v] : change.upsert) applied[k] = v;
+  for (const auto& [k, v] : change.upsert) applied[k] = json::parse(setting_json(*find_cluster_setting(k), v));
   const bool dry_run = req.query.count("dry_run") && req.query["dry_run"] != "false";
   if (!dry_run) {
     op_result r;

@@ -193,6 +193,10 @@ std::string setting_value(const kafka_config& cfg, const cluster_setting& s) {
   return e ? e->access.get(cfg) : std::string();
 }
 
+std::string setting_json(const cluster_setting& s, const std::string& canonical) {
+  return typed(s, canonical).dump();
+}
+
 kafka_config apply_cluster_config(kafka_config cfg, const std::map<std::string, std::string>& overrides,
                                   which_settings which) {
   for (const auto& [k, v] : overrides) {

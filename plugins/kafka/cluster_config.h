@@ -39,6 +39,8 @@ const cluster_setting* find_cluster_setting(std::string_view name);
 
 // The setting's value in cfg, as its canonical string ("true", "42", "delete").
 std::string setting_value(const kafka_config& cfg, const cluster_setting& s);
+// A canonical value as JSON text of the setting's type (true, 42, "delete").
+std::string setting_json(const cluster_setting& s, const std::string& canonical);
 
 // cfg with the overrides of the chosen settings applied (overrides hold
 // canonical strings that validate_cluster_config_put produced; unknown names

@@ -48,10 +48,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto req = parser.release();
   auto t = parse_target(req.target());
   if (!t) return 0;
-  const match_result m = table().match(std::string(req.method_string()), t->path);
+  const match_result m = table().match(std::string(req.method_string()), t->raw_path);
   if (m.route) {
     std::map<std::string, std::string> params;
-    if (!match_pattern(m.route->pattern, t->path, params) || params != m.params) __builtin_trap();
+    if (!match_pattern(m.route->pattern, t->raw_path, params) || params != m.params) __builtin_trap();
   }
   const auth_settings auth{"token", "user", "pass"};
   (void)authorized(auth, req[http::field::authorization]);

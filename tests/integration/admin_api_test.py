@@ -116,6 +116,10 @@ def test_topics_and_groups(b):
         total += want_lag or 0
     check(g["total_lag"] == total == 10, f"total lag {g['total_lag']} (expected {total} == 10)")
     check(request(b.port, "/v1/groups/nope")[0] == 404, "unknown group: 404")
+    # Group ids may hold '/': an encoded one stays inside its path segment.
+    consume_and_commit(b.bootstrap, "orders", "team/a", 5).close()
+    g = get_json(b.port, "/v1/groups/team%2Fa")
+    check(g is not None and g["group_id"] == "team/a", f"/v1/groups/team%2Fa: {g}")
 
     # The same lag through /metrics, read by Prometheus's parser.
     status, _, body = request(b.port, "/metrics")
@@ -175,6 +179,8 @@ def test_cluster_config(b):
                                           "max_request_bytes": "2000000"}})
     res = json.loads(body)
     check(status == 200 and res["restart_required"] == ["max_request_bytes"], f"PUT: {status} {res}")
+    check(res["applied"] == {"num_partitions": 4, "log_retention_ms": 3600000, "max_request_bytes": 2000000},
+          f"applied values are typed like GET's: {res['applied']}")
     # Live: the next auto-created topic gets 4 partitions; topic defaults follow the cluster value.
     produce(b.bootstrap, "auto-four", 1)
     check(get_json(b.port, "/v1/topics/auto-four")["partition_count"] == 4, "num_partitions applies without restart")
