@@ -20,6 +20,7 @@ packages=(
   clang-14 libclang-rt-14-dev
   # tests and benchmarks
   python3 netcat-openbsd procps fio iperf3 curl
+  gnuplot-nox  # the plots of scripts/bench.sh
   # the admin API test parses /metrics with Prometheus's own parser
   python3-prometheus-client
   # real Kafka clients for tests/clients (docs/CLIENTS.md); the Python ones run

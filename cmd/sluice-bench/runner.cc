@@ -48,6 +48,41 @@ double cpu_seconds() {
          static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
+// Another process's CPU time (utime + stime, seconds) and memory (VmRSS and
+// VmHWM, KiB) from /proc; all -1 when it cannot be read.
+struct process_sample {
+  double cpu_s = -1;
+  int64_t rss_kb = -1, hwm_kb = -1;
+};
+
+process_sample sample_process(uint32_t pid) {
+  process_sample s;
+  if (pid == 0) return s;
+  const std::string dir = "/proc/" + std::to_string(pid);
+  if (FILE* f = std::fopen((dir + "/stat").c_str(), "r")) {
+    char buf[2048];
+    const size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+    std::fclose(f);
+    buf[n] = '\0';
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    if (const char* p = std::strrchr(buf, ')')) {
+      unsigned long long utime = 0, stime = 0;
+      if (std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) == 2)
+        s.cpu_s = static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+    }
+  }
+  if (FILE* f = std::fopen((dir + "/status").c_str(), "r")) {
+    char line[256];
+    while (std::fgets(line, sizeof line, f)) {
+      long long kb = 0;
+      if (std::sscanf(line, "VmRSS: %lld", &kb) == 1) s.rss_kb = kb;
+      if (std::sscanf(line, "VmHWM: %lld", &kb) == 1) s.hwm_kb = kb;
+    }
+    std::fclose(f);
+  }
+  return s;
+}
+
 // The measured window: [measure_start, measure_end), in one-second slots.
 struct window {
   uint64_t t0 = 0, measure_start = 0, measure_end = 0;
@@ -116,6 +151,9 @@ void create_topics(rd_kafka_t* rk, const workload& w) {
                                                      static_cast<int>(w.replication_factor), err, sizeof err);
       if (t == nullptr) throw std::runtime_error("topic " + names[base + i] + ": " + err);
       topics.push_back(t);
+      for (const auto& [k, v] : w.topic_config)
+        if (rd_kafka_NewTopic_set_config(t, k.c_str(), v.c_str()) != RD_KAFKA_RESP_ERR_NO_ERROR)
+          throw std::runtime_error("topic config " + k + "=" + v + " refused by librdkafka");
     }
     rd_kafka_queue_t* q = rd_kafka_queue_new(rk);
     rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
@@ -453,6 +491,7 @@ json workload_json(const workload& w) {
           {"warmup", w.warmup},
           {"mode", to_string(w.mode)},
           {"mock", w.mock},
+          {"topic_config", config_json(w.topic_config)},
           {"seed", w.seed},
           {"producer_config", config_json(w.producer_config)},
           {"consumer_config", config_json(w.consumer_config)}};
@@ -461,7 +500,8 @@ json workload_json(const workload& w) {
 json run_workload(const workload& w) {
   const bool produce = w.mode == run_mode::produce_consume || w.mode == run_mode::produce_only;
   const bool consume = w.mode == run_mode::produce_consume || w.mode == run_mode::consume_only;
-  json result = {{"tool", "sluice-bench"}, {"format", 1}, {"workload", workload_json(w)}};
+  json result = {{"tool", "sluice-bench"}, {"format", 1}, {"librdkafka", rd_kafka_version_str()},
+                 {"workload", workload_json(w)}};
 
   // An admin handle: topics, metadata, watermarks; with --mock it owns the mock cluster.
   rd_kafka_conf_t* ac = rd_kafka_conf_new();
@@ -560,12 +600,16 @@ json run_workload(const workload& w) {
 
   // Progress, and the client's CPU time over the measured window.
   double cpu_start = -1, cpu_end = -1;
+  process_sample watched_start, watched_end;
   uint64_t last_print = win.t0, last_sent = 0, last_acked = 0, last_consumed = 0;
   uint64_t finished_at = 0;  // produce_bytes reached or catch-up done before the window's end
   for (;;) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     const uint64_t now = now_ns();
-    if (cpu_start < 0 && now >= win.measure_start) cpu_start = cpu_seconds();
+    if (cpu_start < 0 && now >= win.measure_start) {
+      cpu_start = cpu_seconds();
+      watched_start = sample_process(w.watch_pid);
+    }
     if (now - last_print >= 1'000'000'000u) {
       const double dt = static_cast<double>(now - last_print) / 1e9;
       const uint64_t s = st.sent.load(), a = st.acked.load(), c = st.consumed.load();
@@ -591,7 +635,11 @@ json run_workload(const workload& w) {
     if (st.fatal.load()) break;  // a thread gave up: stop the others
   }
   cpu_end = cpu_seconds();
-  if (cpu_start < 0) cpu_start = cpu_end;
+  watched_end = sample_process(w.watch_pid);
+  if (cpu_start < 0) {
+    cpu_start = cpu_end;
+    watched_start = watched_end;
+  }
   const uint64_t cpu_window_end = now_ns();
 
   st.stop_producing = true;
@@ -622,6 +670,16 @@ json run_workload(const workload& w) {
   const double wall = static_cast<double>(cpu_window_end - win.measure_start) / 1e9;
   result["client_cpu"] = {{"seconds", std::round((cpu_end - cpu_start) * 1000.0) / 1000.0},
                           {"cores", wall > 0 ? std::round((cpu_end - cpu_start) / wall * 1000.0) / 1000.0 : 0.0}};
+  if (w.watch_pid != 0) {
+    const bool known = watched_end.cpu_s >= 0 && watched_start.cpu_s >= 0;
+    const double cpu = known ? watched_end.cpu_s - watched_start.cpu_s : -1;
+    result["watched"] = {{"pid", w.watch_pid},
+                         {"cpu_seconds", std::round(cpu * 1000.0) / 1000.0},
+                         {"cores", wall > 0 && cpu >= 0 ? std::round(cpu / wall * 1000.0) / 1000.0 : -1.0},
+                         {"rss_kb_start", watched_start.rss_kb},
+                         {"rss_kb_end", watched_end.rss_kb},
+                         {"hwm_kb", watched_end.hwm_kb}};
+  }
   bool ok = st.failures.load() == 0;
   if (produce) {
     series acks(win.slots), sent(win.slots);

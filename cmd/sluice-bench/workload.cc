@@ -119,6 +119,9 @@ const std::vector<setting>& settings() {
       {"create_topics", "BOOL", "create the topics first (existing ones are kept)",
        [](workload& w, auto v) { w.create_topics = parse_bool(v, "create_topics"); },
        [](const workload& w) { return w.create_topics ? "true" : "false"; }},
+      {"topic_config", "KEY=VALUE", "a config of the created topics, e.g. retention.bytes=-1 (repeatable)",
+       [](workload& w, auto v) { w.topic_config.push_back(parse_key_value(v, "topic_config")); },
+       [](const workload&) { return std::string(); }},
       {"record_size", "BYTES", "record value size (at least 8: the send time)",
        [](workload& w, auto v) {
          const uint64_t b = parse_bytes(v, "record_size");
@@ -211,6 +214,9 @@ const std::vector<setting>& settings() {
        [](const workload& w) { return std::to_string(w.seed); }},
       {"out", "FILE", "write the JSON result here (default: stdout)", [](workload& w, auto v) { w.out = v; },
        [](const workload& w) { return w.out; }},
+      {"watch_pid", "PID", "a process (the broker) whose CPU time and memory the result reports for the window",
+       [](workload& w, auto v) { w.watch_pid = parse_u32(v, "watch_pid", 0, 1u << 30); },
+       [](const workload&) { return std::string(); }},
       {"producer_config", "KEY=VALUE", "an extra librdkafka producer setting (repeatable)",
        [](workload& w, auto v) { w.producer_config.push_back(parse_key_value(v, "producer_config")); },
        [](const workload&) { return std::string(); }},
@@ -318,8 +324,8 @@ void apply_yaml(workload& w, std::string_view yaml_text) {
     const std::string key = kv.first.as<std::string>();
     const YAML::Node& v = kv.second;
     const std::string n = normalized(key);
-    if (n == "producer_config" || n == "consumer_config") {
-      if (!v.IsMap()) fail(key, "expected a map of librdkafka settings");
+    if (n == "producer_config" || n == "consumer_config" || n == "topic_config") {
+      if (!v.IsMap()) fail(key, "expected a map of settings");
       for (const auto& c : v) {
         if (!c.second.IsScalar()) fail(key + "." + c.first.as<std::string>(), "expected a scalar");
         set_setting(w, n, c.first.as<std::string>() + "=" + c.second.as<std::string>());

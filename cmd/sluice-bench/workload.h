@@ -32,6 +32,7 @@ struct workload {
   uint32_t partitions = 1;
   uint32_t replication_factor = 1;
   bool create_topics = true;  // CreateTopics first (an existing topic is kept as is)
+  std::vector<std::pair<std::string, std::string>> topic_config;  // configs of created topics
 
   // Records.
   uint32_t record_size = 1024;  // value bytes; the first 8 carry the send time
@@ -64,6 +65,7 @@ struct workload {
   uint32_t mock_brokers = 1;
   uint64_t seed = 1;
   std::string out;  // the JSON result's file; empty: stdout
+  uint32_t watch_pid = 0;  // a process (the broker) whose CPU time and memory are sampled at the window's edges
 
   // Extra librdkafka settings ("key=value"), applied after the ones above.
   std::vector<std::pair<std::string, std::string>> producer_config;
@@ -82,7 +84,8 @@ const char* to_string(run_mode m);
 void set_setting(workload& w, std::string_view name, std::string_view value);
 
 // Applies a YAML document: a map of setting names to scalars, except
-// producer_config and consumer_config (maps of librdkafka settings).
+// producer_config and consumer_config (maps of librdkafka settings) and
+// topic_config (a map of topic configs).
 void apply_yaml(workload& w, std::string_view yaml_text);
 
 // Parses the command line (argv without the program name). Options: --NAME

@@ -42,7 +42,8 @@ TEST(workload, flags_set_every_kind_of_value) {
                             "--key-distribution", "zipf", "--key-space", "100", "--zipf-exponent", "1.2",
                             "--producers", "2", "--consumers", "3", "--consumer-group", "g", "--duration", "2.5",
                             "--warmup", "0", "--topics", "3", "--topic", "t", "--producer-config",
-                            "queue.buffering.max.kbytes=1024", "--mock", "--produce-only", "--out", "r.json"});
+                            "queue.buffering.max.kbytes=1024", "--mock", "--produce-only", "--out", "r.json",
+                            "--topic-config", "segment.bytes=1048576", "--watch-pid", "42"});
   EXPECT_EQ(w.bootstrap, "a:1,b:2");
   EXPECT_EQ(w.record_size, 1024u);
   EXPECT_EQ(w.partitions, 16u);
@@ -61,6 +62,9 @@ TEST(workload, flags_set_every_kind_of_value) {
   EXPECT_DOUBLE_EQ(w.warmup, 0.0);
   EXPECT_TRUE(w.mock);
   EXPECT_EQ(w.out, "r.json");
+  EXPECT_EQ(w.watch_pid, 42u);
+  ASSERT_EQ(w.topic_config.size(), 1u);
+  EXPECT_EQ(w.topic_config[0].first, "segment.bytes");
   ASSERT_EQ(w.producer_config.size(), 1u);
   EXPECT_EQ(w.producer_config[0].first, "queue.buffering.max.kbytes");
   EXPECT_EQ(w.producer_config[0].second, "1024");
@@ -125,7 +129,9 @@ TEST(workload, yaml_sets_the_same_names_and_flags_override_it) {
              "producer_config:\n"
              "  queue.buffering.max.ms: 1\n"
              "consumer_config:\n"
-             "  fetch.min.bytes: 1\n");
+             "  fetch.min.bytes: 1\n"
+             "topic_config:\n"
+             "  retention.bytes: -1\n");
   EXPECT_EQ(w.name, "tail");
   EXPECT_EQ(w.record_size, 100u);
   EXPECT_EQ(w.partitions, 4u);
@@ -133,6 +139,8 @@ TEST(workload, yaml_sets_the_same_names_and_flags_override_it) {
   ASSERT_EQ(w.producer_config.size(), 1u);
   EXPECT_EQ(w.producer_config[0].first, "queue.buffering.max.ms");
   ASSERT_EQ(w.consumer_config.size(), 1u);
+  ASSERT_EQ(w.topic_config.size(), 1u);
+  EXPECT_EQ(w.topic_config[0].second, "-1");
 
   char path[] = "/tmp/sluice-bench-workload-XXXXXX";
   const int fd = mkstemp(path);
