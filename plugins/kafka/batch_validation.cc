@@ -78,7 +78,8 @@ std::string check_uncompressed_records(std::span<const uint8_t> body, int32_t co
   return {};
 }
 
-batch_validation validate_produce_records(std::span<const uint8_t> records, uint32_t max_message_bytes) {
+batch_validation validate_produce_records(std::span<const uint8_t> records, uint32_t max_message_bytes,
+                                          bool verify_crc) {
   batch_validation v;
   size_t at = 0;
   if (records.empty()) {
@@ -108,35 +109,34 @@ batch_validation validate_produce_records(std::span<const uint8_t> records, uint
       }
     }
     storage::batch_header h;
-    const storage::batch_check c = storage::check_batch(p, available, SIZE_MAX, &h);
+    const storage::batch_check c = storage::check_batch(p, available, SIZE_MAX, &h, verify_crc);
     if (c != storage::batch_check::ok) {
       v.error = error_code::corrupt_message;
       v.message = "batch " + std::to_string(v.batches) + " at byte " + std::to_string(at) + ": " + to_string(c);
       return v;
     }
-    if (h.record_count <= 0) {
-      v.error = error_code::invalid_record;
-      v.message = "batch " + std::to_string(v.batches) + " has no records";
+    // Kafka checks the CRC before looking at records: a corrupt batch is
+    // CORRUPT_MESSAGE even when its records also fail to parse. Without the
+    // CRC pass (verify_crc false) it is computed here only on that path.
+    auto reject = [&](std::string why) {
+      if (!verify_crc && storage::check_batch(p, available, SIZE_MAX, nullptr) == storage::batch_check::bad_crc) {
+        v.error = error_code::corrupt_message;
+        v.message = "batch " + std::to_string(v.batches) + " at byte " + std::to_string(at) + ": " +
+                    to_string(storage::batch_check::bad_crc);
+      } else {
+        v.error = error_code::invalid_record;
+        v.message = "batch " + std::to_string(v.batches) + why;
+      }
       return v;
-    }
-    if (h.is_control()) {
-      v.error = error_code::invalid_record;
-      v.message = "batch " + std::to_string(v.batches) + ": clients may not produce control batches";
-      return v;
-    }
+    };
+    if (h.record_count <= 0) return reject(" has no records");
+    if (h.is_control()) return reject(": clients may not produce control batches");
     if ((h.attributes & 0x07) == 0) {
       const std::string bad = check_uncompressed_records(
           {p + storage::batch_header_bytes, h.size_bytes() - storage::batch_header_bytes}, h.record_count);
-      if (!bad.empty()) {
-        v.error = error_code::invalid_record;
-        v.message = "batch " + std::to_string(v.batches) + ": " + bad;
-        return v;
-      }
+      if (!bad.empty()) return reject(": " + bad);
     } else if ((h.attributes & 0x07) > 4) {
-      v.error = error_code::invalid_record;
-      v.message = "batch " + std::to_string(v.batches) + ": unknown compression codec " +
-                  std::to_string(h.attributes & 0x07);
-      return v;
+      return reject(": unknown compression codec " + std::to_string(h.attributes & 0x07));
     }
     v.transactional = v.transactional || h.is_transactional();
     v.idempotent = v.idempotent || h.producer_id >= 0;

@@ -28,7 +28,13 @@ struct batch_validation {
   bool idempotent = false;  // producer id >= 0
 };
 
-batch_validation validate_produce_records(std::span<const uint8_t> records, uint32_t max_message_bytes);
+// verify_crc false skips the CRC32C pass: the storage verifies every batch
+// again on append, so the produce path checks CRCs once, there. The broker
+// verifies here only when it answers without appending (an idempotent
+// duplicate) or rewrites the batch (LogAppendTime re-stamps and re-CRCs it,
+// which would otherwise hide corruption): see partition_table::produce.
+batch_validation validate_produce_records(std::span<const uint8_t> records, uint32_t max_message_bytes,
+                                          bool verify_crc = true);
 
 // Calls fn(offset, key, value) for every record of the uncompressed v2
 // batches in data (key/value null: data() == nullptr). False when the bytes

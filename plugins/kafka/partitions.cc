@@ -235,8 +235,11 @@ task<produce_outcome> partition_table::produce(const std::string& topic, int32_t
   produce_outcome out;
   auto st = co_await get(topic, partition, out.error);
   if (!st) co_return out;
+  // CRCs are checked once, by the storage's append, unless this path
+  // rewrites the batches (LogAppendTime) before they get there.
+  const bool rewrites = st->settings.log_append_time;
   const batch_validation v =
-      validate_produce_records({batches.data(), batches.size()}, st->settings.max_message_bytes);
+      validate_produce_records({batches.data(), batches.size()}, st->settings.max_message_bytes, rewrites);
   if (v.error != error_code::none) {
     out.error = v.error;
     out.message = v.message;
@@ -257,6 +260,17 @@ task<produce_outcome> partition_table::produce(const std::string& topic, int32_t
       co_return out;
     }
     if (sv.duplicate) {
+      // Nothing is appended, so the storage will not check this copy: a
+      // corrupt retry must still get CORRUPT_MESSAGE.
+      if (!rewrites) {
+        const batch_validation full =
+            validate_produce_records({batches.data(), batches.size()}, st->settings.max_message_bytes);
+        if (full.error != error_code::none) {
+          out.error = full.error;
+          out.message = full.message;
+          co_return out;
+        }
+      }
       // Kafka's answer to a retry of a batch already in the log: success
       // with the offset it got the first time; nothing is appended.
       out.base_offset = sv.base_offset;

@@ -495,19 +495,31 @@ sdk::task<result<void>> partition_log::roll() {
   while (_writing) co_await _written.wait();
   if (_failed) co_return _failure;
   SLUICE_ASSERT(old.written == old.size);
+  const uint64_t t0 = sdk::now_ns();
   const int32_t rc = co_await sdk::fdatasync(old.fd);
   if (rc < 0) co_return fail(-rc, "fdatasync " + old.log_path);
   _flushed_offset = std::max(_flushed_offset, old.next_offset);
   _synced.notify_all();
+  const uint64_t t1 = sdk::now_ns();
   auto r = co_await close_segment(old);
   if (!r) sdk::log_warn(r.err().message + "; it will be rebuilt on the next start");
+  const uint64_t t2 = sdk::now_ns();
   // Size retention at every roll keeps a busy log in a steady state: one
   // segment leaves as one arrives, and the new one reuses its file.
   if (_cfg.retention_bytes >= 0) {
     auto rr = co_await retain(0, false);
     if (!rr) sdk::log_warn(rr.err().message);
   }
-  co_return co_await create_segment(_next_offset);
+  const uint64_t t3 = sdk::now_ns();
+  auto created = co_await create_segment(_next_offset);
+  const uint64_t t4 = sdk::now_ns();
+  // Appends wait for a roll: a slow one is a latency spike worth naming.
+  if (t4 - t0 > 100'000'000)
+    sdk::log_warn(_name + ": slow segment roll: " + std::to_string((t4 - t0) / 1'000'000) + " ms (fdatasync " +
+                  std::to_string((t1 - t0) / 1'000'000) + ", close " + std::to_string((t2 - t1) / 1'000'000) +
+                  ", retention " + std::to_string((t3 - t2) / 1'000'000) + ", new segment " +
+                  std::to_string((t4 - t3) / 1'000'000) + ")");
+  co_return created;
 }
 
 // ---- append ---------------------------------------------------------------------

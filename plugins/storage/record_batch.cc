@@ -36,7 +36,8 @@ batch_header decode_header(const uint8_t* p) noexcept {
   return h;
 }
 
-batch_check check_batch(const uint8_t* p, size_t available, size_t max_batch_bytes, batch_header* out) noexcept {
+batch_check check_batch(const uint8_t* p, size_t available, size_t max_batch_bytes, batch_header* out,
+                        bool verify_crc) noexcept {
   if (available < batch_header_bytes) return batch_check::truncated;
   batch_header h = decode_header(p);
   if (h.batch_length < static_cast<int32_t>(batch_header_bytes - batch_length_field_end) ||
@@ -44,8 +45,8 @@ batch_check check_batch(const uint8_t* p, size_t available, size_t max_batch_byt
     return batch_check::bad_length;
   if (h.size_bytes() > available) return batch_check::truncated;
   if (h.magic != batch_magic_v2) return batch_check::bad_magic;
-  const uint32_t crc = crc32c(0, p + batch_crc_start, h.size_bytes() - batch_crc_start);
-  if (crc != h.crc) return batch_check::bad_crc;
+  if (verify_crc && crc32c(0, p + batch_crc_start, h.size_bytes() - batch_crc_start) != h.crc)
+    return batch_check::bad_crc;
   if (h.last_offset_delta < 0 || h.record_count < 0 ||
       (!h.is_control() && h.record_count > 0 && h.record_count != h.last_offset_delta + 1))
     return batch_check::bad_count;

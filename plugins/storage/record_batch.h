@@ -68,9 +68,11 @@ const char* to_string(batch_check c) noexcept;
 batch_header decode_header(const uint8_t* p) noexcept;
 
 // Checks the batch starting at p with `available` bytes after it: length
-// within [header, max_batch_bytes], magic 2, CRC32C, counts. On ok, *out
-// holds the header.
-batch_check check_batch(const uint8_t* p, size_t available, size_t max_batch_bytes, batch_header* out) noexcept;
+// within [header, max_batch_bytes], magic 2, CRC32C (unless verify_crc is
+// false: a caller whose batches the storage checks again skips that pass),
+// counts. On ok, *out holds the header.
+batch_check check_batch(const uint8_t* p, size_t available, size_t max_batch_bytes, batch_header* out,
+                        bool verify_crc = true) noexcept;
 
 // Writes the broker-assigned fields (outside the CRC).
 void set_base_offset(uint8_t* p, int64_t base_offset) noexcept;
