@@ -34,7 +34,17 @@
 namespace sluice::kafka {
 
 struct connection_state {
+  connection_state() = default;
+  connection_state(const connection_state&) = delete;
+  connection_state& operator=(const connection_state&) = delete;
   sdk::abort_source abort;
+  // Responses leave in request order. A request whose handler deferred part
+  // of its work (response::finish) gets sequence number n and sends when
+  // sent == n; the connection meanwhile reads and starts later requests.
+  uint64_t next_seq = 0;
+  uint64_t sent = 0;
+  uint32_t deferred = 0;  // finishes running
+  sdk::condition turn;    // sent or deferred changed
   uint64_t last_active_ns = 0;
   size_t listener = 0;
   std::string peer;
@@ -108,6 +118,11 @@ struct response {
   bool send = true;               // false: acks=0 produce, nothing goes back
   bool close = false;             // close the connection after this one
   uint32_t errors = 0;            // error codes in the answer (kafka_request_errors_total)
+  // Deferred second half of a handler (Produce with acks=-1: waiting for the
+  // flush, then encoding). The connection runs it beside the requests that
+  // follow and sends the response in order. It must own what it uses: the
+  // request frame is gone by then.
+  std::function<sdk::task<void>(response&)> finish;
 };
 
 class broker {

@@ -3,9 +3,13 @@
 // Framing: a 4-byte big-endian size, then the request (header + body). A
 // size above socket_request_max_bytes, or a request whose header does not
 // decode, closes the connection (Kafka does the same); the error is logged
-// once per connection. Requests are served one at a time, like Kafka does,
-// so a connection's produce requests reach each partition in order; frames
-// the client pipelined wait in the read buffer.
+// once per connection. Requests start one at a time, like Kafka serves them,
+// so a connection's produce requests reach each partition in order. A
+// handler may defer the rest of its work (response::finish: an acks=all
+// Produce waiting for its flush): the connection then starts the next
+// request while it runs, at most max_deferred at once, and responses still
+// leave in request order. Pipelined acks=all produce requests of one
+// connection so share fdatasyncs instead of paying one each in turn.
 //
 // Small frames are decoded in place in the read buffer (64 KiB); a larger
 // frame gets its own buffer and the rest is received straight into it.
@@ -26,6 +30,7 @@ using sdk::task;
 namespace {
 
 constexpr size_t read_buffer_bytes = 64 * 1024;
+constexpr uint32_t max_deferred = 32;  // finishing requests per connection
 
 task<bool> send_response(int32_t fd, const request_context& ctx, response& resp, connection_state& conn) {
   writer head;
@@ -59,6 +64,39 @@ task<bool> send_response(int32_t fd, const request_context& ctx, response& resp,
     while (first < iov.size() && iov[first].iov_len == 0) ++first;
   }
   co_return true;
+}
+
+void record_metrics(broker& b, int16_t key, const response& resp, uint64_t received_ns) {
+  if (find_handler(key) == nullptr) return;  // every served API has its metrics
+  b.metrics_by_api[key].requests.add(1);
+  if (resp.errors) b.metrics_by_api[key].errors.add(1);
+  b.metrics_by_api[key].latency_us.record((sdk::now_ns() - received_ns) / 1000);
+}
+
+// Waits for seq's turn, sends, and lets the next response go. False when the
+// send failed (the connection is then aborted, which ends its reads).
+task<bool> send_in_order(int32_t fd, const request_context& ctx, response& resp, connection_state& conn,
+                         uint64_t seq, broker& b) {
+  while (conn.sent != seq) co_await conn.turn.wait();
+  bool ok = true;
+  if (resp.send && !conn.abort.abort_requested()) {
+    b.m_bytes_out.add(static_cast<int64_t>(resp.body.size()) + 8);  // + size and correlation id, about
+    ok = co_await send_response(fd, ctx, resp, conn);
+  }
+  ++conn.sent;
+  conn.turn.notify_all();
+  if (!ok) conn.abort.request_abort();
+  co_return ok;
+}
+
+// The deferred half of a request, then its response in order.
+task<void> finish_request(broker& b, int32_t fd, request_context ctx, response resp, connection_state& conn,
+                          uint64_t seq, uint64_t received_ns) {
+  co_await resp.finish(resp);
+  co_await send_in_order(fd, ctx, resp, conn, seq, b);
+  record_metrics(b, ctx.api_key, resp, received_ns);
+  --conn.deferred;
+  conn.turn.notify_all();
 }
 
 }  // namespace
@@ -179,17 +217,19 @@ task<void> serve_connection(broker& b, shard_state& sh, int32_t fd, size_t liste
         break;
       }
     }
-    if (resp.send) {
-      b.m_bytes_out.add(static_cast<int64_t>(resp.body.size()) + 8);  // + size and correlation id, about
-      if (!co_await send_response(fd, ctx, resp, conn)) break;
+    const uint64_t seq = conn.next_seq++;
+    if (resp.finish) {
+      ++conn.deferred;
+      sdk::spawn(finish_request(b, fd, ctx, std::move(resp), conn, seq, received_ns));
+      while (conn.deferred >= max_deferred) co_await conn.turn.wait();
+      continue;
     }
-    if (h != nullptr) {  // every served API has its metrics
-      b.metrics_by_api[key].requests.add(1);
-      if (resp.errors) b.metrics_by_api[key].errors.add(1);
-      b.metrics_by_api[key].latency_us.record((sdk::now_ns() - received_ns) / 1000);
-    }
+    if (!co_await send_in_order(fd, ctx, resp, conn, seq, b)) break;
+    record_metrics(b, key, resp, received_ns);
     if (resp.close) break;
   }
+  // Deferred requests still running use the socket and this state.
+  while (conn.deferred > 0) co_await conn.turn.wait();
   b.m_connections.add(-1);
   if (!close_reason.empty()) b.m_bad_requests.add(1);
   if (!close_reason.empty())

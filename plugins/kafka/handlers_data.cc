@@ -46,10 +46,45 @@ uint64_t count_records(const uint8_t* data, size_t size) {
 
 // ---- Produce ---------------------------------------------------------------------
 
+// A partition appended by an acks=all produce, waiting for its flush.
+struct pending_flush {
+  std::string topic;
+  int32_t partition = 0;
+  msg::produce_response::partition_produce_response* rp = nullptr;  // in the shared response
+};
+
+// The deferred half of an acks=all Produce: flush every partition the
+// request appended to (each flush shares its fdatasync with whatever else
+// the partition appended meanwhile), then encode the response.
+task<void> finish_produce(broker& b, std::shared_ptr<msg::produce_response> resp,
+                          std::shared_ptr<std::vector<pending_flush>> flushes, int16_t version, response& out) {
+  std::vector<std::function<task<void>()>> work;
+  for (pending_flush& f : *flushes)
+    work.push_back([&b, &f]() -> task<void> {
+      produce_outcome o;
+      co_await b.on_owner(f.topic, f.partition, [&](partition_table& pt) -> task<void> {
+        o = co_await pt.flush(f.topic, f.partition);
+      });
+      if (o.error != error_code::none) {
+        f.rp->error_code = code(o.error);
+        f.rp->error_message = o.message;
+        f.rp->base_offset = -1;
+        sdk::log_warn("kafka: flushing " + f.topic + "-" + std::to_string(f.partition) + " failed: " + o.message);
+      }
+    });
+  co_await run_all(std::move(work));
+  for (const auto& rt : resp->responses)
+    for (const auto& rp : rt.partition_responses) out.errors += rp.error_code != 0;
+  resp->encode(out.body, version);
+}
+
 task<bool> handle_produce(broker& b, request_context& ctx, reader& r, response& out) {
   msg::produce_request req;
   if (!req.decode(r, ctx.api_version)) co_return false;
-  msg::produce_response resp;
+  // Shared with the deferred half (finish_produce), which outlives this frame.
+  auto resp_ptr = std::make_shared<msg::produce_response>();
+  msg::produce_response& resp = *resp_ptr;
+  auto flushes = std::make_shared<std::vector<pending_flush>>();
   const bool valid_acks = req.acks == -1 || req.acks == 0 || req.acks == 1;
   image_ptr img = b.image();
   std::vector<std::function<task<void>()>> work;
@@ -86,13 +121,14 @@ task<bool> handle_produce(broker& b, request_context& ctx, reader& r, response& 
       sdk::buffer data = sdk::buffer::allocate(pd.records.size);
       std::memcpy(data.data(), pd.records.data, pd.records.size);
       data.set_size(pd.records.size);
-      work.push_back([&b, &rp, name = t.name, index = pd.index, data = std::move(data), acks = req.acks,
+      work.push_back([&b, &rp, &flushes, name = t.name, index = pd.index, data = std::move(data), acks = req.acks,
                       records]() mutable -> task<void> {
         produce_outcome o;
         const uint64_t bytes = data.size();
         co_await b.on_owner(name, index, [&](partition_table& pt) -> task<void> {
-          o = co_await pt.produce(name, index, std::move(data), acks);
+          o = co_await pt.produce(name, index, std::move(data), acks, /*defer_flush=*/true);
         });
+        if (o.error == error_code::none && o.needs_flush) flushes->push_back({name, index, &rp});
         if (o.error == error_code::none) {
           topic_traffic& tt = b.local().traffic[name];
           tt.bytes_in += bytes;
@@ -112,12 +148,19 @@ task<bool> handle_produce(broker& b, request_context& ctx, reader& r, response& 
     }
   }
   co_await run_all(std::move(work));
-  for (const auto& rt : resp.responses)
-    for (const auto& rp : rt.partition_responses) out.errors += rp.error_code != 0;
   if (req.acks == 0) {
     out.send = false;  // the client expects no response
     co_return true;
   }
+  if (!flushes->empty()) {
+    // acks=all: the batches are in the logs; acknowledge once they are durable.
+    out.finish = [&b, resp_ptr, flushes, version = ctx.api_version](response& o) {
+      return finish_produce(b, resp_ptr, flushes, version, o);
+    };
+    co_return true;
+  }
+  for (const auto& rt : resp.responses)
+    for (const auto& rp : rt.partition_responses) out.errors += rp.error_code != 0;
   resp.encode(out.body, ctx.api_version);
   co_return true;
 }

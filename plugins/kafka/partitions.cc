@@ -35,6 +35,10 @@ struct partition_table::state {
   // pass the check with the same sequence and append twice.
   producer_state_table producers;
   sdk::fifo_mutex producer_mu;
+  // A deferred flush failed: appended batches may not be durable, and
+  // producer state already counts them, so every later produce fails
+  // instead of answering a retry "duplicate" (the storage log has failed too).
+  bool flush_failed = false;
 };
 
 namespace {
@@ -231,10 +235,15 @@ task<void> partition_table::apply_image(image_ptr img) {
 }
 
 task<produce_outcome> partition_table::produce(const std::string& topic, int32_t partition, sdk::buffer batches,
-                                               int16_t acks) {
+                                               int16_t acks, bool defer_flush) {
   produce_outcome out;
   auto st = co_await get(topic, partition, out.error);
   if (!st) co_return out;
+  if (st->flush_failed) {
+    out.error = error_code::kafka_storage_error;
+    out.message = "an earlier flush of " + topic + "-" + std::to_string(partition) + " failed";
+    co_return out;
+  }
   // CRCs are checked once, by the storage's append, unless this path
   // rewrites the batches (LogAppendTime) before they get there.
   const bool rewrites = st->settings.log_append_time;
@@ -284,7 +293,8 @@ task<produce_outcome> partition_table::produce(const std::string& topic, int32_t
   }
   AppendRequest a;
   *a.mutable_id() = st->id;
-  a.set_flush(acks == -1);
+  a.set_flush(acks == -1 && !defer_flush);
+  out.needs_flush = acks == -1 && defer_flush;
   sdk::reply rep = co_await storage_call(STORAGE_APPEND, a.SerializeAsString(), std::move(batches));
   AppendReply ar;
   if ((out.error = parse_reply(rep, ar)) != error_code::none) {
@@ -301,6 +311,26 @@ task<produce_outcome> partition_table::produce(const std::string& topic, int32_t
   }
   out.log_start_offset = st->log_start;
   wake(*st);
+  co_return out;
+}
+
+task<produce_outcome> partition_table::flush(const std::string& topic, int32_t partition) {
+  produce_outcome out;
+  auto st = co_await get(topic, partition, out.error);
+  if (!st) co_return out;
+  PartitionRequest r;
+  *r.mutable_id() = st->id;
+  sdk::reply rep = co_await storage_call(STORAGE_FLUSH, r.SerializeAsString());
+  LogState ls;
+  if ((out.error = parse_reply(rep, ls)) != error_code::none) {
+    out.message = error_text(rep);
+    if (st->removed) {
+      out.error = error_code::unknown_topic_or_partition;
+    } else {
+      st->flush_failed = true;
+      out.error = error_code::kafka_storage_error;
+    }
+  }
   co_return out;
 }
 

@@ -27,6 +27,7 @@ namespace sluice::kafka {
 
 struct produce_outcome {
   error_code error = error_code::none;
+  bool needs_flush = false;  // appended with defer_flush: call flush() before acknowledging
   std::string message;
   int64_t base_offset = -1;
   int64_t log_append_time_ms = -1;
@@ -87,8 +88,17 @@ class partition_table {
   // Batches with a producer id pass the idempotence checks first
   // (producer_state.h); a duplicate gets its original base offset and is
   // not appended again.
+  //
+  // defer_flush (acks -1 only): return once the batches are appended (their
+  // order in the log is fixed) without waiting for fdatasync; the caller
+  // acknowledges after flush(). A connection's next produce request then
+  // overlaps this one's flush, and their syncs are shared (group commit).
   sdk::task<produce_outcome> produce(const std::string& topic, int32_t partition, sdk::buffer batches,
-                                     int16_t acks);
+                                     int16_t acks, bool defer_flush = false);
+  // Returns once everything appended to the partition so far is on stable
+  // storage (concurrent calls share one fdatasync). A failure fails every
+  // later produce to the partition (KAFKA_STORAGE_ERROR).
+  sdk::task<produce_outcome> flush(const std::string& topic, int32_t partition);
   sdk::task<read_outcome> read(const std::string& topic, int32_t partition, int64_t offset, uint64_t max_bytes);
   // timestamp: -1 latest, -2 earliest, -3 max timestamp, else the first
   // offset whose record timestamp is >= it.

@@ -228,6 +228,48 @@ TEST_F(kafka_protocol, acks_zero_gets_no_response_and_the_next_request_is_answer
   ASSERT_TRUE(c.receive(r, 18, 3, 2));  // the first frame back answers request 2
 }
 
+// acks=all requests pipelined on one connection overlap their flushes (the
+// broker starts the next request while one waits for fdatasync) but the
+// responses come back in request order, with offsets in that order; a
+// metadata request between them waits its turn too.
+TEST_F(kafka_protocol, pipelined_acks_all_produce_answers_in_order) {
+  create_topic("pipelined", 2);
+  client c(port());
+  const std::string batch = storage::make_test_batch(5, 100, 1000);
+  constexpr int32_t n = 40;
+  for (int32_t i = 0; i < n; ++i) {
+    if (i == n / 2) {
+      msg::metadata_request m;
+      ASSERT_TRUE(c.send(m, 9, 1000));
+    }
+    msg::produce_request req;
+    req.acks = -1;
+    req.timeout_ms = 10000;
+    auto& t = req.topic_data.emplace_back();
+    t.name = "pipelined";
+    for (int32_t p = 0; p < 2; ++p) {
+      auto& pd = t.partition_data.emplace_back();
+      pd.index = p;
+      pd.records = records_view::of(reinterpret_cast<const uint8_t*>(batch.data()), batch.size());
+    }
+    ASSERT_TRUE(c.send(req, 9, i));
+  }
+  int64_t last[2] = {-1, -1};
+  for (int32_t i = 0; i < n; ++i) {
+    if (i == n / 2) {
+      msg::metadata_response m;
+      ASSERT_TRUE(c.receive(m, 3, 9, 1000)) << "the metadata answer comes between produce " << i - 1 << " and " << i;
+    }
+    msg::produce_response resp;
+    ASSERT_TRUE(c.receive(resp, 0, 9, i)) << "response " << i << " out of order";
+    for (const auto& pr : resp.responses.at(0).partition_responses) {
+      ASSERT_EQ(pr.error_code, 0);
+      EXPECT_EQ(pr.base_offset, last[pr.index] + 1) << "partition " << pr.index << ", request " << i;
+      last[pr.index] = pr.base_offset + 4;
+    }
+  }
+}
+
 TEST_F(kafka_protocol, produce_errors_name_what_is_wrong_with_the_batch) {
   create_topic("bad-batches", 1);
   const std::string good = storage::make_test_batch(4, 10, 1000);
