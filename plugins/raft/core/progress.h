@@ -46,6 +46,7 @@ struct progress {
   bool read_pending = false;   // the log (or snapshot) was unavailable: retry on tick
   log_index pending_snapshot;  // snapshot: the index being installed
   uint32_t snapshot_ticks = 0; // snapshot: ticks since it was sent
+  uint64_t heartbeat_seq = 0;  // the latest heartbeat round it answered
   inflights in_flight;
 
   void become_probe();

@@ -89,6 +89,7 @@ void raft_node::reset(term_id term) {
   _votes.clear();
   _progress.clear();
   _bcast_pending = false;
+  _pending_reads.clear();
 }
 
 void raft_node::become_follower(term_id term, node_id lead) {
@@ -317,6 +318,12 @@ void raft_node::step(const message& m) {
     handle_vote_request(m);
     return;
   }
+  if (m.term != _term) {
+    // Only a granted pre-vote answer carries a later term; it matters to a
+    // pre-candidate alone (a late one may reach a follower or a leader).
+    SLUICE_ASSERT(m.type == message_type::pre_vote_resp && m.term > _term);
+    if (_role != role::pre_candidate) return;
+  }
   switch (_role) {
     case role::leader: step_leader(m); break;
     case role::pre_candidate:
@@ -452,6 +459,7 @@ void raft_node::handle_heartbeat(const message& m) {
   message r;
   r.type = message_type::heartbeat_resp;
   r.to = m.from;
+  r.seq = m.seq;
   send(std::move(r));
 }
 
@@ -521,6 +529,11 @@ void raft_node::handle_append_resp(const message& m, progress& pr) {
 void raft_node::handle_heartbeat_resp(const message& m, progress& pr) {
   pr.recent_active = true;
   pr.probe_sent = false;
+  if (m.seq > pr.heartbeat_seq) {
+    SLUICE_ASSERT_MSG(m.seq <= _heartbeat_seq, "a heartbeat answer from the future");
+    pr.heartbeat_seq = m.seq;
+    confirm_reads();
+  }
   if (pr.state == progress_state::replicate && pr.in_flight.full()) pr.in_flight.free_first();
   if (pr.match < _log.last_index()) send_append(m.from, true);
 }
@@ -630,14 +643,44 @@ void raft_node::bcast_append() {
 }
 
 void raft_node::bcast_heartbeat() {
+  ++_heartbeat_seq;
+  _progress.at(_cfg.self).heartbeat_seq = _heartbeat_seq;
   for (auto& [id, pr] : _progress) {
     if (id == _cfg.self) continue;
     message m;
     m.type = message_type::heartbeat;
     m.to = id;
     m.commit = std::min(pr.match, _log.committed());
+    m.seq = _heartbeat_seq;
     send(std::move(m));
   }
+}
+
+void raft_node::confirm_reads() {
+  size_t done = 0;
+  for (; done < _pending_reads.size(); ++done) {
+    const pending_read& r = _pending_reads[done];
+    size_t acks = 0;
+    for (node_id n : _members.voters) {
+      if (_progress.at(n).heartbeat_seq >= r.seq) ++acks;
+    }
+    if (acks < _members.quorum()) break;  // later rounds cannot be confirmed before earlier ones
+    _read_states.push_back(read_state{r.request_id, r.index});
+  }
+  _pending_reads.erase(_pending_reads.begin(), _pending_reads.begin() + static_cast<std::ptrdiff_t>(done));
+}
+
+result<void> raft_node::read_index(uint64_t request_id) {
+  SLUICE_ASSERT_MSG(!_ready_outstanding, "read_index() between ready() and advance()");
+  if (_role != role::leader) return not_leader_error();
+  if (_log.committed() < _term_start_index) {
+    return make_raft_error(errc::unavailable, "the leader has not committed an entry of its term yet");
+  }
+  // Reads are confirmed in request order: a read may not overtake an earlier one.
+  _pending_reads.push_back(pending_read{request_id, _log.committed(), _heartbeat_seq + 1});
+  bcast_heartbeat();
+  confirm_reads();  // a single voter confirms at once
+  return {};
 }
 
 bool raft_node::maybe_commit() {
@@ -828,6 +871,7 @@ bool raft_node::has_ready() const {
   if (soft_state{_lead, _role} != _prev_soft) return true;
   if (hard_state{_term, _vote, _log.committed()} != _prev_hard) return true;
   if (_log.unstable_snapshot() || !_log.unstable_entries().empty() || !_msgs.empty()) return true;
+  if (!_read_states.empty()) return true;
   return !_apply_retry && _log.applied() < _log.committed();
 }
 
@@ -857,6 +901,8 @@ raft::ready raft_node::ready() {
   rd.messages = std::move(_msgs);
   _msgs.clear();
   rd.commit = _log.committed();
+  rd.read_states = std::move(_read_states);
+  _read_states.clear();
   if (_cfg.deliver_committed_entries && !rd.snap && _log.applied() < _log.committed()) {
     auto r = _log.entries(_log.applied() + 1, _log.committed() + 1, _cfg.ready_apply_bytes_max);
     if (r) {

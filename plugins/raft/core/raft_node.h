@@ -69,6 +69,13 @@ struct soft_state {
   bool operator==(const soft_state&) const = default;
 };
 
+// A read_index request confirmed: the host may serve the read once its
+// state machine has applied `index`.
+struct read_state {
+  uint64_t request_id = 0;
+  log_index index;
+};
+
 struct ready {
   std::optional<soft_state> soft;   // when the leader or the role changed
   std::optional<hard_state> hard;   // to persist, when changed
@@ -78,6 +85,7 @@ struct ready {
   std::vector<message> messages;    // to send once entries and hard state are durable
   std::vector<entry> committed_entries;  // to apply, in order
   log_index commit;                 // the commit index (the high watermark)
+  std::vector<read_state> read_states;  // confirmed read_index requests
 };
 
 struct follower_status {
@@ -126,6 +134,13 @@ class raft_node {
   // proposals fail with errc::transfer_in_progress until the transfer ends
   // (a new leader, or an election timeout later, aborted).
   result<void> transfer_leadership(node_id target);
+
+  // Leader only: a linearizable read. The commit index now is confirmed by
+  // a heartbeat round with a quorum, then reported in ready().read_states.
+  // Needs an entry of the leader's term committed (errc::unavailable
+  // before); requests pending when the node stops leading are dropped (the
+  // host sees the role change in ready().soft and retries elsewhere).
+  result<void> read_index(uint64_t request_id);
 
   bool has_ready() const;
   raft::ready ready();
@@ -216,6 +231,16 @@ class raft_node {
   node_id _transferee;
   log_index _pending_conf_index;  // the leader's last conf_change entry
   log_index _term_start_index;    // the leader's no-op of this term
+
+  struct pending_read {
+    uint64_t request_id;
+    log_index index;
+    uint64_t seq;  // confirmed by heartbeat responses of this round or later
+  };
+  std::vector<pending_read> _pending_reads;  // in seq order
+  std::vector<read_state> _read_states;
+  uint64_t _heartbeat_seq = 0;
+  void confirm_reads();
 
   std::vector<message> _msgs;
   bool _bcast_pending = false;

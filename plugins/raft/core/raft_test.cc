@@ -576,6 +576,81 @@ TEST(raft, a_deposed_leader_learns_the_new_term_from_a_stale_append_answer) {
   EXPECT_EQ(c[1].term(), c[2].term());
 }
 
+TEST(raft, read_index_confirms_leadership_with_a_quorum) {
+  test_cluster c(3);
+  c.elect(1);
+  auto r = c[2].read_index(7);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.err().code, errc::not_leader);
+  c.propose(1, "x");
+  const log_index commit = c[1].commit_index();
+  ASSERT_TRUE(c[1].read_index(7).has_value());
+  // The heartbeat round goes out with the ready; the answers confirm the read.
+  std::vector<read_state> reads;
+  for (auto& m : c.take_queue()) c[m.to.value()].step(m);
+  for (int k = 0; k < 3; ++k) {
+    for (auto& m : c.take_queue()) {
+      c[m.to.value()].step(m);
+    }
+    if (c[1].has_ready()) {
+      auto rd = c[1].ready();
+      reads.insert(reads.end(), rd.read_states.begin(), rd.read_states.end());
+      c.log(1).persist(rd);
+      c[1].advance(rd);
+    }
+  }
+  ASSERT_EQ(reads.size(), 1u);
+  EXPECT_EQ(reads[0].request_id, 7u);
+  EXPECT_EQ(reads[0].index, commit);
+}
+
+TEST(raft, read_index_without_a_quorum_never_confirms) {
+  test_cluster c(3);
+  c.elect(1);
+  c.isolate(1);
+  ASSERT_TRUE(c[1].read_index(1).has_value());
+  size_t confirmed = 0;
+  for (int k = 0; k < 30; ++k) {
+    c[1].tick();
+    while (c[1].has_ready()) {
+      auto rd = c[1].ready();
+      confirmed += rd.read_states.size();
+      c.log(1).persist(rd);
+      c[1].advance(rd);
+    }
+  }
+  EXPECT_EQ(confirmed, 0u);
+  EXPECT_NE(c[1].current_role(), role::leader) << "check_quorum deposed it; the read was dropped";
+}
+
+TEST(raft, read_index_waits_for_the_leaders_first_commit) {
+  test_cluster c(3);
+  c.isolate(2);
+  c.isolate(3);
+  c.timeout_now(1);
+  for (auto& m : c.take_queue()) {
+    if (m.type == message_type::vote) c[m.to.value()].step(m);
+  }
+  for (auto& m : c.take_queue()) {
+    if (m.to == n(1)) c[1].step(m);
+  }
+  ASSERT_EQ(c[1].current_role(), role::leader);
+  auto r = c[1].read_index(1);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.err().code, errc::unavailable);
+}
+
+TEST(raft, read_index_on_a_single_voter_is_immediate) {
+  test_cluster c(1);
+  c.elect(1);
+  ASSERT_TRUE(c[1].read_index(3).has_value());
+  auto rd = c[1].ready();
+  ASSERT_EQ(rd.read_states.size(), 1u);
+  EXPECT_EQ(rd.read_states[0].index, c[1].commit_index());
+  c.log(1).persist(rd);
+  c[1].advance(rd);
+}
+
 TEST(raft, membership_encoding_round_trips_and_rejects_garbage) {
   membership m{{n(1), n(5), n(9)}, {n(7)}};
   auto d = decode_membership(encode_membership(m));

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <deque>
 #include <functional>
 #include <map>
@@ -139,7 +140,7 @@ class test_cluster {
     m.type = message_type::timeout_now;
     m.from = n(id == 1 ? 2 : 1);
     m.to = n(id);
-    m.term = (*this)[id].term();
+    m.term = std::max((*this)[id].term(), term_id(1));
     (*this)[id].step(m);
   }
   void force_elect(uint64_t id) {

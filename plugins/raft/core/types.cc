@@ -197,6 +197,10 @@ std::string describe(const message& m) {
       break;
     case message_type::heartbeat:
       field("commit", m.commit.value());
+      field("seq", m.seq);
+      break;
+    case message_type::heartbeat_resp:
+      field("seq", m.seq);
       break;
     case message_type::install_snapshot:
       if (m.snap) {
@@ -207,7 +211,6 @@ std::string describe(const message& m) {
     case message_type::install_snapshot_resp:
       field("idx", m.index.value());
       break;
-    case message_type::heartbeat_resp:
     case message_type::timeout_now:
       break;
   }

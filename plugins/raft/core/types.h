@@ -188,8 +188,8 @@ enum class message_type : uint8_t {
   append,             // index/log_term: the entry before `entries`; commit: the leader's
   append_resp,        // ok: index = last index matched; reject: index = rejected prev,
                       //     reject_hint/log_term = a hint for backtracking
-  heartbeat,          // term and commit only (min(commit, the follower's match))
-  heartbeat_resp,     // term only
+  heartbeat,          // term, commit (min(commit, the follower's match)) and seq
+  heartbeat_resp,     // term and the heartbeat's seq (confirms leadership for read_index)
   install_snapshot,   // snap
   install_snapshot_resp,  // index: the follower's last index after handling it
   timeout_now,        // leadership transfer: campaign now, ignoring leases
@@ -205,6 +205,7 @@ struct message {
   term_id log_term;
   log_index commit;
   log_index reject_hint;
+  uint64_t seq = 0;       // heartbeat(_resp): the leader's heartbeat round
   bool reject = false;
   bool transfer = false;  // (pre_)vote of a campaign started by timeout_now
   std::vector<entry> entries;
