@@ -63,6 +63,7 @@ raft_node::raft_node(config cfg, const log_reader& log, uint64_t seed)
   _members = _conf_history.back().members;
 
   _prev_hard = hs;
+  _durable_term = hs.term;
   _prev_soft = soft_state{no_node, role::follower};
   reset(_term);
   _role = role::follower;
@@ -898,7 +899,15 @@ raft::ready raft_node::ready() {
   rd.snap = _log.unstable_snapshot();
   rd.entries = _log.unstable_entries();
   rd.truncates = _log.unstable_truncates();
-  rd.messages = std::move(_msgs);
+  // A leader's appends and heartbeats need not wait for its own disk: it
+  // counts itself only after advance(). Not before its term is durable,
+  // though: a node that lost its term could lead that term again.
+  for (message& m : _msgs) {
+    const bool leader_message = m.type == message_type::append || m.type == message_type::heartbeat ||
+                                m.type == message_type::install_snapshot || m.type == message_type::timeout_now;
+    const bool early = leader_message && m.term == _durable_term && (!rd.hard || rd.hard->term == _durable_term);
+    (early ? rd.early_messages : rd.messages).push_back(std::move(m));
+  }
   _msgs.clear();
   rd.commit = _log.committed();
   rd.read_states = std::move(_read_states);
@@ -922,6 +931,7 @@ void raft_node::advance(const raft::ready& rd) {
   SLUICE_ASSERT_MSG(_ready_outstanding, "advance() without ready()");
   _ready_outstanding = false;
   _log.stable_to(rd.snap, rd.entries);
+  if (rd.hard) _durable_term = rd.hard->term;
   if (!rd.committed_entries.empty()) {
     _log.applied_to(rd.committed_entries.back().last());
   } else if (!_cfg.deliver_committed_entries && !rd.snap) {

@@ -13,6 +13,8 @@
 //   2. rd.entries: delete every persisted entry with index >=
 //      rd.entries.front().index (rd.truncates says whether there are any),
 //      then append rd.entries.
+//   0. rd.early_messages: may be sent at once, before or while persisting
+//      (a leader's appends and heartbeats: Raft thesis 10.2.1).
 //   3. rd.hard: write it. Entries and hard state must be durable (fdatasync)
 //      before step 4; if they are not written atomically, entries first.
 //   4. rd.messages: send them.
@@ -23,7 +25,9 @@
 // propose_conf_change or transfer_leadership (it queues them); this is
 // asserted. The leader counts its own log towards a commit only after the
 // entries were reported durable by advance(), so a committed entry is on
-// stable storage on a majority (acks=all).
+// stable storage on a majority (acks=all), even though its appends may
+// leave before its own fdatasync (they are early only once the leader's
+// term is durable, so a restarted node never reuses the term).
 //
 // Thread-safety: none. A node belongs to one shard and is only touched
 // there; it performs no I/O, reads no clock and draws randomness only from
@@ -82,6 +86,7 @@ struct ready {
   std::optional<snapshot> snap;     // to install before the entries
   std::vector<entry> entries;       // to append (see the header comment)
   bool truncates = false;           // the entries replace persisted ones
+  std::vector<message> early_messages;  // may be sent before persisting
   std::vector<message> messages;    // to send once entries and hard state are durable
   std::vector<entry> committed_entries;  // to apply, in order
   log_index commit;                 // the commit index (the high watermark)
@@ -247,6 +252,7 @@ class raft_node {
   bool _apply_retry = false;
   bool _ready_outstanding = false;
   hard_state _prev_hard;
+  term_id _durable_term;  // the term of the last hard state the host persisted
   soft_state _prev_soft;
   uint64_t _dropped = 0;
 };

@@ -428,6 +428,50 @@ TEST(raft, messages_of_a_ready_wait_for_advance_and_the_host_must_not_step_meanw
   c[1].advance(rd);
 }
 
+TEST(raft, a_leader_sends_appends_before_its_own_fsync_once_its_term_is_durable) {
+  test_cluster c(3);
+  c.elect(1);
+  ASSERT_TRUE(c[1].propose(payload(std::string("x"))).has_value());
+  auto rd = c[1].ready();
+  ASSERT_EQ(rd.entries.size(), 1u);
+  ASSERT_EQ(rd.early_messages.size(), 2u);
+  EXPECT_EQ(rd.early_messages[0].type, message_type::append);
+  EXPECT_TRUE(rd.messages.empty());
+  // Followers answer at once; the leader still commits only after advance().
+  for (auto& m : rd.early_messages) c[m.to.value()].step(m);
+  c.process(2);
+  c.process(3);
+  auto answers = c.take_queue();  // node 1 cannot take them before advance()
+  EXPECT_LT(c[1].commit_index(), c[1].last_index());
+  c.log(1).persist(rd);
+  c[1].advance(rd);
+  for (auto& m : answers) {
+    if (m.to == n(1)) c[1].step(m);
+  }
+  EXPECT_EQ(c[1].commit_index(), c[1].last_index());
+}
+
+TEST(raft, a_new_single_voter_leader_with_a_learner_waits_for_its_term_to_be_durable) {
+  test_cluster c(2, 1);
+  c.elect(1);
+  ASSERT_TRUE(c[1].propose_conf_change({conf_change_type::add_learner, n(2)}).has_value());
+  c.deliver_all();
+  c.tick(1, 2);
+  ASSERT_TRUE(c[2].members().is_learner(n(2)));
+  // Node 1 restarts and wins a new term within one step: its appends to the
+  // learner wait for the ready that makes the term durable.
+  c.crash(1);
+  c.start(1);
+  for (int k = 0; k < 40 && c[1].current_role() != role::leader; ++k) c[1].tick();
+  ASSERT_EQ(c[1].current_role(), role::leader);
+  auto rd = c[1].ready();
+  ASSERT_TRUE(rd.hard.has_value());
+  EXPECT_TRUE(rd.early_messages.empty());
+  EXPECT_FALSE(rd.messages.empty());
+  c.log(1).persist(rd);
+  c[1].advance(rd);
+}
+
 TEST(raft, back_pressure_bounds_appends_in_flight_to_a_silent_follower) {
   test_cluster c(3, 0, [](config& cfg) {
     cfg.inflight_appends_max = 4;
@@ -508,8 +552,10 @@ TEST(raft, unavailable_entries_are_retried_on_tick) {
         while (p->has_ready()) {
           auto rd = p->ready();
           (p == &r1 ? l1 : l2).persist(rd);
-          for (auto& msg : rd.messages) {
-            if (!(drop_appends && msg.type == message_type::append)) net.push_back(msg);
+          for (auto* list : {&rd.early_messages, &rd.messages}) {
+            for (auto& msg : *list) {
+              if (!(drop_appends && msg.type == message_type::append)) net.push_back(msg);
+            }
           }
           p->advance(rd);
         }

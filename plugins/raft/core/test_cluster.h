@@ -81,6 +81,7 @@ class test_cluster {
     auto& tn = _nodes.at(id);
     while (tn.up && tn.raft->has_ready()) {
       auto rd = tn.raft->ready();
+      for (auto& m : rd.early_messages) _queue.push_back(std::move(m));
       tn.log->persist(rd);
       for (auto& m : rd.messages) _queue.push_back(std::move(m));
       for (const auto& e : rd.committed_entries) {

@@ -123,6 +123,7 @@ struct profile {
   uint32_t read_ppm;
   uint32_t slow_disk_ppm;    // per ready: a long fsync
   uint32_t inflight_max;
+  bool single_voter;         // conf changes may shrink the group to one voter (plus learners)
   uint64_t append_bytes_max;
 };
 
@@ -209,6 +210,7 @@ class simulation {
     _p.conf_ppm = static_cast<uint32_t>(_rng.between(0, 4'000));
     _p.compact_ppm = static_cast<uint32_t>(_rng.between(0, 10'000));
     _p.propose_ppm = static_cast<uint32_t>(_rng.between(20'000, 150'000));
+    _p.single_voter = _rng.chance(200'000);
     _p.read_ppm = static_cast<uint32_t>(_rng.between(0, 20'000));
     _p.slow_disk_ppm = static_cast<uint32_t>(_rng.below(100'000));
     _p.inflight_max = static_cast<uint32_t>(_rng.between(1, 8));
@@ -399,7 +401,7 @@ class simulation {
     if (!h) return;
     const membership& m = h->raft->members();
     std::vector<conf_change> options;
-    const size_t min_voters = _hosts.size() >= 5 ? 3 : 2;
+    const size_t min_voters = _p.single_voter ? 1 : _hosts.size() >= 5 ? 3 : 2;
     for (auto& other : _hosts) {
       const node_id x(other->id);
       if (!m.contains(x)) {
@@ -530,6 +532,7 @@ class simulation {
         SLUICE_ASSERT_MSG(guard < 1000, "a node keeps producing readies");
         ready rd = h.raft->ready();
         on_ready(h, rd);
+        for (const message& m : rd.early_messages) send(m);
         const uint64_t latency = _rng.chance(_p.slow_disk_ppm) ? _rng.between(5, 25) : _rng.below(3);
         h.pending = std::move(rd);
         h.pending_done_ms = _now + latency;
