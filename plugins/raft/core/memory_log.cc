@@ -63,6 +63,8 @@ std::optional<membership_record> memory_log::last_membership(log_index at) const
 
 void memory_log::persist(const ready& rd) {
   if (rd.snap) install_snapshot(*rd.snap);
+  SLUICE_ASSERT(!rd.truncate_from || (*rd.truncate_from == rd.entries.front().index &&
+                                      *rd.truncate_from <= last_index()));
   if (!rd.entries.empty()) append(rd.entries);
   if (rd.hard) set_hard_state(*rd.hard);
 }

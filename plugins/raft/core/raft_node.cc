@@ -898,7 +898,7 @@ raft::ready raft_node::ready() {
   }
   rd.snap = _log.unstable_snapshot();
   rd.entries = _log.unstable_entries();
-  rd.truncates = _log.unstable_truncates();
+  if (_log.unstable_truncates()) rd.truncate_from = rd.entries.front().index;
   // A leader's appends and heartbeats need not wait for its own disk: it
   // counts itself only after advance(). Not before its term is durable,
   // though: a node that lost its term could lead that term again.

@@ -10,9 +10,9 @@
 //
 // Handling a ready, in this order:
 //   1. rd.snap: install it (replace the state machine and the whole log).
-//   2. rd.entries: delete every persisted entry with index >=
-//      rd.entries.front().index (rd.truncates says whether there are any),
-//      then append rd.entries.
+//   2. rd.entries: if rd.truncate_from is set, delete every persisted entry
+//      with index >= *rd.truncate_from (== rd.entries.front().index: a
+//      conflicting suffix); then append rd.entries.
 //   0. rd.early_messages: may be sent at once, before or while persisting
 //      (a leader's appends and heartbeats: Raft thesis 10.2.1).
 //   3. rd.hard: write it. Entries and hard state must be durable (fdatasync)
@@ -85,7 +85,7 @@ struct ready {
   std::optional<hard_state> hard;   // to persist, when changed
   std::optional<snapshot> snap;     // to install before the entries
   std::vector<entry> entries;       // to append (see the header comment)
-  bool truncates = false;           // the entries replace persisted ones
+  std::optional<log_index> truncate_from;  // the entries replace persisted ones from here
   std::vector<message> early_messages;  // may be sent before persisting
   std::vector<message> messages;    // to send once entries and hard state are durable
   std::vector<entry> committed_entries;  // to apply, in order

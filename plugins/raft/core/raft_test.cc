@@ -146,7 +146,19 @@ TEST(raft, conflicting_uncommitted_entries_are_replaced) {
   c.propose(2, "kept-2");
   c.propose(2, "kept-3");
   c.heal();
+  std::optional<log_index> truncated_at;
+  const log_index first_lost = c[1].last_index() - 3;  // "lost-1" (one index), then "lost-2" (three)
+  c.observe([&](const message& m) {
+    if (m.to == n(1) && m.type == message_type::append && !truncated_at && c[1].last_index() >= first_lost) {
+      c[1].step(m);
+      auto rd = c[1].ready();
+      truncated_at = rd.truncate_from;
+      c.handle(1, std::move(rd));
+    }
+  });
   c.tick(2, 3);
+  ASSERT_TRUE(truncated_at.has_value());
+  EXPECT_EQ(*truncated_at, first_lost) << "node 1's entries from its first uncommitted one on are replaced";
   EXPECT_EQ(c[1].current_role(), role::follower);
   EXPECT_EQ(terms_of(c[1]), terms_of(c[2]));
   EXPECT_EQ(terms_of(c[3]), terms_of(c[2]));

@@ -79,16 +79,18 @@ class test_cluster {
   // Handles every pending ready of node id (persist, queue messages, apply).
   void process(uint64_t id) {
     auto& tn = _nodes.at(id);
-    while (tn.up && tn.raft->has_ready()) {
-      auto rd = tn.raft->ready();
-      for (auto& m : rd.early_messages) _queue.push_back(std::move(m));
-      tn.log->persist(rd);
-      for (auto& m : rd.messages) _queue.push_back(std::move(m));
-      for (const auto& e : rd.committed_entries) {
-        if (e.type == entry_type::normal) tn.applied.push_back(e);
-      }
-      tn.raft->advance(rd);
+    while (tn.up && tn.raft->has_ready()) handle(id, tn.raft->ready());
+  }
+  // What the host does with one ready.
+  void handle(uint64_t id, ready rd) {
+    auto& tn = _nodes.at(id);
+    for (auto& m : rd.early_messages) _queue.push_back(m);
+    tn.log->persist(rd);
+    for (auto& m : rd.messages) _queue.push_back(m);
+    for (const auto& e : rd.committed_entries) {
+      if (e.type == entry_type::normal) tn.applied.push_back(e);
     }
+    tn.raft->advance(rd);
   }
 
   // Delivers messages until the network is quiet.
