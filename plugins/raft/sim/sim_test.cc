@@ -1,8 +1,8 @@
 // The simulation as a CTest test (label sim): thousands of seeds of three-
 // and five-node groups under faults, every invariant checked at every
 // simulated millisecond, and the same seed replaying the same trace.
-// RAFT_SIM_SEEDS overrides the number of seeds per group size (3,000 three-node
-// and 1,500 five-node seeds by default).
+// RAFT_SIM_SEEDS overrides the number of seeds per group size (2,500 three-node
+// and 1,000 five-node seeds by default).
 #include "sim.h"
 
 #include <gtest/gtest.h>
@@ -58,9 +58,9 @@ TEST(raft_sim, the_same_seed_replays_the_same_trace) {
   }
 }
 
-TEST(raft_sim, three_nodes) { campaign(3, 1, seeds_per_size(3000), 4400); }
+TEST(raft_sim, three_nodes) { campaign(3, 1, seeds_per_size(2500), 4400); }
 
-TEST(raft_sim, five_nodes) { campaign(5, 1'000'001, seeds_per_size(1500), 4400); }
+TEST(raft_sim, five_nodes) { campaign(5, 1'000'001, seeds_per_size(1000), 4400); }
 
 }  // namespace
 }  // namespace sluice::raft::sim
