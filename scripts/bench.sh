@@ -244,14 +244,12 @@ producer_b=(--record-size 1024 --acks all --linger-ms 1 --batch-size 1048576 --p
 producer_c=(--record-size 100 --acks all --linger-ms 5 --batch-size 1048576 --producers 1)
 times=(--warmup "$warmup" --duration "$secs")
 
-# ---- the client's ceiling (no broker) -------------------------------------------------------
+# ---- (a) and (c): max throughput, and the client's ceiling ---------------------------------
+# The ceilings (no broker running) are interleaved with the broker runs, so a
+# noisy spell on the shared machine hits both alike.
 for run in $(seq "$runs"); do
   bench_run mock-a1 "$run" --mock --produce-only --topic a1 "${producer_a[@]}" "${times[@]}"
   bench_run mock-c "$run" --mock --produce-only --topic c "${producer_c[@]}" "${times[@]}"
-done
-
-# ---- (a) and (c): max throughput ---------------------------------------------------------
-for run in $(seq "$runs"); do
   broker_start
   bench_run a1 "$run" --produce-only --topic a1 --partitions 1 "${producer_a[@]}" "${times[@]}"
   broker_stop

@@ -330,7 +330,7 @@ def plot(png, title, xlabel, ylabel, dat_path, series, extra=()):
 
 per_second_x = "second of the measured window"
 gp = "\n".join([
-    'set terminal pngcairo size 800,420 font ",10"', "set grid", "set key top left", "set logscale y",
+    'set terminal pngcairo size 800,440 font ",10"', "set grid", "set key below", "set logscale y",
     plot("latency-over-time.png",
          f"(b) acks=all at 50% of max ({int(float(env['RATE_B'])):,} records/s): latency per second",
          per_second_x, "microseconds (log)", lat_dat,
