@@ -80,12 +80,7 @@ response error_response(http::status status, const std::string& message, unsigne
 class admin_http_plugin final : public sdk::plugin {
  public:
   void configure(sdk::config_map& cfg) override {
-    const std::string listen = cfg.get_string("listen", "127.0.0.1:9644");
-    auto addr = sdk::parse_host_port(listen);
-    if (!addr)
-      cfg.fail(cfg.get_node("listen"), "listen",
-               "expected HOST:PORT with a numeric IPv4 host, [IPv6]:PORT or localhost:PORT, got \"" + listen + "\"");
-    _settings.listen = *addr;
+    _settings.listen = sdk::address_setting(cfg, "listen", "127.0.0.1:9644");
     _settings.max_body_bytes = cfg.get_uint("max_body_bytes", _settings.max_body_bytes, 0, 64u << 20);
     _settings.idle_timeout_ms = cfg.get_uint("idle_timeout_ms", _settings.idle_timeout_ms, 100, 86'400'000);
     _settings.backlog = cfg.get_uint("backlog", _settings.backlog, 1, 65535);

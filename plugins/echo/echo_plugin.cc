@@ -57,12 +57,7 @@ struct shard_state {
 class echo_plugin final : public sdk::plugin {
  public:
   void configure(sdk::config_map& cfg) override {
-    const std::string listen = cfg.get_string("listen", "127.0.0.1:9099");
-    auto addr = sdk::parse_host_port(listen);
-    if (!addr)
-      cfg.fail(cfg.get_node("listen"), "listen",
-               "expected HOST:PORT with a numeric IPv4 host, [IPv6]:PORT or localhost:PORT, got \"" + listen + "\"");
-    _settings.listen = *addr;
+    _settings.listen = sdk::address_setting(cfg, "listen", "127.0.0.1:9099");
     _settings.max_line_bytes = cfg.get_uint("max_line_bytes", _settings.max_line_bytes, 16, 1u << 20);
     _settings.idle_timeout_ms = cfg.get_uint("idle_timeout_ms", _settings.idle_timeout_ms, 100, 86'400'000);
     _settings.backlog = cfg.get_uint("backlog", _settings.backlog, 1, 65535);

@@ -1,7 +1,8 @@
 #include "kafka_config.h"
 
-#include <yaml-cpp/yaml.h>
+#include <sluice/sdk/server.h>
 
+#include <yaml-cpp/yaml.h>
 
 namespace sluice::kafka {
 namespace {
@@ -35,12 +36,7 @@ kafka_config parse_kafka_config(sdk::config_map& cfg) {
     sdk::config_map l(listeners[i], cfg.origin(), cfg.path().empty() ? key : cfg.path() + "." + key);
     listener_config lc;
     lc.name = l.get_string("name", "PLAINTEXT");
-    const std::string address = l.require_string("address");
-    auto addr = sdk::parse_host_port(address);
-    if (!addr)
-      l.fail(listeners[i]["address"], "address",
-             "expected HOST:PORT with a numeric IPv4 host, [IPv6]:PORT or localhost:PORT, got \"" + address + "\"");
-    lc.address = *addr;
+    lc.address = sdk::address_setting(l, "address", nullptr);
     const std::string adv = l.get_string("advertised_address", "");
     if (!adv.empty()) {
       if (!split_host_port(adv, lc.advertised_host, lc.advertised_port))

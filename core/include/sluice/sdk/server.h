@@ -11,6 +11,7 @@
 //   sdk::spawn(sdk::sweep_idle(st.connections, idle_ms, st.stop, st.tasks.try_enter()));
 #pragma once
 
+#include <sluice/sdk/config.h>
 #include <sluice/sdk/net.h>
 #include <sluice/sdk/runtime.h>
 
@@ -21,6 +22,17 @@
 #include <string>
 
 namespace sluice::sdk {
+
+// A HOST:PORT setting of cfg (fallback nullptr: required), parsed; a bad
+// value is a config error naming the key and the accepted forms.
+inline socket_address address_setting(config_map& cfg, const std::string& key, const char* fallback) {
+  const std::string text = fallback ? cfg.get_string(key, fallback) : cfg.require_string(key);
+  auto addr = parse_host_port(text);
+  if (!addr)
+    cfg.fail(cfg.get_node(key), key,
+             "expected HOST:PORT with a numeric IPv4 host, [IPv6]:PORT or localhost:PORT, got \"" + text + "\"");
+  return *addr;
+}
 
 // Listens on addr from the calling shard (SO_REUSEPORT, so every shard can).
 // With port 0 the first shard to bind (shard 0, which starts first) lets the
