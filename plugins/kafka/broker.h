@@ -173,6 +173,14 @@ class broker {
   sdk::task<image_ptr> auto_create(const std::vector<std::string>& names);
 };
 
+// Encodes a response whose error is its top-level error_code, counting it
+// for kafka_request_errors_total.
+template <class Resp>
+void encode_answer(const Resp& resp, int16_t version, response& out) {
+  out.errors += resp.error_code != 0;
+  resp.encode(out.body, version);
+}
+
 // Runs every task in fns concurrently and returns when all finished.
 sdk::task<void> run_all(std::vector<std::function<sdk::task<void>()>> fns);
 

@@ -99,8 +99,7 @@ task<bool> handle_join_group(broker& b, request_context& ctx, reader& r, respons
     rm.group_instance_id = m.instance_id;
     rm.metadata = std::move(m.metadata);
   }
-  out.errors += resp.error_code != 0;
-  resp.encode(out.body, ctx.api_version);
+  encode_answer(resp, ctx.api_version, out);
   co_return true;
 }
 
@@ -126,8 +125,7 @@ task<bool> handle_sync_group(broker& b, request_context& ctx, reader& r, respons
     resp.protocol_type = o.protocol_type;
     resp.protocol_name = o.protocol_name;
   }
-  out.errors += resp.error_code != 0;
-  resp.encode(out.body, ctx.api_version);
+  encode_answer(resp, ctx.api_version, out);
   co_return true;
 }
 
@@ -141,8 +139,7 @@ task<bool> handle_heartbeat(broker& b, request_context& ctx, reader& r, response
   });
   msg::heartbeat_response resp;
   resp.error_code = code(e);
-  out.errors += resp.error_code != 0;
-  resp.encode(out.body, ctx.api_version);
+  encode_answer(resp, ctx.api_version, out);
   co_return true;
 }
 
@@ -169,8 +166,7 @@ task<bool> handle_leave_group(broker& b, request_context& ctx, reader& r, respon
       co_return;
     });
   }
-  out.errors += resp.error_code != 0;
-  resp.encode(out.body, ctx.api_version);
+  encode_answer(resp, ctx.api_version, out);
   co_return true;
 }
 
@@ -354,8 +350,7 @@ task<bool> handle_list_groups(broker& b, request_context& ctx, reader& r, respon
       g.group_type = "classic";
     }
   }
-  out.errors += resp.error_code != 0;
-  resp.encode(out.body, ctx.api_version);
+  encode_answer(resp, ctx.api_version, out);
   co_return true;
 }
 
@@ -402,8 +397,7 @@ task<bool> handle_offset_delete(broker& b, request_context& ctx, reader& r, resp
       }
     }
   }
-  out.errors += resp.error_code != 0;
-  resp.encode(out.body, ctx.api_version);
+  encode_answer(resp, ctx.api_version, out);
   co_return true;
 }
 
