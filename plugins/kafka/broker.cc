@@ -53,6 +53,15 @@ task<void> broker::publish(image_ptr img) {
   co_await run_all(std::move(work));
 }
 
+std::pair<int32_t, int32_t> broker::leader_of(const std::string& topic, int32_t partition) {
+  std::string key = topic;
+  key.push_back('\0');
+  key += std::to_string(partition);
+  const auto& leaders = local().leaders;
+  auto it = leaders.find(key);
+  return it == leaders.end() ? std::pair<int32_t, int32_t>{-1, -1} : it->second;
+}
+
 std::pair<std::string, int32_t> broker::advertised(size_t listener) const {
   const listener_config& l = cfg.listeners.at(listener);
   if (!l.advertised_host.empty()) return {l.advertised_host, l.advertised_port};

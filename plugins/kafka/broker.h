@@ -98,6 +98,9 @@ struct shard_state {
   std::list<connection_state> connections;
   std::map<int32_t, fetch_session> fetch_sessions;
   std::unordered_map<std::string, topic_traffic> traffic;
+  // Cluster mode: the leader and leader epoch of every partition some shard
+  // of this broker hosts, as last reported (key: topic + '\0' + partition).
+  std::unordered_map<std::string, std::pair<int32_t, int32_t>> leaders;
   // The block of producer ids this shard hands out (InitProducerId); shard
   // 0 reserves blocks durably (topic_manager::allocate_producer_ids).
   int64_t next_producer_id = 0;
@@ -134,6 +137,15 @@ class broker {
   kafka_config yaml_cfg;  // the YAML's alone: the base of cluster_config changes
   int32_t node_id = 0;
   int32_t storage_service = -1;
+  // Cluster mode (the raft plugin is loaded): its services, and the
+  // controller's leader as last seen (-1: none known).
+  int32_t raft_partition = -1;
+  int32_t raft_controller = -1;
+  int32_t controller_id = -1;  // written on shard 0, read anywhere (advisory)
+  bool clustered() const noexcept { return raft_partition >= 0; }
+  // Cluster mode: the leader and epoch of a partition as this shard knows
+  // them ({-1, -1} when unknown).
+  std::pair<int32_t, int32_t> leader_of(const std::string& topic, int32_t partition);
   sdk::shard_invoker invoker;
   std::unique_ptr<topic_manager> topics;  // shard 0 only
   sdk::per_shard<shard_state> shards;

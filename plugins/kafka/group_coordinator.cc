@@ -206,13 +206,53 @@ task<void> group_coordinator::store_group(group& g) {
 task<void> group_coordinator::load(int32_t offsets_partitions) {
   _partitions = offsets_partitions;
   size_t records = 0;
-  for (int32_t p = 0; p < offsets_partitions; ++p) {
-    if (shard_of(offsets_topic, p, sdk::shard_count()) != sdk::this_shard()) continue;
+  // Cluster mode: each partition is replayed when this broker becomes its
+  // leader (load_partition).
+  if (!_clustered) {
+    for (int32_t p = 0; p < offsets_partitions; ++p) {
+      if (shard_of(offsets_topic, p, sdk::shard_count()) != sdk::this_shard()) continue;
+      records += co_await replay_partition(p);
+    }
+  }
+  _loaded = true;
+  _load_done.notify_all();
+  if (records > 0)
+    sdk::log_info("kafka: loaded " + std::to_string(_groups.size()) + " group(s) from " + std::to_string(records) +
+                  " record(s) of " + offsets_topic);
+}
+
+task<void> group_coordinator::load_partition(int32_t p) {
+  while (!_loaded && !_stopped) co_await _load_done.wait();
+  if (_led.count(p)) co_return;
+  _led[p] = false;
+  const size_t records = co_await replay_partition(p);
+  if (auto it = _led.find(p); it != _led.end()) it->second = true;
+  sdk::log_info("kafka: coordinating the groups of " + std::string(offsets_topic) + "-" + std::to_string(p) + " (" +
+                std::to_string(records) + " record(s) replayed)");
+}
+
+void group_coordinator::unload_partition(int32_t p) {
+  if (_led.erase(p) == 0) return;
+  for (auto& [id, g] : _groups)
+    if (group_partition(id, _partitions) == p) g->changed.notify_all();
+}
+
+error_code group_coordinator::serving(const std::string& group_id) const {
+  if (!_loaded) return error_code::coordinator_load_in_progress;
+  if (!_clustered) return error_code::none;
+  auto it = _led.find(group_partition(group_id, _partitions));
+  if (it == _led.end()) return error_code::not_coordinator;
+  return it->second ? error_code::none : error_code::coordinator_load_in_progress;
+}
+
+task<size_t> group_coordinator::replay_partition(int32_t p) {
+  size_t records = 0;
+  do {
     offset_outcome start = co_await _parts.list_offset(offsets_topic, p, -2);
     offset_outcome end = co_await _parts.list_offset(offsets_topic, p, -1);
     if (start.error != error_code::none || end.error != error_code::none) {
       sdk::log_error(std::string("kafka: cannot load ") + offsets_topic + "-" + std::to_string(p));
-      continue;
+      break;
     }
     int64_t next = start.offset;
     while (next < end.offset) {
@@ -266,12 +306,8 @@ task<void> group_coordinator::load(int32_t offsets_partitions) {
       if (last < next) break;
       next = last + 1;
     }
-  }
-  _loaded = true;
-  _load_done.notify_all();
-  if (records > 0)
-    sdk::log_info("kafka: loaded " + std::to_string(_groups.size()) + " group(s) from " + std::to_string(records) +
-                  " record(s) of " + offsets_topic);
+  } while (false);
+  co_return records;
 }
 
 void group_coordinator::shutdown() {
@@ -430,8 +466,8 @@ task<void> group_coordinator::run_timers(sdk::abort_source& stop) {
 task<join_outcome> group_coordinator::join(const join_request& r) {
   join_outcome out;
   out.member_id = r.member_id;
-  if (!_loaded) {
-    out.error = error_code::coordinator_load_in_progress;
+  if (error_code e = serving(r.group_id); e != error_code::none) {
+    out.error = e;
     co_return out;
   }
   if (r.group_id.empty()) {
@@ -565,8 +601,8 @@ task<sync_outcome> group_coordinator::sync(const std::string& group_id, int32_t 
                                            const std::optional<std::string>& instance_id,
                                            const std::vector<std::pair<std::string, std::vector<uint8_t>>>& assignments) {
   sync_outcome out;
-  if (!_loaded) {
-    out.error = error_code::coordinator_load_in_progress;
+  if (error_code e = serving(group_id); e != error_code::none) {
+    out.error = e;
     co_return out;
   }
   group* g = find(group_id);
@@ -626,7 +662,8 @@ task<sync_outcome> group_coordinator::sync(const std::string& group_id, int32_t 
 error_code group_coordinator::heartbeat(const std::string& group_id, int32_t generation, const std::string& member_id,
                                         const std::optional<std::string>& instance_id) {
   // Kafka's order of checks: member, then generation, then state.
-  if (!_loaded) return error_code::none;  // as Kafka: answer blindly while loading
+  if (error_code e = serving(group_id); e != error_code::none)
+    return e == error_code::not_coordinator ? e : error_code::none;  // as Kafka: answer blindly while loading
   group* g = find(group_id);
   if (!g) return error_code::unknown_member_id;
   if (g->state == group_state::dead) return error_code::coordinator_not_available;
@@ -655,7 +692,7 @@ error_code group_coordinator::heartbeat(const std::string& group_id, int32_t gen
 
 error_code group_coordinator::leave(const std::string& group_id, const std::string& member_id,
                                     const std::optional<std::string>& instance_id) {
-  if (!_loaded) return error_code::coordinator_load_in_progress;
+  if (error_code e = serving(group_id); e != error_code::none) return e;
   group* g = find(group_id);
   if (!g) return error_code::unknown_member_id;
   std::string id = member_id;
@@ -674,8 +711,8 @@ task<error_code> group_coordinator::commit(const std::string& group_id, int32_t 
                                            const std::string& member_id,
                                            const std::optional<std::string>& instance_id,
                                            const std::vector<std::pair<offset_key, committed_offset>>& offsets) {
-  if (!_loaded) co_return error_code::coordinator_load_in_progress;
   if (group_id.empty()) co_return error_code::invalid_group_id;
+  if (error_code e = serving(group_id); e != error_code::none) co_return e;
   group& g = get_or_create(group_id);
   if (generation >= 0 || !member_id.empty()) {
     // A group member commits for its generation.
@@ -713,8 +750,8 @@ std::map<offset_key, committed_offset> group_coordinator::fetch(const std::strin
 group_description group_coordinator::describe(const std::string& group_id) const {
   group_description d;
   d.group_id = group_id;
-  if (!_loaded) {
-    d.error = error_code::coordinator_load_in_progress;
+  if (error_code e = serving(group_id); e != error_code::none) {
+    d.error = e;
     return d;
   }
   const group* g = find(group_id);
@@ -756,7 +793,7 @@ std::vector<std::tuple<std::string, std::string, std::string>> group_coordinator
 }
 
 task<error_code> group_coordinator::remove_group(const std::string& group_id) {
-  if (!_loaded) co_return error_code::coordinator_load_in_progress;
+  if (error_code e = serving(group_id); e != error_code::none) co_return e;
   group* g = find(group_id);
   if (!g) co_return error_code::group_id_not_found;
   if (!g->members.empty()) co_return error_code::non_empty_group;
@@ -778,8 +815,8 @@ task<std::map<offset_key, error_code>> group_coordinator::delete_offsets(const s
                                                                           error_code& group_error) {
   std::map<offset_key, error_code> out;
   group_error = error_code::none;
-  if (!_loaded) {
-    group_error = error_code::coordinator_load_in_progress;
+  if (error_code e = serving(group_id); e != error_code::none) {
+    group_error = e;
     co_return out;
   }
   group* g = find(group_id);

@@ -142,6 +142,17 @@ class group_coordinator {
                                                               const std::vector<offset_key>& partitions,
                                                               error_code& group_error);
   bool loaded() const noexcept { return _loaded; }
+  // none when this shard coordinates group_id now; else not_coordinator
+  // (cluster mode: this broker does not lead its __consumer_offsets
+  // partition) or coordinator_load_in_progress.
+  error_code serving(const std::string& group_id) const;
+
+  // Cluster mode: groups live on the leader of their offsets partition.
+  void set_clustered() noexcept { _clustered = true; }
+  // This broker now leads offsets partition p: replays it.
+  sdk::task<void> load_partition(int32_t p);
+  // This broker no longer leads offsets partition p.
+  void unload_partition(int32_t p);
 
  private:
   struct member;
@@ -155,11 +166,14 @@ class group_coordinator {
   void remove_member(group& g, const std::string& member_id, const char* why);
   sdk::task<error_code> append(const std::string& group_id, std::vector<std::pair<std::string, std::optional<std::string>>> records);
   sdk::task<void> store_group(group& g);
+  sdk::task<size_t> replay_partition(int32_t p);
 
   const kafka_config& _cfg;
   partition_table& _parts;
   int32_t _partitions = 0;
   bool _loaded = false;
+  bool _clustered = false;
+  std::map<int32_t, bool> _led;  // cluster mode: offsets partitions led here -> loaded
   bool _stopped = false;
   sdk::condition _load_done;
   std::map<std::string, std::unique_ptr<group>> _groups;

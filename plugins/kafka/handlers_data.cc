@@ -22,9 +22,18 @@ namespace {
 constexpr int32_t leader_epoch = 0;  // single node: one epoch; Raft terms later
 
 // The error for a client's current_leader_epoch (-1: not checked).
-error_code check_leader_epoch(int32_t current) {
-  if (current < 0 || current == leader_epoch) return error_code::none;
-  return current > leader_epoch ? error_code::unknown_leader_epoch : error_code::fenced_leader_epoch;
+// The partition's leader epoch: the Raft term in a cluster (as this shard
+// last heard it), 0 on a single node.
+int32_t epoch_of(broker& b, const std::string& topic, int32_t partition) {
+  return b.clustered() ? b.leader_of(topic, partition).second : leader_epoch;
+}
+
+// KIP-320: a request naming an older epoch than the leader's is fenced; a
+// newer one means this broker has not heard of it yet.
+error_code check_leader_epoch(broker& b, const std::string& topic, int32_t partition, int32_t current) {
+  const int32_t epoch = epoch_of(b, topic, partition);
+  if (current < 0 || current == epoch) return error_code::none;
+  return current > epoch ? error_code::unknown_leader_epoch : error_code::fenced_leader_epoch;
 }
 
 // Records in a run of record batches, from each batch header's count
@@ -325,9 +334,10 @@ task<bool> handle_fetch(broker& b, request_context& ctx, reader& r, response& ou
   if (v >= 9) {
     for (const auto& t : req.topics)
       for (const auto& fp : t.partitions)
-        if (error_code e = check_leader_epoch(fp.current_leader_epoch); e != error_code::none)
-          for (auto& s : slots)
-            if (s.partition == fp.partition && (v >= 13 ? s.topic_id == t.topic_id : s.topic == t.topic)) s.error = e;
+        for (auto& s : slots)
+          if (s.partition == fp.partition && (v >= 13 ? s.topic_id == t.topic_id : s.topic == t.topic))
+            if (error_code e = check_leader_epoch(b, s.topic, s.partition, fp.current_leader_epoch); e != error_code::none)
+              s.error = e;
   }
 
   const uint64_t max_bytes =
@@ -442,7 +452,8 @@ task<bool> handle_list_offsets(broker& b, request_context& ctx, reader& r, respo
         continue;
       }
       if (ctx.api_version >= 4) {
-        if (error_code e = check_leader_epoch(p.current_leader_epoch); e != error_code::none) {
+        if (error_code e = check_leader_epoch(b, t.name, p.partition_index, p.current_leader_epoch);
+            e != error_code::none) {
           rp.error_code = code(e);
           continue;
         }
@@ -459,7 +470,7 @@ task<bool> handle_list_offsets(broker& b, request_context& ctx, reader& r, respo
         rp.error_code = code(o.error);
         rp.offset = o.offset;
         rp.timestamp = o.timestamp;
-        if (o.error == error_code::none) rp.leader_epoch = o.offset >= 0 || ts < 0 ? leader_epoch : -1;
+        if (o.error == error_code::none) rp.leader_epoch = o.offset >= 0 || ts < 0 ? epoch_of(b, name, part) : -1;
       });
     }
   }
@@ -488,8 +499,22 @@ task<bool> handle_offset_for_leader_epoch(broker& b, request_context& ctx, reade
         rp.error_code = code(error_code::unknown_topic_or_partition);
         continue;
       }
-      if (error_code e = check_leader_epoch(p.current_leader_epoch); e != error_code::none) {
+      if (error_code e = check_leader_epoch(b, t.topic, p.partition, p.current_leader_epoch); e != error_code::none) {
         rp.error_code = code(e);
+        continue;
+      }
+      if (b.clustered()) {
+        // Raft terms are the epochs: the end of the requested one is where
+        // the next term's first batch starts (KIP-101, KIP-279).
+        offset_outcome o;
+        co_await b.on_owner(t.topic, p.partition, [&](partition_table& pt) -> task<void> {
+          o = co_await pt.epoch_end(t.topic, p.partition, p.leader_epoch);
+        });
+        rp.error_code = code(o.error);
+        if (o.error == error_code::none) {
+          rp.leader_epoch = static_cast<int32_t>(o.timestamp);
+          rp.end_offset = o.offset;
+        }
         continue;
       }
       // The only epoch is 0: its end is the log end. A later epoch is

@@ -42,8 +42,8 @@ task<bool> handle_find_coordinator(broker& b, request_context& ctx, reader& r, r
   const auto [host, port] = b.advertised(ctx.conn->listener);
   // Group (0) and transaction (1) keys: this node coordinates every key. A
   // transaction key is answered too, but transactions are not implemented.
-  auto answer = [&](int8_t key_type, int16_t& error, std::optional<std::string>& message, int32_t& node,
-                    std::string& h, int32_t& p) {
+  auto answer = [&](int8_t key_type, const std::string& key, int16_t& error, std::optional<std::string>& message,
+                    int32_t& node, std::string& h, int32_t& p) {
     if (key_type != 0 && key_type != 1) {
       error = code(error_code::invalid_request);
       message = "Unsupported key type " + std::to_string(key_type);
@@ -55,15 +55,34 @@ task<bool> handle_find_coordinator(broker& b, request_context& ctx, reader& r, r
     node = b.node_id;
     h = host;
     p = port;
+    if (b.clustered() && key_type == 0) {
+      // The group's coordinator is the leader of its offsets partition.
+      image_ptr img = b.image();
+      const topic_info* t = img->find(offsets_topic);
+      const auto [leader, epoch] = t ? b.leader_of(offsets_topic, group_partition(key, t->partitions))
+                                     : std::pair<int32_t, int32_t>{-1, -1};
+      auto bi = img->brokers.find(leader);
+      if (leader < 0 || bi == img->brokers.end()) {
+        error = code(error_code::coordinator_not_available);
+        message = "The coordinator is not available.";
+        node = -1;
+        h.clear();
+        p = -1;
+        return;
+      }
+      node = leader;
+      h = bi->second.host;
+      p = bi->second.port;
+    }
   };
   if (ctx.api_version >= 4) {
     for (const auto& key : req.coordinator_keys) {
       auto& c = resp.coordinators.emplace_back();
       c.key = key;
-      answer(req.key_type, c.error_code, c.error_message, c.node_id, c.host, c.port);
+      answer(req.key_type, key, c.error_code, c.error_message, c.node_id, c.host, c.port);
     }
   } else {
-    answer(req.key_type, resp.error_code, resp.error_message, resp.node_id, resp.host, resp.port);
+    answer(req.key_type, req.key, resp.error_code, resp.error_message, resp.node_id, resp.host, resp.port);
   }
   resp.encode(out.body, ctx.api_version);
   co_return true;
@@ -253,8 +272,8 @@ task<bool> handle_offset_fetch(broker& b, request_context& ctx, reader& r, respo
   auto load = [&](const std::string& group_id, std::map<offset_key, committed_offset>& committed) -> task<error_code> {
     error_code e = error_code::none;
     co_await b.on_group(group_id, [&](group_coordinator& gc) -> task<void> {
-      if (!gc.loaded()) e = error_code::coordinator_load_in_progress;
-      else committed = gc.fetch(group_id);
+      e = gc.serving(group_id);
+      if (e == error_code::none) committed = gc.fetch(group_id);
       co_return;
     });
     co_return e;

@@ -94,11 +94,42 @@ void describe_topic(broker& b, const topic_info& t, msg::metadata_response::meta
     auto& mp = out.partitions.emplace_back();
     mp.error_code = 0;
     mp.partition_index = p;
+    if (b.clustered()) {
+      // The Raft group's leader and term; replicas as the controller assigned them.
+      const auto [leader, epoch] = b.leader_of(t.name, p);
+      mp.leader_id = leader;
+      mp.leader_epoch = epoch;
+      if (leader < 0) mp.error_code = code(error_code::leader_not_available);
+      mp.replica_nodes = replicas_of(t, p, b.node_id);
+      mp.isr_nodes = mp.replica_nodes;
+      continue;
+    }
     mp.leader_id = b.node_id;
     mp.leader_epoch = 0;
     mp.replica_nodes = {b.node_id};
     mp.isr_nodes = {b.node_id};
   }
+}
+
+// Every broker in the image (cluster mode), else this one.
+template <class Brokers, class SetId>
+void list_brokers(broker& b, const metadata_image& img, size_t listener, Brokers& out, SetId set_id) {
+  if (b.clustered() && !img.brokers.empty()) {
+    for (const auto& [id, bi] : img.brokers) {
+      auto& br = out.emplace_back();
+      set_id(br, id);
+      br.host = bi.host;
+      br.port = bi.port;
+      if (!bi.rack.empty()) br.rack = bi.rack;
+    }
+    return;
+  }
+  const auto [host, port] = b.advertised(listener);
+  auto& br = out.emplace_back();
+  set_id(br, b.node_id);
+  br.host = host;
+  br.port = port;
+  if (!b.cfg.rack.empty()) br.rack = b.cfg.rack;
 }
 
 }  // namespace
@@ -118,14 +149,9 @@ task<bool> handle_metadata(broker& b, request_context& ctx, reader& r, response&
     if (!missing.empty()) img = co_await b.auto_create(missing);
   }
   msg::metadata_response resp;
-  const auto [host, port] = b.advertised(ctx.conn->listener);
-  auto& br = resp.brokers.emplace_back();
-  br.node_id = b.node_id;
-  br.host = host;
-  br.port = port;
-  if (!b.cfg.rack.empty()) br.rack = b.cfg.rack;
+  list_brokers(b, *img, ctx.conn->listener, resp.brokers, [](auto& br, int32_t id) { br.node_id = id; });
   resp.cluster_id = img->cluster_id;
-  resp.controller_id = b.node_id;
+  resp.controller_id = b.clustered() ? b.controller_id : b.node_id;
   resp.cluster_authorized_operations = authorized_operations_omitted;
   if (all_topics) {
     for (const auto& [name, t] : img->topics) describe_topic(b, t, resp.topics.emplace_back());
@@ -159,16 +185,11 @@ task<bool> handle_describe_cluster(broker& b, request_context& ctx, reader& r, r
     resp.error_code = code(error_code::unsupported_version);
     resp.error_message = "Only brokers (endpoint type 1) are described; this node has no separate controller endpoint";
   } else {
-    const auto [host, port] = b.advertised(ctx.conn->listener);
-    auto& br = resp.brokers.emplace_back();
-    br.broker_id = b.node_id;
-    br.host = host;
-    br.port = port;
-    if (!b.cfg.rack.empty()) br.rack = b.cfg.rack;
+    list_brokers(b, *b.image(), ctx.conn->listener, resp.brokers, [](auto& br, int32_t id) { br.broker_id = id; });
   }
   resp.endpoint_type = req.endpoint_type;
   resp.cluster_id = b.image()->cluster_id;
-  resp.controller_id = b.node_id;
+  resp.controller_id = b.clustered() ? b.controller_id : b.node_id;
   resp.cluster_authorized_operations = authorized_operations_omitted;
   resp.encode(out.body, ctx.api_version);
   co_return true;

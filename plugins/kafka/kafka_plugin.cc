@@ -12,6 +12,7 @@
 #include "broker.h"
 #include "cluster_config.h"
 #include "connection.h"
+#include "sluice/cluster.pb.h"
 
 #include <sluice/kafka/msg/api_table.h>
 #include <sluice/sdk/net.h>
@@ -99,6 +100,19 @@ class kafka_plugin final : public sdk::plugin {
     _b.node_id = sdk::node_id();
     const std::string dir = std::string(sdk::api().data_dir(sdk::host())) + "/kafka";
     _b.topics = std::make_unique<topic_manager>(_b.cfg, dir, [this](image_ptr img) { return _b.publish(img); });
+    // With the raft plugin listed above this one, the broker is part of a
+    // cluster: metadata comes from the controller group, partitions are Raft
+    // groups (docs/RAFT.md).
+    _b.raft_partition = sdk::lookup_service("raft.partition");
+    _b.raft_controller = sdk::lookup_service("raft.controller");
+    if (_b.clustered()) {
+      if (_b.raft_controller < 0) throw sdk::config_error("kafka: the raft plugin's raft.controller service is missing");
+      _b.topics->set_controller(controller_link{[this](std::string command) { return propose(std::move(command)); }});
+    }
+    if (sdk::register_service("kafka.cluster", [this](uint32_t shard, sdk::message req) {
+          return serve_cluster(shard, std::move(req));
+        }) < 0)
+      throw sdk::config_error("kafka: cannot register the kafka.cluster service");
     if (std::string err = _b.topics->load(); !err.empty()) throw sdk::config_error(err);
     _b.yaml_cfg = _b.cfg;
     _b.cfg = apply_cluster_config(_b.yaml_cfg, _b.topics->image()->cluster_config, which_settings::restart_only);
@@ -132,6 +146,10 @@ class kafka_plugin final : public sdk::plugin {
     if (_b.storage_service < 0) _b.storage_service = sdk::lookup_service("storage.log");
     if (_b.storage_service < 0) return "the storage plugin's storage.log service is missing: list `storage` before `kafka`";
     shard_state& sh = _b.shards.emplace(shard, _b.cfg, _b.storage_service);
+    if (_b.clustered()) {
+      sh.parts.set_cluster(_b.raft_partition, _b.node_id);
+      sh.groups.set_clustered();
+    }
     sh.image = _b.topics->image();
     sh.cfg = apply_live_cluster_config(_b.cfg, sh.image->cluster_config);
     sdk::spawn([](shard_state& sh, sdk::gate::holder) -> task<void> { co_await sh.parts.apply_image(sh.image); }(
@@ -161,6 +179,7 @@ class kafka_plugin final : public sdk::plugin {
     }
     // connections.max.idle.ms: close connections with no traffic for that long.
     sdk::spawn(sdk::sweep_idle(sh.connections, _b.cfg.connections_max_idle_ms, sh.stop, sh.tasks.try_enter()));
+    if (_b.clustered() && shard == 0) sdk::spawn(join_cluster(sh, sh.tasks.try_enter()));
     sdk::spawn(start_groups(sh, shard, sh.tasks.try_enter()));
     return {};
   }
@@ -182,11 +201,18 @@ class kafka_plugin final : public sdk::plugin {
   // Consumer groups: shard 0 creates __consumer_offsets on first start; every
   // shard then replays the partitions it owns and runs the group timers.
   task<void> start_groups(shard_state& sh, uint32_t shard, sdk::gate::holder) {
+    // Cluster mode: the offsets topic is created once enough brokers joined
+    // for its replication factor (min(default_replication_factor, voters)).
+    while (_b.clustered() && shard == 0 && !_b.topics->image()->find(offsets_topic)) {
+      const size_t want = std::max<size_t>(1, std::min<size_t>(_b.cfg.default_replication_factor, _voters));
+      if (_voters > 0 && _b.topics->image()->brokers.size() >= want) break;
+      if (co_await sdk::sleep_ms(100, &sh.stop) != -ETIME) co_return;
+    }
     if (shard == 0 && !_b.topics->image()->find(offsets_topic)) {
       create_topic_spec spec;
       spec.name = offsets_topic;
       spec.partitions = _b.cfg.offsets_topic_num_partitions;
-      spec.replication_factor = 1;
+      spec.replication_factor = _b.clustered() ? -1 : 1;
       // Offsets are never deleted by age or size (compaction will bound them).
       spec.configs = {{"retention.ms", "-1"}, {"retention.bytes", "-1"}, {"cleanup.policy", "compact"},
                       {"segment.bytes", "104857600"}};
@@ -209,7 +235,117 @@ class kafka_plugin final : public sdk::plugin {
     co_await sh.groups.run_timers(sh.stop);
   }
 
+  // ---- cluster mode ------------------------------------------------------------
+
+  task<controller_link::proposed> propose(std::string command) {
+    cluster::ProposeRequest pr;
+    pr.set_command(std::move(command));
+    sdk::message m;
+    m.type = cluster::CONTROLLER_PROPOSE;
+    m.bytes = pr.SerializeAsString();
+    sdk::reply rep = co_await sdk::call(_b.raft_controller, 0, m);
+    cluster::ProposeReply reply;
+    controller_link::proposed out;
+    if (rep.status != 0 || !reply.ParseFromString(rep.msg.bytes)) {
+      out.error = error_code::unknown_server_error;
+      out.message = "the raft plugin did not answer (status " + std::to_string(rep.status) + ")";
+      co_return out;
+    }
+    if (reply.status() == cluster::CLUSTER_STATUS_OK) {
+      out.ok = true;
+      out.index = reply.index();
+      co_return out;
+    }
+    out.error = reply.status() == cluster::CLUSTER_STATUS_NOT_LEADER ? error_code::not_controller
+                                                                      : error_code::request_timed_out;
+    out.message = reply.message().empty() ? "the controller did not commit the change" : reply.message();
+    co_return out;
+  }
+
+  task<cluster::GroupState> controller_status() {
+    sdk::message m;
+    m.type = cluster::CONTROLLER_STATUS;
+    sdk::reply rep = co_await sdk::call(_b.raft_controller, 0, m);
+    cluster::GroupState gs;
+    if (rep.status != 0 || !gs.ParseFromString(rep.msg.bytes)) gs.set_status(cluster::CLUSTER_STATUS_SHUTTING_DOWN);
+    co_return gs;
+  }
+
+  // Shard 0: follow the controller's commands, register this broker, and
+  // keep the controller id for Metadata.
+  task<void> join_cluster(shard_state& sh, sdk::gate::holder) {
+    cluster::SubscribeRequest sub;
+    sub.set_service(sdk::lookup_service("kafka.cluster"));
+    sdk::message m;
+    m.type = cluster::CONTROLLER_SUBSCRIBE;
+    m.bytes = sub.SerializeAsString();
+    if (sdk::reply r = co_await sdk::call(_b.raft_controller, 0, m); r.status != 0) {
+      sdk::log_error("kafka: cannot follow the controller (raft status " + std::to_string(r.status) + ")");
+      co_return;
+    }
+    broker_info me;
+    me.id = _b.node_id;
+    std::tie(me.host, me.port) = _b.advertised(0);
+    me.rack = _b.cfg.rack;
+    bool registered = false;
+    uint32_t quiet_ms = 0;
+    while (!sh.stop.abort_requested()) {
+      const cluster::GroupState gs = co_await controller_status();
+      _b.controller_id = gs.leader();
+      _voters = static_cast<size_t>(gs.replicas_size());
+      if (!registered && gs.leader() >= 0) {
+        const op_result r = co_await _b.topics->register_broker(me);
+        registered = r.error == error_code::none;
+        if (registered)
+          sdk::log_info("kafka: broker " + std::to_string(me.id) + " (" + me.host + ":" + std::to_string(me.port) +
+                        ") is registered with the controller");
+        else if (quiet_ms == 0)
+          sdk::log_warn("kafka: registering with the controller: " + r.message + "; retrying");
+      }
+      quiet_ms = (quiet_ms + 200) % 10'000;
+      if (co_await sdk::sleep_ms(200, &sh.stop) != -ETIME) break;
+    }
+  }
+
+  task<sdk::reply> serve_cluster(uint32_t shard, sdk::message req) {
+    sdk::reply out;
+    if (!_b.shards.has(shard)) co_return out;
+    shard_state& sh = _b.shards.at(shard);
+    if (req.type == cluster::KAFKA_CONTROLLER_APPLY) {
+      cluster::ApplyRequest a;
+      if (shard == 0 && a.ParseFromString(req.bytes)) co_await _b.topics->apply(a.index(), a.command());
+      co_return out;
+    }
+    if (req.type != cluster::KAFKA_PARTITION_UPDATE) co_return out;
+    cluster::GroupState gs;
+    if (!gs.ParseFromString(req.bytes)) co_return out;
+    sh.parts.on_group_update(req.bytes);
+    // Consumer groups follow the leadership of their offsets partition:
+    // loaded once this leader's log is committed to its end.
+    if (gs.id().topic() == offsets_topic) {
+      const bool leads = gs.leader() == _b.node_id && gs.role() == "leader" && !gs.failed();
+      if (!leads)
+        sh.groups.unload_partition(gs.id().partition());
+      else if (gs.high_watermark() >= gs.log_end_offset())
+        sdk::spawn([](shard_state& s, int32_t p, sdk::gate::holder) -> task<void> { co_await s.groups.load_partition(p); }(
+            sh, gs.id().partition(), sh.tasks.try_enter()));
+    }
+    // Every shard answers Metadata and FindCoordinator with it.
+    std::string key = gs.id().topic();
+    key.push_back('\0');
+    key += std::to_string(gs.id().partition());
+    const std::pair<int32_t, int32_t> lead{gs.leader(), static_cast<int32_t>(gs.term())};
+    for (uint32_t s = 0; s < sdk::shard_count(); ++s) {
+      (void)co_await _b.invoker.run_on(s, [this, &key, lead]() -> task<void> {
+        _b.local().leaders[key] = lead;
+        co_return;
+      });
+    }
+    co_return out;
+  }
+
   broker _b;
+  size_t _voters = 0;  // cluster mode: the controller's voters
   sdk::admin_routes _routes;
 };
 

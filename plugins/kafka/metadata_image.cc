@@ -2,7 +2,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <random>
+#include <set>
+#include <tuple>
 
 namespace sluice::kafka {
 
@@ -47,8 +50,12 @@ std::string image_to_json(const metadata_image& img) {
                       {"partitions", t.partitions},
                       {"replication_factor", t.replication_factor},
                       {"revision", t.revision},
-                      {"configs", t.configs}});
+                      {"configs", t.configs},
+                      {"replicas", t.replicas}});
   }
+  auto& brokers = j["brokers"] = nlohmann::json::array();
+  for (const auto& [id, b] : img.brokers)
+    brokers.push_back({{"id", b.id}, {"host", b.host}, {"port", b.port}, {"rack", b.rack}, {"rpc_address", b.rpc_address}});
   return j.dump(1) + "\n";
 }
 
@@ -91,7 +98,29 @@ bool image_from_json(const std::string& text, metadata_image& out, std::string& 
         error = "topic " + ti.name + ": invalid partitions, name or revision";
         return false;
       }
+      // Absent in single-node images.
+      if (t.contains("replicas")) ti.replicas = t.at("replicas").get<std::vector<std::vector<int32_t>>>();
+      if (!ti.replicas.empty() && ti.replicas.size() != static_cast<size_t>(ti.partitions)) {
+        error = "topic " + ti.name + ": " + std::to_string(ti.replicas.size()) + " replica lists for " +
+                std::to_string(ti.partitions) + " partitions";
+        return false;
+      }
       img.topics.emplace(ti.name, std::move(ti));
+    }
+    if (j.contains("brokers")) {
+      for (const auto& b : j.at("brokers")) {
+        broker_info bi;
+        bi.id = b.at("id").get<int32_t>();
+        bi.host = b.at("host").get<std::string>();
+        bi.port = b.at("port").get<int32_t>();
+        bi.rack = b.value("rack", std::string());
+        bi.rpc_address = b.value("rpc_address", std::string());
+        if (bi.id < 0 || bi.port < 0 || bi.port > 65535) {
+          error = "broker " + std::to_string(bi.id) + ": invalid id or port";
+          return false;
+        }
+        img.brokers[bi.id] = std::move(bi);
+      }
     }
     out = std::move(img);
     return true;
@@ -99,6 +128,57 @@ bool image_from_json(const std::string& text, metadata_image& out, std::string& 
     error = e.what();
     return false;
   }
+}
+
+std::vector<int32_t> replicas_of(const topic_info& t, int32_t partition, int32_t self) {
+  if (partition >= 0 && static_cast<size_t>(partition) < t.replicas.size()) return t.replicas[static_cast<size_t>(partition)];
+  return {self};
+}
+
+std::string assign_replicas(const metadata_image& img, const std::map<int32_t, broker_info>& brokers, int32_t first,
+                            int32_t partitions, int16_t rf, std::vector<std::vector<int32_t>>& out) {
+  if (rf < 1) return "Replication factor must be larger than 0.";
+  if (static_cast<size_t>(rf) > brokers.size())
+    return "Replication factor: " + std::to_string(rf) + " larger than available brokers: " +
+           std::to_string(brokers.size()) + ".";
+  // Load so far: replicas and preferred leaderships per broker.
+  std::map<int32_t, int64_t> replicas, leaders;
+  for (const auto& [id, _] : brokers) replicas[id] = leaders[id] = 0;
+  for (const auto& [_, t] : img.topics)
+    for (const auto& rs : t.replicas)
+      for (size_t i = 0; i < rs.size(); ++i) {
+        if (!replicas.count(rs[i])) continue;
+        ++replicas[rs[i]];
+        if (i == 0) ++leaders[rs[i]];
+      }
+  for (int32_t p = 0; p < partitions; ++p) {
+    std::vector<int32_t> chosen;
+    std::set<std::string> racks;
+    // Leader: the broker leading the fewest partitions (then fewest replicas,
+    // then lowest id); followers: fewest replicas, preferring unused racks.
+    for (int16_t r = 0; r < rf; ++r) {
+      int32_t best = -1;
+      for (const auto& [id, b] : brokers) {
+        if (std::find(chosen.begin(), chosen.end(), id) != chosen.end()) continue;
+        if (best < 0) {
+          best = id;
+          continue;
+        }
+        const auto key = [&](int32_t n) {
+          const broker_info& bi = brokers.at(n);
+          const bool rack_used = !bi.rack.empty() && racks.count(bi.rack);
+          return std::make_tuple(rack_used, r == 0 ? leaders[n] : 0, replicas[n], (n + p + first) % 1000003);
+        };
+        if (key(id) < key(best)) best = id;
+      }
+      chosen.push_back(best);
+      ++replicas[best];
+      if (r == 0) ++leaders[best];
+      if (!brokers.at(best).rack.empty()) racks.insert(brokers.at(best).rack);
+    }
+    out.push_back(std::move(chosen));
+  }
+  return {};
 }
 
 topic_uuid random_uuid() {

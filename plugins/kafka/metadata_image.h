@@ -28,6 +28,19 @@ struct topic_info {
   int16_t replication_factor = 1;
   int64_t revision = 0;  // the topic's incarnation: storage directories are per revision
   std::map<std::string, std::string> configs;  // overrides only
+  // Cluster mode: the brokers holding each partition, the preferred leader
+  // first (assigned by the controller). Empty on a single node: every
+  // partition is on this node alone.
+  std::vector<std::vector<int32_t>> replicas;
+};
+
+// Cluster mode: a broker that registered with the controller.
+struct broker_info {
+  int32_t id = 0;
+  std::string host;
+  int32_t port = 0;
+  std::string rack;         // empty: none
+  std::string rpc_address;  // HOST:PORT of its raft RPC
 };
 
 struct metadata_image {
@@ -41,6 +54,7 @@ struct metadata_image {
   // name -> canonical value; they override the YAML's.
   std::map<std::string, std::string> cluster_config;
   std::map<std::string, topic_info> topics;
+  std::map<int32_t, broker_info> brokers;  // cluster mode only
 
   const topic_info* find(const std::string& name) const {
     auto it = topics.find(name);
@@ -54,6 +68,16 @@ struct metadata_image {
 };
 
 using image_ptr = std::shared_ptr<const metadata_image>;
+
+// The replicas of a partition: the assignment in cluster mode, else {self}.
+std::vector<int32_t> replicas_of(const topic_info& t, int32_t partition, int32_t self);
+
+// Cluster mode: assigns `partitions` new partitions (numbered from `first`)
+// of `rf` replicas each over `brokers`, spreading replicas and preferred
+// leaders by the partition counts already in `img`, and over racks when the
+// brokers declare them. "" or why it cannot (fewer brokers than rf).
+std::string assign_replicas(const metadata_image& img, const std::map<int32_t, broker_info>& brokers, int32_t first,
+                            int32_t partitions, int16_t rf, std::vector<std::vector<int32_t>>& out);
 
 // Serialisation of the image (JSON); parse errors name what is wrong.
 std::string image_to_json(const metadata_image& img);

@@ -2,10 +2,12 @@
 
 #include "batch_validation.h"
 #include "record_batch.h"
+#include "sluice/cluster.pb.h"
 #include "sluice/storage.pb.h"
 
 #include <sluice/sdk/assert.h>
 
+#include <algorithm>
 #include <cerrno>
 
 namespace sluice::kafka {
@@ -39,6 +41,13 @@ struct partition_table::state {
   // producer state already counts them, so every later produce fails
   // instead of answering a retry "duplicate" (the storage log has failed too).
   bool flush_failed = false;
+  // Cluster mode: what the raft plugin last reported for this replica.
+  int32_t leader = -1;
+  int32_t leader_epoch = -1;
+  bool is_leader = false;
+  bool producers_ready = false;  // a new leader rebuilds producer state first
+  int64_t last_appended = -1;    // the last offset this leader appended
+  sdk::condition changed;        // leader or high watermark moved
 };
 
 namespace {
@@ -92,6 +101,18 @@ OpenRequest open_request(const PartitionId& id, const log_settings& s) {
   return open;
 }
 
+error_code error_of_cluster(int32_t status) {
+  switch (status) {
+    case cluster::CLUSTER_STATUS_OK: return error_code::none;
+    case cluster::CLUSTER_STATUS_NOT_LEADER:
+    case cluster::CLUSTER_STATUS_UNKNOWN_PARTITION:
+    case cluster::CLUSTER_STATUS_SHUTTING_DOWN: return error_code::not_leader_or_follower;
+    case cluster::CLUSTER_STATUS_TIMEOUT: return error_code::request_timed_out;
+    case cluster::CLUSTER_STATUS_STORAGE_ERROR: return error_code::kafka_storage_error;
+    default: return error_code::unknown_server_error;
+  }
+}
+
 int64_t now_ms() {
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -106,6 +127,65 @@ task<sdk::reply> partition_table::storage_call(uint32_t type, const std::string&
   m.bytes = body;
   m.buf = std::move(buf);
   co_return co_await sdk::call(_storage, sdk::this_shard(), m);
+}
+
+task<sdk::reply> partition_table::raft_call(uint32_t type, const std::string& body, sdk::buffer buf) {
+  sdk::message m;
+  m.type = type;
+  m.bytes = body;
+  m.buf = std::move(buf);
+  co_return co_await sdk::call(_raft, sdk::this_shard(), m);
+}
+
+error_code partition_table::leader_check(const state& st) const {
+  if (!clustered() || st.is_leader) return error_code::none;
+  return error_code::not_leader_or_follower;
+}
+
+std::pair<int32_t, int32_t> partition_table::leader_of(const std::string& topic, int32_t partition) const {
+  auto it = _parts.find(key_of(topic, partition));
+  if (it == _parts.end() || it->second->opening) return {-1, -1};
+  return {it->second->leader, it->second->leader_epoch};
+}
+
+void partition_table::on_group_update(const std::string& bytes) {
+  cluster::GroupState gs;
+  if (!gs.ParseFromString(bytes)) return;
+  auto it = _parts.find(key_of(gs.id().topic(), gs.id().partition()));
+  if (it == _parts.end() || it->second->revision != gs.id().revision()) return;
+  std::shared_ptr<state> st = it->second;
+  const bool was_leader = st->is_leader;
+  st->leader = gs.leader();
+  st->leader_epoch = static_cast<int32_t>(gs.term());
+  st->is_leader = gs.leader() == _self && gs.role() == "leader" && !gs.failed();
+  st->high_watermark = std::max(st->high_watermark, gs.high_watermark());
+  if (gs.log_start_offset() > st->log_start) st->log_start = gs.log_start_offset();
+  if (st->is_leader && !was_leader) {
+    st->producers_ready = false;
+    sdk::spawn(become_leader(st));
+  }
+  if (!st->is_leader) st->producers_ready = false;
+  st->changed.notify_all();
+  wake(*st);
+}
+
+// A new leader's producer state comes from its log, which holds every
+// committed batch (and maybe uncommitted ones of the previous term, which
+// its first entry commits).
+task<void> partition_table::become_leader(std::shared_ptr<state> st) {
+  PartitionRequest pr;
+  *pr.mutable_id() = st->id;
+  sdk::reply rep = co_await storage_call(STORAGE_STATE, pr.SerializeAsString());
+  LogState ls;
+  int64_t end = st->high_watermark;
+  if (rep.status == 0 && ls.ParseFromString(rep.msg.bytes)) {
+    st->log_start = std::max(st->log_start, ls.start_offset());
+    end = ls.next_offset();  // rebuild up to the log end
+  }
+  st->producers = producer_state_table{};
+  co_await rebuild_producers(*st, end);
+  if (st->is_leader) st->producers_ready = true;
+  st->changed.notify_all();
 }
 
 void partition_table::wake(state& st) {
@@ -126,6 +206,13 @@ task<std::shared_ptr<partition_table::state>> partition_table::get(const std::st
     co_return nullptr;
   }
   SLUICE_ASSERT(shard_of(topic, partition, sdk::shard_count()) == sdk::this_shard());
+  if (clustered()) {
+    const std::vector<int32_t> reps = replicas_of(*t, partition, _self);
+    if (std::find(reps.begin(), reps.end(), _self) == reps.end()) {
+      err = error_code::not_leader_or_follower;  // not a replica here
+      co_return nullptr;
+    }
+  }
   const std::string key = key_of(topic, partition);
   if (auto it = _parts.find(key); it != _parts.end() && it->second->revision == t->revision) {
     std::shared_ptr<state> st = it->second;
@@ -144,6 +231,36 @@ task<std::shared_ptr<partition_table::state>> partition_table::get(const std::st
   st->settings = effective_log_settings(_cfg, t->configs);
   _parts[key] = st;
 
+  if (clustered()) {
+    // The raft plugin opens the log and runs the partition's group; the
+    // leader, term and high watermark arrive through on_group_update().
+    cluster::EnsureRequest er;
+    *er.mutable_id() = st->id;
+    for (int32_t r : replicas_of(*t, partition, _self)) er.add_replicas(r);
+    *er.mutable_overrides() = open_request(st->id, st->settings).overrides();
+    sdk::reply rep = co_await raft_call(cluster::PARTITION_ENSURE, er.SerializeAsString());
+    cluster::GroupState gs;
+    if (rep.status != 0 || !gs.ParseFromString(rep.msg.bytes) || gs.status() != cluster::CLUSTER_STATUS_OK) {
+      sdk::log_error("kafka: cannot start the replica of " + topic + "-" + std::to_string(partition) + ": " +
+                     (gs.message().empty() ? "raft status " + std::to_string(rep.status) : gs.message()));
+      st->open_error = error_code::kafka_storage_error;
+    } else {
+      st->log_start = gs.log_start_offset();
+      st->high_watermark = gs.high_watermark();
+      st->leader = gs.leader();
+      st->leader_epoch = static_cast<int32_t>(gs.term());
+      st->opening = false;
+      on_group_update(rep.msg.bytes);
+    }
+    st->opening = false;
+    st->opened.notify_all();
+    err = st->open_error;
+    if (err != error_code::none) {
+      if (auto it = _parts.find(key); it != _parts.end() && it->second == st) _parts.erase(it);
+      co_return nullptr;
+    }
+    co_return st;
+  }
   sdk::reply rep = co_await storage_call(STORAGE_OPEN, open_request(st->id, st->settings).SerializeAsString());
   LogState ls;
   if (rep.status != 0 || !ls.ParseFromString(rep.msg.bytes)) {
@@ -155,7 +272,7 @@ task<std::shared_ptr<partition_table::state>> partition_table::get(const std::st
     st->high_watermark = ls.next_offset();
     st->size_bytes = ls.size_bytes();
     // Before any produce is let in (they wait for `opened`).
-    co_await rebuild_producers(*st);
+    co_await rebuild_producers(*st, st->high_watermark);
   }
   st->opening = false;
   st->opened.notify_all();
@@ -201,12 +318,36 @@ task<void> partition_table::apply_image(image_ptr img) {
     while (st->opening) co_await st->opened.wait();
     st->removed = true;
     wake(*st);
+    st->changed.notify_all();
     if (st->open_error != error_code::none) continue;
+    if (clustered()) {
+      cluster::RemoveRequest r;
+      *r.mutable_id() = st->id;
+      r.set_delete_data(true);
+      sdk::reply rep = co_await raft_call(cluster::PARTITION_REMOVE, r.SerializeAsString());
+      if (rep.status != 0)
+        sdk::log_warn("kafka: removing the replica of " + st->topic + "-" + std::to_string(st->partition) +
+                      ": raft status " + std::to_string(rep.status));
+      continue;
+    }
     PartitionRequest r;
     *r.mutable_id() = st->id;
     sdk::reply rep = co_await storage_call(STORAGE_REMOVE, r.SerializeAsString());
     if (rep.status != 0)
       sdk::log_warn("kafka: removing " + st->topic + "-" + std::to_string(st->partition) + ": " + error_text(rep));
+  }
+  // Cluster mode: every replica this node holds runs its group, whether or
+  // not clients use it (followers replicate, and any may become leader).
+  if (clustered()) {
+    for (const auto& [name, t] : _image->topics) {
+      for (int32_t p = 0; p < t.partitions; ++p) {
+        if (shard_of(name, p, sdk::shard_count()) != sdk::this_shard()) continue;
+        const std::vector<int32_t> reps = replicas_of(t, p, _self);
+        if (std::find(reps.begin(), reps.end(), _self) == reps.end()) continue;
+        error_code err;
+        (void)co_await get(name, p, err);
+      }
+    }
   }
   // Partitions of deleted (or shrunk, or re-created) topics that this shard
   // owns but never opened since start-up still have data on disk: open and
@@ -239,6 +380,9 @@ task<produce_outcome> partition_table::produce(const std::string& topic, int32_t
   produce_outcome out;
   auto st = co_await get(topic, partition, out.error);
   if (!st) co_return out;
+  // A new leader answers once its producer state is rebuilt.
+  while (st->is_leader && !st->producers_ready && !st->removed) co_await st->changed.wait();
+  if ((out.error = leader_check(*st)) != error_code::none) co_return out;
   if (st->flush_failed) {
     out.error = error_code::kafka_storage_error;
     out.message = "an earlier flush of " + topic + "-" + std::to_string(partition) + " failed";
@@ -291,6 +435,34 @@ task<produce_outcome> partition_table::produce(const std::string& topic, int32_t
     out.log_append_time_ms = now_ms();
     stamp_log_append_time({batches.data(), batches.size()}, out.log_append_time_ms);
   }
+  if (clustered()) {
+    // acks=-1 answers once committed (a majority fsynced it); with
+    // defer_flush, once appended by this leader, and flush() waits for the
+    // commit.
+    cluster::ReplicateRequest rr;
+    *rr.mutable_id() = st->id;
+    rr.set_acks(acks == -1 && !defer_flush ? -1 : 1);
+    out.needs_flush = acks == -1 && defer_flush;
+    sdk::reply rep = co_await raft_call(cluster::PARTITION_REPLICATE, rr.SerializeAsString(), std::move(batches));
+    cluster::ReplicateReply reply;
+    if (rep.status != 0 || !reply.ParseFromString(rep.msg.bytes)) {
+      out.error = error_code::unknown_server_error;
+      out.message = "raft status " + std::to_string(rep.status);
+      co_return out;
+    }
+    if ((out.error = error_of_cluster(reply.status())) != error_code::none) {
+      out.message = reply.message();
+      if (st->removed) out.error = error_code::unknown_topic_or_partition;
+      co_return out;
+    }
+    out.base_offset = reply.base_offset();
+    if (v.idempotent) st->producers.record(infos, reply.base_offset(), out.log_append_time_ms);
+    st->last_appended = std::max(st->last_appended, reply.last_offset());
+    st->high_watermark = std::max(st->high_watermark, reply.high_watermark());
+    out.log_start_offset = st->log_start;
+    wake(*st);
+    co_return out;
+  }
   AppendRequest a;
   *a.mutable_id() = st->id;
   a.set_flush(acks == -1 && !defer_flush);
@@ -318,6 +490,14 @@ task<produce_outcome> partition_table::flush(const std::string& topic, int32_t p
   produce_outcome out;
   auto st = co_await get(topic, partition, out.error);
   if (!st) co_return out;
+  if (clustered()) {
+    const int64_t need = st->last_appended;
+    while (st->high_watermark <= need && st->is_leader && !st->removed) co_await st->changed.wait();
+    if (st->high_watermark > need) co_return out;
+    out.error = st->removed ? error_code::unknown_topic_or_partition : error_code::not_leader_or_follower;
+    out.message = topic + "-" + std::to_string(partition) + ": leadership moved before the write committed";
+    co_return out;
+  }
   PartitionRequest r;
   *r.mutable_id() = st->id;
   sdk::reply rep = co_await storage_call(STORAGE_FLUSH, r.SerializeAsString());
@@ -339,6 +519,7 @@ task<read_outcome> partition_table::read(const std::string& topic, int32_t parti
   read_outcome out;
   auto st = co_await get(topic, partition, out.error);
   if (!st) co_return out;
+  if ((out.error = leader_check(*st)) != error_code::none) co_return out;
   out.log_start_offset = st->log_start;
   out.high_watermark = st->high_watermark;
   out.last_stable_offset = st->high_watermark;
@@ -371,6 +552,7 @@ task<offset_outcome> partition_table::list_offset(const std::string& topic, int3
   offset_outcome out;
   auto st = co_await get(topic, partition, out.error);
   if (!st) co_return out;
+  if ((out.error = leader_check(*st)) != error_code::none) co_return out;
   // Refresh the start offset: retention runs in the storage.
   PartitionRequest pr;
   *pr.mutable_id() = st->id;
@@ -425,6 +607,7 @@ task<offset_outcome> partition_table::delete_records(const std::string& topic, i
   offset_outcome out;
   auto st = co_await get(topic, partition, out.error);
   if (!st) co_return out;
+  if ((out.error = leader_check(*st)) != error_code::none) co_return out;
   if (offset == -1) offset = st->high_watermark;
   if (offset < 0 || offset > st->high_watermark) {
     out.error = error_code::offset_out_of_range;
@@ -444,6 +627,40 @@ task<offset_outcome> partition_table::delete_records(const std::string& topic, i
   }
   st->log_start = ls.start_offset();
   out.offset = st->log_start;
+  co_return out;
+}
+
+task<offset_outcome> partition_table::epoch_end(const std::string& topic, int32_t partition, int32_t epoch) {
+  offset_outcome out;
+  auto st = co_await get(topic, partition, out.error);
+  if (!st) co_return out;
+  if ((out.error = leader_check(*st)) != error_code::none) co_return out;
+  PartitionRequest pr;
+  *pr.mutable_id() = st->id;
+  sdk::reply rep = co_await storage_call(STORAGE_EPOCHS, pr.SerializeAsString());
+  EpochTable table;
+  if ((out.error = parse_reply(rep, table)) != error_code::none) co_return out;
+  rep = co_await storage_call(STORAGE_STATE, pr.SerializeAsString());
+  LogState ls;
+  if ((out.error = parse_reply(rep, ls)) != error_code::none) co_return out;
+  const auto& e = table.entries();
+  out.offset = -1;
+  out.timestamp = -1;
+  if (epoch < 0 || e.empty()) co_return out;
+  if (e[e.size() - 1].epoch() == epoch) {
+    out.timestamp = epoch;
+    out.offset = ls.next_offset();
+    co_return out;
+  }
+  int higher = -1;
+  for (int i = 0; i < e.size(); ++i)
+    if (e[i].epoch() > epoch) {
+      higher = i;
+      break;
+    }
+  if (higher < 0) co_return out;  // above every known epoch
+  out.timestamp = higher == 0 ? epoch : e[higher - 1].epoch();
+  out.offset = e[higher].start_offset();
   co_return out;
 }
 
@@ -477,16 +694,16 @@ task<producers_outcome> partition_table::describe_producers(const std::string& t
 // Producer state is not snapshotted (Kafka writes .snapshot files at segment
 // rolls): it is rebuilt by reading every batch header from the log start.
 // Reads return whole batches, so each header sits at a known place.
-task<void> partition_table::rebuild_producers(state& st) {
+task<void> partition_table::rebuild_producers(state& st, int64_t end) {
   constexpr uint64_t chunk_bytes = 4u << 20;
   int64_t offset = st.log_start;
   int64_t batches = 0;
-  while (offset < st.high_watermark) {
+  while (offset < end) {
     ReadRequest r;
     *r.mutable_id() = st.id;
     r.set_offset(offset);
     r.set_max_bytes(chunk_bytes);
-    r.set_max_offset(st.high_watermark);
+    r.set_max_offset(end);
     sdk::reply rep = co_await storage_call(STORAGE_READ, r.SerializeAsString());
     if (rep.status != 0 || !rep.msg.buf || rep.msg.buf.size() == 0) {
       // Producers whose batches were not seen are unknown: their next
@@ -524,7 +741,8 @@ task<void> partition_table::wait_for_data(const std::vector<fetch_position>& pos
   for (const auto& p : positions) {
     error_code err;
     auto st = co_await get(p.topic, p.partition, err);
-    if (!st || st->high_watermark > p.offset || p.offset < st->log_start) co_return;  // ready (or an error to report)
+    if (!st || st->high_watermark > p.offset || p.offset < st->log_start || leader_check(*st) != error_code::none)
+      co_return;  // ready (or an error to report)
     registered.push_back(st);
   }
   for (auto& st : registered) st->waiters.push_back(&woken);
@@ -537,7 +755,10 @@ task<void> partition_table::close_all() {
   for (auto& [key, st] : _parts) {
     while (st->opening) co_await st->opened.wait();
     wake(*st);
-    if (st->open_error != error_code::none || st->removed) continue;
+    st->removed = true;  // producers waiting for a commit give up
+    st->changed.notify_all();
+    // Cluster mode: the raft plugin owns the logs and closes them when it stops.
+    if (st->open_error != error_code::none || clustered()) continue;
     PartitionRequest r;
     *r.mutable_id() = st->id;
     (void)co_await storage_call(STORAGE_CLOSE, r.SerializeAsString());

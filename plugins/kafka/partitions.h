@@ -78,6 +78,20 @@ class partition_table {
  public:
   partition_table(const kafka_config& cfg, int32_t storage_service) : _cfg(cfg), _storage(storage_service) {}
 
+  // Cluster mode: partitions are Raft groups of the raft plugin (its
+  // "raft.partition" service on this shard); this node serves the ones it
+  // leads and answers NOT_LEADER_OR_FOLLOWER for the others.
+  void set_cluster(int32_t raft_service, int32_t self) {
+    _raft = raft_service;
+    _self = self;
+  }
+  bool clustered() const noexcept { return _raft >= 0; }
+  // Cluster mode: the raft plugin reports a group's leader, term and high
+  // watermark (a serialized cluster.GroupState).
+  void on_group_update(const std::string& group_state);
+  // The leader and epoch this shard knows for a partition it hosts (-1: none).
+  std::pair<int32_t, int32_t> leader_of(const std::string& topic, int32_t partition) const;
+
   // The metadata changed (on this shard): partitions of deleted or
   // re-created topics are removed from disk, config changes re-applied.
   sdk::task<void> apply_image(image_ptr img);
@@ -97,7 +111,8 @@ class partition_table {
                                      int16_t acks, bool defer_flush = false);
   // Returns once everything appended to the partition so far is on stable
   // storage (concurrent calls share one fdatasync). A failure fails every
-  // later produce to the partition (KAFKA_STORAGE_ERROR).
+  // later produce to the partition (KAFKA_STORAGE_ERROR). Cluster mode: once
+  // it is committed (the high watermark passed it).
   sdk::task<produce_outcome> flush(const std::string& topic, int32_t partition);
   sdk::task<read_outcome> read(const std::string& topic, int32_t partition, int64_t offset, uint64_t max_bytes);
   // timestamp: -1 latest, -2 earliest, -3 max timestamp, else the first
@@ -106,6 +121,10 @@ class partition_table {
   // DeleteRecords: offset -1 means the high watermark. Returns the new low
   // watermark in outcome.offset.
   sdk::task<offset_outcome> delete_records(const std::string& topic, int32_t partition, int64_t offset);
+  // OffsetForLeaderEpoch (cluster mode, leader only): the largest epoch <=
+  // `epoch` in outcome.timestamp and where the next epoch starts (the log end
+  // for the latest) in outcome.offset; -1/-1 for an epoch above every known.
+  sdk::task<offset_outcome> epoch_end(const std::string& topic, int32_t partition, int32_t epoch);
   sdk::task<partition_summary> summary(const std::string& topic, int32_t partition);
   sdk::task<producers_outcome> describe_producers(const std::string& topic, int32_t partition);
   // Returns once any position has data beyond its offset (or its
@@ -120,10 +139,15 @@ class partition_table {
   sdk::task<std::shared_ptr<state>> get(const std::string& topic, int32_t partition, error_code& err);
   sdk::task<sdk::reply> storage_call(uint32_t type, const std::string& body, sdk::buffer buf = {});
   void wake(state& st);
-  sdk::task<void> rebuild_producers(state& st);
+  sdk::task<void> rebuild_producers(state& st, int64_t end);
+  sdk::task<void> become_leader(std::shared_ptr<state> st);
+  sdk::task<sdk::reply> raft_call(uint32_t type, const std::string& body, sdk::buffer buf = {});
+  error_code leader_check(const state& st) const;
 
   const kafka_config& _cfg;
   int32_t _storage;
+  int32_t _raft = -1;
+  int32_t _self = 0;
   image_ptr _image;
   bool _closed = false;
   std::unordered_map<std::string, std::shared_ptr<state>> _parts;  // key: topic + '\0' + partition

@@ -4,6 +4,8 @@
 
 #include "topic_configs.h"
 
+#include <nlohmann/json.hpp>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 
@@ -19,6 +21,11 @@ namespace sluice::kafka {
 using sdk::task;
 
 std::string topic_manager::load() {
+  if (clustered()) {
+    // The image is rebuilt from the controller's committed commands.
+    _image = std::make_shared<const metadata_image>();
+    return {};
+  }
   std::error_code ec;
   std::filesystem::create_directories(_dir, ec);
   if (ec) return "cannot create " + _dir + ": " + ec.message();
@@ -59,16 +66,12 @@ task<std::string> topic_manager::persist(const metadata_image& img) {
   if (rc < 0 || done != text.size()) co_return "write " + tmp + ": " + std::strerror(rc < 0 ? -rc : EIO);
   rc = co_await sdk::rename(tmp.c_str(), dst.c_str());
   if (rc < 0) co_return "rename " + tmp + ": " + std::strerror(-rc);
-  const int32_t dfd = co_await sdk::openat(_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-  if (dfd < 0) co_return "open " + _dir + ": " + std::strerror(-dfd);
-  rc = co_await sdk::fsync(dfd);
-  (void)co_await sdk::close(dfd);
+  rc = co_await sdk::fsync_dir(_dir);
   if (rc < 0) co_return "fsync " + _dir + ": " + std::strerror(-rc);
   co_return std::string();
 }
 
-task<op_result> topic_manager::commit(metadata_image next) {
-  next.version = _image->version + 1;
+task<op_result> topic_manager::commit_local(metadata_image next) {
   const std::string err = co_await persist(next);
   if (!err.empty()) {
     sdk::log_error("kafka: cannot save topic metadata: " + err);
@@ -79,97 +82,192 @@ task<op_result> topic_manager::commit(metadata_image next) {
   co_return op_result{};
 }
 
-task<op_result> topic_manager::create_topic(const create_topic_spec& spec) {
+task<op_result> topic_manager::change(mutation m) {
   auto guard = co_await _mu.lock();
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    const image_ptr cur = _image;
+    metadata_image next = *cur;
+    op_result r = m(*cur, next);
+    if (r.error != error_code::none || r.unchanged) co_return r;
+    next.version = cur->version + 1;
+    if (!clustered()) co_return co_await commit_local(std::move(next));
+
+    // A compare-and-set on the image version: the command applies only if
+    // no other change committed since `cur` (docs/RAFT.md, "The controller").
+    if (next.cluster_id.empty()) next.cluster_id = _cfg.cluster_id.empty() ? uuid_to_base64(random_uuid()) : _cfg.cluster_id;
+    if (_nonce_prefix.empty()) _nonce_prefix = uuid_to_base64(random_uuid()) + "-";
+    const std::string nonce = _nonce_prefix + std::to_string(_next_nonce++);
+    nlohmann::json cmd;
+    cmd["op"] = "set_image";
+    cmd["base_version"] = cur->version;
+    cmd["nonce"] = nonce;
+    cmd["image"] = image_to_json(next);
+    controller_link::proposed p = co_await _link.propose(cmd.dump());
+    if (!p.ok) co_return op_result{p.error, p.message};
+    co_await wait_applied(p.index);
+    auto it = _outcomes.find(nonce);
+    const bool won = it != _outcomes.end() && it->second;
+    if (it != _outcomes.end()) _outcomes.erase(it);
+    if (won) co_return op_result{};
+    // Another change committed first: recompute from the new image.
+  }
+  co_return op_result{error_code::request_timed_out, "too many concurrent metadata changes; retry"};
+}
+
+task<void> topic_manager::wait_applied(uint64_t index) {
+  while (_applied < index) co_await _applied_cv.wait();
+}
+
+task<void> topic_manager::apply(uint64_t index, const std::string& command) {
+  nlohmann::json cmd = nlohmann::json::parse(command, nullptr, false);
+  std::string error;
+  metadata_image next;
+  if (cmd.is_discarded() || !cmd.is_object() || cmd.value("op", "") != "set_image" || !cmd.contains("image") ||
+      !cmd["image"].is_string() || !cmd.contains("base_version") || !cmd["base_version"].is_number_integer()) {
+    error = "not a set_image command";
+  } else if (!image_from_json(cmd["image"].get<std::string>(), next, error)) {
+    error = "its image does not parse: " + error;
+  }
+  if (!error.empty()) {
+    // Every broker skips it the same way: the state machines stay equal.
+    sdk::log_error("kafka: controller command " + std::to_string(index) + " skipped: " + error);
+  } else {
+    const bool won = cmd["base_version"].get<int64_t>() == _image->version && next.version == _image->version + 1;
+    if (cmd.contains("nonce") && cmd["nonce"].is_string()) {
+      const std::string nonce = cmd["nonce"].get<std::string>();
+      if (nonce.rfind(_nonce_prefix, 0) == 0 && !_nonce_prefix.empty()) _outcomes[nonce] = won;
+    }
+    if (won) {
+      _image = std::make_shared<const metadata_image>(std::move(next));
+      co_await _publish(_image);
+    }
+  }
+  _applied = index;
+  _applied_cv.notify_all();
+}
+
+task<op_result> topic_manager::register_broker(const broker_info& b) {
+  co_return co_await change([&b](const metadata_image& cur, metadata_image& next) {
+    auto it = cur.brokers.find(b.id);
+    if (it != cur.brokers.end() && it->second.host == b.host && it->second.port == b.port &&
+        it->second.rack == b.rack && it->second.rpc_address == b.rpc_address)
+      return op_result{error_code::none, {}, true};
+    next.brokers[b.id] = b;
+    return op_result{};
+  });
+}
+
+task<op_result> topic_manager::create_topic(const create_topic_spec& spec) {
   if (std::string why = validate_topic_name(spec.name); !why.empty())
     co_return op_result{error_code::invalid_topic_exception, why};
-  if (_image->find(spec.name)) co_return op_result{error_code::topic_already_exists, "Topic '" + spec.name + "' already exists."};
-  const kafka_config cfg = apply_live_cluster_config(_cfg, _image->cluster_config);
-  const int32_t partitions = spec.partitions == -1 ? cfg.num_partitions : spec.partitions;
-  const int16_t rf = spec.replication_factor == -1 ? cfg.default_replication_factor : spec.replication_factor;
-  if (partitions <= 0 || partitions > 100000)
-    co_return op_result{error_code::invalid_partitions, "Number of partitions must be between 1 and 100000."};
-  if (rf <= 0) co_return op_result{error_code::invalid_replication_factor, "Replication factor must be larger than 0."};
-  if (rf > 1)
-    co_return op_result{error_code::invalid_replication_factor,
-                        "Replication factor: " + std::to_string(rf) + " larger than available brokers: 1."};
   for (const auto& [k, v] : spec.configs)
     if (std::string why = validate_topic_config(k, v); !why.empty()) co_return op_result{error_code::invalid_config, why};
-  if (spec.validate_only) co_return op_result{};
-  metadata_image next = *_image;
-  topic_info t;
-  t.name = spec.name;
-  t.id = random_uuid();
-  t.partitions = partitions;
-  t.replication_factor = rf;
-  t.revision = next.next_revision++;
-  t.configs = spec.configs;
-  next.topics.emplace(t.name, std::move(t));
-  co_return co_await commit(std::move(next));
+  const bool cluster = clustered();
+  co_return co_await change([&](const metadata_image& cur, metadata_image& next) -> op_result {
+    if (cur.find(spec.name)) return op_result{error_code::topic_already_exists, "Topic '" + spec.name + "' already exists."};
+    const kafka_config cfg = apply_live_cluster_config(_cfg, cur.cluster_config);
+    const int32_t partitions = spec.partitions == -1 ? cfg.num_partitions : spec.partitions;
+    int16_t rf = spec.replication_factor == -1 ? cfg.default_replication_factor : spec.replication_factor;
+    if (partitions <= 0 || partitions > 100000)
+      return op_result{error_code::invalid_partitions, "Number of partitions must be between 1 and 100000."};
+    if (rf <= 0) return op_result{error_code::invalid_replication_factor, "Replication factor must be larger than 0."};
+    std::vector<std::vector<int32_t>> replicas;
+    if (cluster) {
+      // The internal offsets topic takes what the cluster has, up to its setting.
+      if (spec.name == "__consumer_offsets" && spec.replication_factor == -1)
+        rf = static_cast<int16_t>(std::min<size_t>(static_cast<size_t>(rf), std::max<size_t>(1, cur.brokers.size())));
+      if (std::string why = assign_replicas(cur, cur.brokers, 0, partitions, rf, replicas); !why.empty())
+        return op_result{error_code::invalid_replication_factor, why};
+    } else if (rf > 1) {
+      return op_result{error_code::invalid_replication_factor,
+                       "Replication factor: " + std::to_string(rf) + " larger than available brokers: 1."};
+    }
+    if (spec.validate_only) return op_result{error_code::none, {}, true};
+    topic_info t;
+    t.name = spec.name;
+    t.id = random_uuid();
+    t.partitions = partitions;
+    t.replication_factor = rf;
+    t.revision = next.next_revision++;
+    t.configs = spec.configs;
+    t.replicas = std::move(replicas);
+    next.topics.emplace(t.name, std::move(t));
+    return op_result{};
+  });
 }
 
 task<op_result> topic_manager::delete_topic(const std::string& name) {
-  auto guard = co_await _mu.lock();
-  if (!_image->find(name))
-    co_return op_result{error_code::unknown_topic_or_partition, "This server does not host this topic-partition."};
-  metadata_image next = *_image;
-  next.topics.erase(name);
-  co_return co_await commit(std::move(next));
+  co_return co_await change([&](const metadata_image& cur, metadata_image& next) -> op_result {
+    if (!cur.find(name))
+      return op_result{error_code::unknown_topic_or_partition, "This server does not host this topic-partition."};
+    next.topics.erase(name);
+    return op_result{};
+  });
 }
 
 task<op_result> topic_manager::create_partitions(const std::string& name, int32_t count, bool validate_only) {
-  auto guard = co_await _mu.lock();
-  const topic_info* t = _image->find(name);
-  if (!t) co_return op_result{error_code::unknown_topic_or_partition, "The topic '" + name + "' does not exist."};
-  if (count == t->partitions)
-    co_return op_result{error_code::invalid_partitions, "Topic already has " + std::to_string(count) + " partitions."};
-  if (count < t->partitions)
-    co_return op_result{error_code::invalid_partitions, "Topic currently has " + std::to_string(t->partitions) +
-                                                            " partitions, which is higher than the requested " +
-                                                            std::to_string(count) + "."};
-  if (count > 100000) co_return op_result{error_code::invalid_partitions, "At most 100000 partitions per topic."};
-  if (validate_only) co_return op_result{};
-  metadata_image next = *_image;
-  next.topics[name].partitions = count;
-  co_return co_await commit(std::move(next));
+  const bool cluster = clustered();
+  co_return co_await change([&](const metadata_image& cur, metadata_image& next) -> op_result {
+    const topic_info* t = cur.find(name);
+    if (!t) return op_result{error_code::unknown_topic_or_partition, "The topic '" + name + "' does not exist."};
+    if (count == t->partitions)
+      return op_result{error_code::invalid_partitions, "Topic already has " + std::to_string(count) + " partitions."};
+    if (count < t->partitions)
+      return op_result{error_code::invalid_partitions, "Topic currently has " + std::to_string(t->partitions) +
+                                                           " partitions, which is higher than the requested " +
+                                                           std::to_string(count) + "."};
+    if (count > 100000) return op_result{error_code::invalid_partitions, "At most 100000 partitions per topic."};
+    std::vector<std::vector<int32_t>> more;
+    if (cluster) {
+      if (std::string why = assign_replicas(cur, cur.brokers, t->partitions, count - t->partitions,
+                                            t->replication_factor, more);
+          !why.empty())
+        return op_result{error_code::invalid_replication_factor, why};
+    }
+    if (validate_only) return op_result{error_code::none, {}, true};
+    topic_info& nt = next.topics[name];
+    nt.partitions = count;
+    for (auto& r : more) nt.replicas.push_back(std::move(r));
+    return op_result{};
+  });
 }
 
 task<op_result> topic_manager::allocate_producer_ids(int64_t count, int64_t* first) {
-  auto guard = co_await _mu.lock();
-  if (count <= 0 || _image->next_producer_id > std::numeric_limits<int64_t>::max() - count)
-    co_return op_result{error_code::unknown_server_error, "producer ids exhausted"};
-  metadata_image next = *_image;
-  *first = next.next_producer_id;
-  next.next_producer_id += count;
-  co_return co_await commit(std::move(next));
+  co_return co_await change([&](const metadata_image& cur, metadata_image& next) -> op_result {
+    if (count <= 0 || cur.next_producer_id > std::numeric_limits<int64_t>::max() - count)
+      return op_result{error_code::unknown_server_error, "producer ids exhausted"};
+    *first = cur.next_producer_id;
+    next.next_producer_id = cur.next_producer_id + count;
+    return op_result{};
+  });
 }
 
 task<op_result> topic_manager::alter_configs(const std::string& name,
                                              const std::map<std::string, std::optional<std::string>>& changes,
                                              bool incremental, bool validate_only) {
-  auto guard = co_await _mu.lock();
-  const topic_info* t = _image->find(name);
-  if (!t) co_return op_result{error_code::unknown_topic_or_partition, "Topic " + name + " does not exist."};
   for (const auto& [k, v] : changes)
     if (std::string why = validate_topic_config(k, v); !why.empty()) co_return op_result{error_code::invalid_config, why};
-  std::map<std::string, std::string> configs = incremental ? t->configs : std::map<std::string, std::string>{};
-  for (const auto& [k, v] : changes) {
-    if (v) configs[k] = *v;
-    else configs.erase(k);
-  }
-  if (validate_only) co_return op_result{};
-  metadata_image next = *_image;
-  next.topics[name].configs = std::move(configs);
-  co_return co_await commit(std::move(next));
+  co_return co_await change([&](const metadata_image& cur, metadata_image& next) -> op_result {
+    const topic_info* t = cur.find(name);
+    if (!t) return op_result{error_code::unknown_topic_or_partition, "Topic " + name + " does not exist."};
+    std::map<std::string, std::string> configs = incremental ? t->configs : std::map<std::string, std::string>{};
+    for (const auto& [k, v] : changes) {
+      if (v) configs[k] = *v;
+      else configs.erase(k);
+    }
+    if (validate_only) return op_result{error_code::none, {}, true};
+    next.topics[name].configs = std::move(configs);
+    return op_result{};
+  });
 }
 
 task<op_result> topic_manager::alter_cluster_config(const std::map<std::string, std::string>& upsert,
                                                     const std::vector<std::string>& remove) {
-  auto guard = co_await _mu.lock();
-  metadata_image next = *_image;
-  for (const auto& k : remove) next.cluster_config.erase(k);
-  for (const auto& [k, v] : upsert) next.cluster_config[k] = v;
-  co_return co_await commit(std::move(next));
+  co_return co_await change([&](const metadata_image&, metadata_image& next) -> op_result {
+    for (const auto& k : remove) next.cluster_config.erase(k);
+    for (const auto& [k, v] : upsert) next.cluster_config[k] = v;
+    return op_result{};
+  });
 }
 
 }  // namespace sluice::kafka

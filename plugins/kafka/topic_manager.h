@@ -23,6 +23,20 @@ namespace sluice::kafka {
 struct op_result {
   error_code error = error_code::none;
   std::string message;
+  bool unchanged = false;  // a mutation that decided not to change anything (validate_only)
+};
+
+// Cluster mode: how the topic manager reaches the Raft controller. propose()
+// replicates a command and answers its committed index (or an error); the
+// raft plugin then hands every committed command to apply(), on every broker.
+struct controller_link {
+  struct proposed {
+    bool ok = false;
+    error_code error = error_code::none;  // when !ok
+    std::string message;
+    uint64_t index = 0;
+  };
+  std::function<sdk::task<proposed>(std::string command)> propose;
 };
 
 struct create_topic_spec {
@@ -38,6 +52,18 @@ class topic_manager {
   // publish(img) installs img on every shard.
   topic_manager(const kafka_config& cfg, std::string dir, std::function<sdk::task<void>(image_ptr)> publish)
       : _cfg(cfg), _dir(std::move(dir)), _publish(std::move(publish)) {}
+
+  // Cluster mode (before load()): changes become controller commands, and
+  // the image is what apply() built from the committed ones.
+  void set_controller(controller_link link) { _link = std::move(link); }
+  bool clustered() const noexcept { return static_cast<bool>(_link.propose); }
+  // Cluster mode, shard 0: a committed controller command (in commit order).
+  sdk::task<void> apply(uint64_t index, const std::string& command);
+  uint64_t applied_index() const noexcept { return _applied; }
+  // Cluster mode: waits until apply() reached index.
+  sdk::task<void> wait_applied(uint64_t index);
+  // Cluster mode: adds or updates this broker in the image.
+  sdk::task<op_result> register_broker(const broker_info& b);
 
   // Main thread, at configure: reads the image or creates an empty one
   // (with a new cluster id). "" or an error naming the file.
@@ -62,7 +88,12 @@ class topic_manager {
   sdk::task<op_result> allocate_producer_ids(int64_t count, int64_t* first);
 
  private:
-  sdk::task<op_result> commit(metadata_image next);
+  using mutation = std::function<op_result(const metadata_image& cur, metadata_image& next)>;
+  // Runs m on a copy of the image and commits the result: on a single node
+  // persisted then published; in a cluster proposed as a compare-and-set on
+  // the image version, retried from a fresh image when another change won.
+  sdk::task<op_result> change(mutation m);
+  sdk::task<op_result> commit_local(metadata_image next);
   sdk::task<std::string> persist(const metadata_image& img);
 
   const kafka_config& _cfg;
@@ -70,6 +101,12 @@ class topic_manager {
   std::function<sdk::task<void>(image_ptr)> _publish;
   image_ptr _image;
   sdk::fifo_mutex _mu;
+  controller_link _link;
+  uint64_t _applied = 0;
+  uint64_t _next_nonce = 1;
+  std::string _nonce_prefix;
+  std::map<std::string, bool> _outcomes;  // nonce -> applied (true) or lost the race (false)
+  sdk::condition _applied_cv;
 };
 
 }  // namespace sluice::kafka

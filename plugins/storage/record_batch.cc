@@ -57,7 +57,6 @@ batch_check check_batch(const uint8_t* p, size_t available, size_t max_batch_byt
 void set_base_offset(uint8_t* p, int64_t base_offset) noexcept { write_be64(p, base_offset); }
 void set_leader_epoch(uint8_t* p, int32_t epoch) noexcept { write_be32(p + 12, epoch); }
 
-namespace {
 void put_varint(std::string& out, int64_t v) {
   uint64_t z = (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);  // zigzag
   while (z >= 0x80) {
@@ -66,7 +65,6 @@ void put_varint(std::string& out, int64_t v) {
   }
   out.push_back(static_cast<char>(z));
 }
-}  // namespace
 
 std::string make_test_batch(int32_t count, size_t value_bytes, int64_t first_timestamp, char fill) {
   SLUICE_ASSERT(count >= 1);

@@ -109,6 +109,9 @@ inline void write_be16(uint8_t* p, int16_t v) noexcept {
   p[1] = static_cast<uint8_t>(u);
 }
 
+// Appends v as a zigzag varint (the record fields of message format v2).
+void put_varint(std::string& out, int64_t v);
+
 // One record for make_batch: an optional key and a value (no headers).
 struct batch_record {
   bool has_key = false;

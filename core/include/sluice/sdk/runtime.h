@@ -14,6 +14,7 @@
 #include <sluice/sdk/assert.h>
 #include <sluice/sdk/task.h>
 
+#include <fcntl.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -264,6 +265,15 @@ inline io_awaitable statx(const char* path, int32_t flags, uint32_t mask, void* 
   op.len = mask;
   op.addr = out;
   return io_awaitable(op, nullptr);
+}
+// Makes a directory's entries durable (a file created, renamed or removed
+// in it): open, fsync, close. Returns 0 or -errno.
+inline task<int32_t> fsync_dir(const std::string& dir) {
+  const int32_t fd = co_await openat(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+  if (fd < 0) co_return fd;
+  const int32_t rc = co_await fsync(fd);
+  (void)co_await close(fd);
+  co_return rc;
 }
 
 // Sleeps for ns nanoseconds. Returns -ETIME when the time passed, or

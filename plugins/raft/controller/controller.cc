@@ -1,0 +1,143 @@
+#include "controller.h"
+
+namespace sluice::raft::controller {
+
+using sdk::task;
+
+controller_group::controller_group(std::string path, membership voters, uint32_t election_ticks,
+                                   uint32_t heartbeat_ticks, group_env& env)
+    : group(controller_group_id, "controller", env),
+      _log(std::move(path), voters),
+      _voters(std::move(voters)),
+      _election_ticks(election_ticks),
+      _heartbeat_ticks(heartbeat_ticks) {}
+
+controller_group::~controller_group() {
+  SLUICE_ASSERT_MSG(_waiting.empty() && _to_propose.empty(), "the controller is closed before it is destroyed");
+}
+
+task<result<void>> controller_group::open(node_id self, uint64_t seed, sdk::gate::holder h) {
+  auto r = co_await _log.open();
+  if (!r) co_return r.err();
+  config cfg;
+  cfg.self = self;
+  cfg.bootstrap = _voters;
+  cfg.election_timeout_ticks = _election_ticks;
+  cfg.heartbeat_interval_ticks = _heartbeat_ticks;
+  cfg.deliver_committed_entries = false;  // deliver() reads the log itself, from the start
+  _delivered = _log.log().stored_snapshot().meta.index;
+  cfg.applied = log_index{};
+  start(std::make_unique<raft_node>(cfg, _log.log(), seed), std::move(h));
+  co_return result<void>{};
+}
+
+task<void> controller_group::close() {
+  if (_closing) co_return;
+  _closing = true;
+  co_await stop();
+  fail_all("the controller is shutting down");
+  _committed.notify_all();
+  co_await _tasks.close();
+  co_await _log.close();
+}
+
+void controller_group::subscribe(std::function<task<void>(log_index, std::string)> apply) {
+  SLUICE_ASSERT_MSG(!_apply, "one subscriber");
+  _apply = std::move(apply);
+  if (auto h = _tasks.try_enter()) sdk::spawn(deliver(std::move(h)));
+}
+
+task<propose_result> controller_group::propose(std::string command) {
+  auto p = std::make_shared<pending>();
+  p->command = std::move(command);
+  if (_closing || !running()) {
+    p->res.message = "the controller is not running";
+    co_return p->res;
+  }
+  _to_propose.push_back(p);
+  poke();
+  co_await p->done.wait();
+  co_return std::move(p->res);
+}
+
+void controller_group::on_round(raft_node& n) {
+  while (!_to_propose.empty()) {
+    auto p = _to_propose.front();
+    _to_propose.pop_front();
+    auto r = n.propose(payload(std::move(p->command)));
+    if (!r) {
+      propose_result out;
+      out.not_leader = r.err().code == make_error_code(errc::not_leader) ||
+                       r.err().code == make_error_code(errc::transfer_in_progress);
+      out.leader = n.leader();
+      out.message = r.err().message;
+      p->finish(std::move(out));
+      continue;
+    }
+    p->index = r.value();
+    _waiting.push_back(std::move(p));
+  }
+}
+
+task<result<void>> controller_group::persist(const ready& rd) { co_return co_await _log.persist(rd); }
+
+task<void> controller_group::applied(const ready& rd) {
+  raft_node& n = mutable_node();
+  const bool was_leader = _role == role::leader;
+  _term = n.term();
+  _leader = n.leader();
+  _role = n.current_role();
+  if (rd.commit > _commit) {
+    _commit = rd.commit;
+    _committed.notify_all();
+  }
+  while (!_waiting.empty() && _waiting.front()->index <= _commit) {
+    propose_result out;
+    out.ok = true;
+    out.index = _waiting.front()->index;
+    out.leader = _leader;
+    _waiting.front()->finish(std::move(out));
+    _waiting.pop_front();
+  }
+  if (was_leader && _role != role::leader) fail_all("the controller lost its leadership; retry at the new leader");
+  co_return;
+}
+
+void controller_group::fail_all(const std::string& why) {
+  for (auto* q : {&_waiting, &_to_propose}) {
+    for (auto& p : *q) {
+      propose_result out;
+      out.not_leader = true;
+      out.leader = _leader;
+      out.message = why;
+      p->finish(std::move(out));
+    }
+    q->clear();
+  }
+}
+
+void controller_group::on_stopped() { fail_all(failed() ? "the controller stopped on a storage error" : "the controller is shutting down"); }
+
+task<void> controller_group::deliver(sdk::gate::holder) {
+  while (!_closing) {
+    if (_delivered >= _commit) {
+      co_await _committed.wait();
+      continue;
+    }
+    // Copy what to deliver first: the log may change while apply() waits.
+    auto got = _log.log().entries(_delivered + 1, _commit + 1, 4u << 20);
+    if (!got) {
+      // Below the snapshot: the state machine must restart from it (not
+      // reached: the controller does not compact its log yet).
+      sdk::log_error("raft: controller: cannot read committed entries: " + got.err().message);
+      co_return;
+    }
+    for (const entry& e : got.value()) {
+      if (e.type == entry_type::normal) co_await _apply(e.index, std::string(e.data.view()));
+      _delivered = e.last();
+      if (_closing) co_return;
+    }
+  }
+}
+
+}  // namespace sluice::raft::controller

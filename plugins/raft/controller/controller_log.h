@@ -1,0 +1,67 @@
+// controller_log: the controller group's (group 0) persisted Raft log, kept
+// whole in memory (raft::memory_log) and written through to
+// <data_dir>/raft/controller.log.
+//
+// The controller's log is small (topic, broker and config commands), so the
+// file is an append-only sequence of records replayed at start (docs/RAFT.md,
+// "On disk"):
+//
+//   u32 body_len | u32 crc32c(body) | body
+//   body: u8 kind, then little-endian fields
+//     1 entry     u64 term, u64 index, u32 count, u8 type, u32 len, bytes
+//                 (an entry at or below the last one replaces it and
+//                 everything after it: a truncated conflicting suffix)
+//     2 hard      u64 term, u64 vote, u64 commit
+//     3 snapshot  u64 index, u64 term, u32 len, membership, u32 len, data
+//                 (the log restarts after it)
+// A record that is torn or fails its CRC ends the log: the file is cut there
+// (it was never acknowledged: the fdatasync that would make it durable did
+// not complete). A record that is whole but does not fit the log (a gap, an
+// entry below the snapshot) is corruption: start-up fails naming the file
+// and the byte offset.
+#pragma once
+
+#include "memory_log.h"
+
+#include <sluice/sdk/runtime.h>
+
+#include <string>
+
+namespace sluice::raft::controller {
+
+// Pure: record encoding and replay (tested and fuzzed without I/O).
+std::string encode_entry_record(const entry& e);
+std::string encode_hard_record(const hard_state& hs);
+std::string encode_snapshot_record(const snapshot& s);
+
+struct replay_result {
+  uint64_t valid_bytes = 0;  // the prefix of whole, valid records
+  uint64_t records = 0;
+};
+// Replays `bytes` into `log`. Stops at a torn or bad-CRC record; an error
+// names the offset of a whole record that does not fit.
+result<replay_result> replay(std::string_view bytes, memory_log& log, const std::string& path);
+
+class controller_log {
+ public:
+  controller_log(std::string path, membership bootstrap) : _path(std::move(path)), _log(std::move(bootstrap)) {}
+
+  // Reads and replays the file (creating it), cutting a torn tail.
+  sdk::task<result<void>> open();
+  // Persists what a ready asks (snapshot, entries, hard state), durable on return.
+  sdk::task<result<void>> persist(const ready& rd);
+  sdk::task<void> close();
+
+  memory_log& log() noexcept { return _log; }
+  const std::string& path() const noexcept { return _path; }
+
+ private:
+  sdk::task<result<void>> write_all(const std::string& bytes);
+
+  std::string _path;
+  memory_log _log;
+  int32_t _fd = -1;
+  uint64_t _size = 0;
+};
+
+}  // namespace sluice::raft::controller

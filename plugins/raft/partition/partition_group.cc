@@ -1,0 +1,472 @@
+#include "partition_group.h"
+
+#include "batch_codec.h"
+#include "record_batch.h"
+#include "sluice/storage.pb.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace sluice::raft::partition {
+
+using sdk::task;
+using namespace sluice::storage;
+
+group_id group_of(const partition_key& k) noexcept {
+  // FNV-1a over the topic, a separator, the partition and the revision.
+  uint64_t h = 1469598103934665603ull;
+  const auto mix = [&h](uint8_t b) {
+    h ^= b;
+    h *= 1099511628211ull;
+  };
+  for (char c : k.topic) mix(static_cast<uint8_t>(c));
+  mix(0);
+  for (int i = 0; i < 4; ++i) mix(static_cast<uint8_t>(static_cast<uint32_t>(k.partition) >> (8 * i)));
+  for (int i = 0; i < 8; ++i) mix(static_cast<uint8_t>(static_cast<uint64_t>(k.revision) >> (8 * i)));
+  return h == controller_group_id ? 1 : h;
+}
+
+struct partition_group::pending {
+  sdk::buffer buf;
+  int32_t acks = -1;
+  log_index first;
+  log_index last;
+  replicate_result res;
+  sdk::event done;
+  bool finished = false;
+
+  void finish(replicate_result r) {
+    if (finished) return;
+    finished = true;
+    res = std::move(r);
+    done.set();
+  }
+};
+
+namespace {
+
+std::string storage_error(const sdk::reply& rep, const std::string& what) {
+  Error e;
+  std::string detail = rep.msg.bytes.empty() || !e.ParseFromString(rep.msg.bytes) ? "" : e.message();
+  return what + " failed (storage status " + std::to_string(rep.status) + (detail.empty() ? "" : ": " + detail) + ")";
+}
+
+error make_io(std::string m) { return error{std::make_error_code(std::errc::io_error), std::move(m)}; }
+
+}  // namespace
+
+namespace {
+membership voters_of(const std::vector<node_id>& replicas) {
+  membership m;
+  m.voters = replicas;
+  m.normalize();
+  return m;
+}
+}  // namespace
+
+partition_group::partition_group(partition_key key, const std::vector<node_id>& replicas, std::string overrides,
+                                 const partition_settings& s, group_env& env,
+                                 std::function<void(partition_group&)> on_change)
+    : group(group_of(key), key.name(), env),
+      _key(std::move(key)),
+      _overrides(std::move(overrides)),
+      _settings(s),
+      _on_change(std::move(on_change)),
+      _view(voters_of(replicas), s.tail_cache_bytes),
+      _hs(s.state_dir + "/" + _key.topic + "-" + std::to_string(_key.partition) + "-" +
+          std::to_string(_key.revision) + ".state") {
+  PartitionId id;
+  id.set_topic(_key.topic);
+  id.set_partition(_key.partition);
+  id.set_revision(_key.revision);
+  _id_bytes = id.SerializeAsString();
+  if (!replicas.empty()) _preferred = replicas.front();
+}
+
+partition_group::~partition_group() {
+  SLUICE_ASSERT_MSG(_waiting.empty() && _to_propose.empty(), "a partition group is closed before it is destroyed");
+}
+
+task<sdk::reply> partition_group::storage_call(uint32_t type, const std::string& body, sdk::buffer buf) {
+  sdk::message m;
+  m.type = type;
+  m.bytes = body;
+  m.buf = std::move(buf);
+  co_return co_await sdk::call(_settings.storage_service, sdk::this_shard(), m);
+}
+
+task<result<void>> partition_group::open(node_id self, uint64_t seed, sdk::gate::holder h) {
+  _self = self;
+  auto hs = co_await _hs.open();
+  if (!hs) co_return hs.err();
+
+  OpenRequest open;
+  open.mutable_id()->ParseFromString(_id_bytes);
+  if (!_overrides.empty()) open.mutable_overrides()->ParseFromString(_overrides);
+  sdk::reply rep = co_await storage_call(STORAGE_OPEN, open.SerializeAsString());
+  LogState ls;
+  if (rep.status != 0 || !ls.ParseFromString(rep.msg.bytes))
+    co_return make_io(name() + ": " + storage_error(rep, "opening the log"));
+
+  PartitionRequest pr;
+  pr.mutable_id()->ParseFromString(_id_bytes);
+  rep = co_await storage_call(STORAGE_EPOCHS, pr.SerializeAsString());
+  EpochTable table;
+  if (rep.status != 0 || !table.ParseFromString(rep.msg.bytes))
+    co_return make_io(name() + ": " + storage_error(rep, "reading the leader-epoch table"));
+  std::vector<epoch_start> epochs;
+  for (const auto& e : table.entries())
+    if (e.epoch() >= 0 && (epochs.empty() || epochs.back().term < term_id(static_cast<uint64_t>(e.epoch()))))
+      epochs.push_back(epoch_start{term_id(static_cast<uint64_t>(e.epoch())), index_of_offset(e.start_offset())});
+
+  const persisted_state& st = hs.value();
+  _view.reset(ls.start_offset(), ls.next_offset(), std::move(epochs), st.snapshot_term,
+              hard_state{st.term, st.vote, log_index{}});
+  _persisted = _view.last_index();
+  _hw = ls.start_offset();
+  _term = st.term;
+
+  config cfg;
+  cfg.self = self;
+  cfg.bootstrap = _view.members();
+  cfg.election_timeout_ticks = _settings.election_timeout_ticks;
+  cfg.heartbeat_interval_ticks = _settings.heartbeat_interval_ticks;
+  cfg.deliver_committed_entries = false;
+  cfg.applied = _view.first_index() - 1;
+  start(std::make_unique<raft_node>(cfg, _view, seed), std::move(h));
+  co_return result<void>{};
+}
+
+task<void> partition_group::close(bool delete_data) {
+  if (_closed) co_return;
+  _closed = true;
+  co_await stop();
+  fail_waiters(replicate_status::shutting_down, name() + " is closing");
+  co_await _tasks.close();
+  PartitionRequest pr;
+  pr.mutable_id()->ParseFromString(_id_bytes);
+  co_await storage_call(delete_data ? STORAGE_REMOVE : STORAGE_CLOSE, pr.SerializeAsString());
+  if (delete_data)
+    co_await _hs.remove();
+  else
+    co_await _hs.close();
+}
+
+replicate_result partition_group::base_result() const {
+  replicate_result r;
+  r.leader = _leader;
+  r.term = _term;
+  r.high_watermark = _hw;
+  return r;
+}
+
+task<replicate_result> partition_group::replicate(sdk::buffer batches, int32_t acks) {
+  replicate_result bad = base_result();
+  if (_closed || !running()) {
+    bad.status = replicate_status::shutting_down;
+    bad.message = name() + " is not running";
+    co_return bad;
+  }
+  // The kafka plugin validated the batches; check only what proposing needs.
+  const uint8_t* p = batches.data();
+  uint64_t at = 0;
+  while (at < batches.size()) {
+    if (batches.size() - at < batch_header_bytes) break;
+    const batch_header h = decode_header(p + at);
+    if (h.batch_length <= 0 || h.size_bytes() > batches.size() - at || h.last_offset_delta < 0) break;
+    at += h.size_bytes();
+  }
+  if (at != batches.size() || at == 0) {
+    bad.status = replicate_status::invalid;
+    bad.message = "the request's record batches do not parse";
+    co_return bad;
+  }
+  if (_role != role::leader) {
+    bad.status = replicate_status::not_leader;
+    bad.message = name() + ": this broker is not the leader";
+    co_return bad;
+  }
+  auto pend = std::make_shared<pending>();
+  pend->buf = std::move(batches);
+  pend->acks = acks;
+  _to_propose.push_back(pend);
+  poke();
+  co_await pend->done.wait();
+  co_return std::move(pend->res);
+}
+
+result<void> partition_group::transfer(node_id target) {
+  if (_role != role::leader) return make_raft_error(errc::not_leader, name() + ": not the leader");
+  if (target.is_zero()) target = _view.members().voters.empty() ? node_id{} : _preferred;
+  if (target.is_zero() || !_view.members().is_voter(target))
+    return make_raft_error(errc::invalid_argument, name() + ": node " + std::to_string(target.value()) + " is not a replica");
+  _transfer_to = target;
+  poke();
+  return result<void>{};
+}
+
+void partition_group::tick_preferred() {
+  if (_settings.preferred_leader_check_ticks == 0 || _role != role::leader || _preferred == _self ||
+      _preferred.is_zero())
+    return;
+  if (++_preferred_ticks < _settings.preferred_leader_check_ticks) return;
+  _preferred_ticks = 0;
+  const raft_node* n = node();
+  if (!n) return;
+  for (const follower_status& f : n->status().followers)
+    if (f.id == _preferred && f.recent_active && f.match == n->last_index()) {
+      _transfer_to = _preferred;
+      poke();
+    }
+}
+
+void partition_group::on_round(raft_node& n) {
+  if (!_transfer_to.is_zero()) {
+    const node_id t = std::exchange(_transfer_to, node_id{});
+    if (n.current_role() == role::leader && t != _self) {
+      auto r = n.transfer_leadership(t);
+      if (!r) sdk::log_debug("raft: " + name() + ": transfer to " + std::to_string(t.value()) + ": " + r.err().message);
+    }
+  }
+  while (!_to_propose.empty()) {
+    std::shared_ptr<pending> pend = _to_propose.front();
+    _to_propose.pop_front();
+    if (n.current_role() != role::leader) {
+      replicate_result r = base_result();
+      r.status = replicate_status::not_leader;
+      r.leader = n.leader();
+      r.message = name() + ": leadership moved";
+      pend->finish(std::move(r));
+      continue;
+    }
+    auto owner = std::make_shared<sdk::buffer>(pend->buf);
+    uint8_t* p = pend->buf.data();
+    uint64_t at = 0;
+    bool ok = true;
+    while (at < pend->buf.size()) {
+      const batch_header h = decode_header(p + at);
+      const log_index idx = n.last_index() + 1;
+      stamp_batch(p + at, offset_of_index(idx), n.term());
+      auto r = n.propose(payload(owner, p + at, h.size_bytes()), static_cast<uint32_t>(h.last_offset_delta) + 1);
+      if (!r) {
+        replicate_result rr = base_result();
+        rr.status = replicate_status::not_leader;
+        rr.leader = n.leader();
+        rr.message = name() + ": " + r.err().message;
+        pend->finish(std::move(rr));
+        ok = false;
+        break;
+      }
+      SLUICE_ASSERT_MSG(r.value() == idx, "a proposal lands at the end of the leader's log");
+      if (pend->first.is_zero()) pend->first = idx;
+      pend->last = idx + static_cast<uint64_t>(h.last_offset_delta);
+      at += h.size_bytes();
+    }
+    if (ok) _waiting.push_back(std::move(pend));
+  }
+}
+
+task<result<void>> partition_group::append(const std::vector<entry>& ents) {
+  uint64_t total = 0;
+  std::vector<std::string> control(ents.size());
+  for (size_t i = 0; i < ents.size(); ++i) {
+    if (ents[i].type == entry_type::normal) {
+      total += ents[i].data.size();
+    } else {
+      control[i] = encode_control_batch(ents[i]);
+      total += control[i].size();
+    }
+  }
+  sdk::buffer buf = sdk::buffer::allocate(total, 4096);
+  uint64_t at = 0;
+  for (size_t i = 0; i < ents.size(); ++i) {
+    const std::string_view bytes = ents[i].type == entry_type::normal ? ents[i].data.view() : std::string_view(control[i]);
+    std::memcpy(buf.data() + at, bytes.data(), bytes.size());
+    // Every batch must sit where its entry says: the leader stamped it, and
+    // a follower checks what it received.
+    const batch_header h = decode_header(buf.data() + at);
+    if (h.base_offset != offset_of_index(ents[i].index) ||
+        static_cast<uint32_t>(h.last_offset_delta) + 1 != ents[i].count)
+      co_return make_raft_error(errc::invalid_argument,
+                                name() + ": entry " + std::to_string(ents[i].index.value()) + " holds a batch at offset " +
+                                    std::to_string(h.base_offset));
+    at += bytes.size();
+  }
+  buf.set_size(total);
+  AppendRequest a;
+  a.mutable_id()->ParseFromString(_id_bytes);
+  a.set_keep_offsets(true);
+  sdk::reply rep = co_await storage_call(STORAGE_APPEND, a.SerializeAsString(), std::move(buf));
+  if (rep.status != 0) co_return make_io(name() + ": " + storage_error(rep, "appending"));
+  co_return result<void>{};
+}
+
+task<result<void>> partition_group::persist(const ready& rd) {
+  if (rd.snap) {
+    // The leader's log starts after the snapshot point: continue there.
+    TruncateRequest t;
+    t.mutable_id()->ParseFromString(_id_bytes);
+    t.set_offset(static_cast<int64_t>(rd.snap->meta.index.value()));
+    sdk::reply rep = co_await storage_call(STORAGE_TRUNCATE_PREFIX, t.SerializeAsString());
+    if (rep.status != 0) co_return make_io(name() + ": " + storage_error(rep, "resetting the log to the leader's start"));
+    _view.restored(rd.snap->meta);
+    _persisted = rd.snap->meta.index;
+    persisted_state st = _hs.current();
+    st.snapshot_index = rd.snap->meta.index;
+    st.snapshot_term = rd.snap->meta.term;
+    if (rd.hard) {
+      st.term = std::max(st.term, rd.hard->term);
+      st.vote = rd.hard->term == st.term ? rd.hard->vote : st.vote;
+    }
+    auto w = co_await _hs.write(st);
+    if (!w) co_return w.err();
+  }
+  if (!rd.entries.empty()) {
+    if (rd.truncate_from) {
+      const log_index from = *rd.truncate_from;
+      SLUICE_ASSERT(from == rd.entries.front().index);
+      if (from <= _view.last_index()) {
+        TruncateRequest t;
+        t.mutable_id()->ParseFromString(_id_bytes);
+        t.set_offset(offset_of_index(from));
+        sdk::reply rep = co_await storage_call(STORAGE_TRUNCATE_SUFFIX, t.SerializeAsString());
+        if (rep.status != 0) co_return make_io(name() + ": " + storage_error(rep, "truncating a conflicting suffix"));
+        _view.truncated(from);
+        _persisted = from - 1;
+        fail_waiters(replicate_status::not_leader, name() + ": the entry was replaced by a new leader's", from);
+      }
+    }
+    SLUICE_ASSERT_MSG(rd.entries.front().index == _view.last_index() + 1, "a ready's entries continue the stored log");
+    auto a = co_await append(rd.entries);
+    if (!a) co_return a.err();
+    _view.appended(rd.entries);
+    _persisted = _view.last_index();
+    complete_waiters();  // acks=1: written by the leader
+  }
+  if (rd.hard) {
+    persisted_state st = _hs.current();
+    if (rd.hard->term != st.term || rd.hard->vote != st.vote) {
+      st.term = rd.hard->term;
+      st.vote = rd.hard->vote;
+      auto w = co_await _hs.write(st);
+      if (!w) co_return w.err();
+    }
+    _view.set_hard_state(*rd.hard);
+  }
+  if (!rd.entries.empty()) {
+    PartitionRequest pr;
+    pr.mutable_id()->ParseFromString(_id_bytes);
+    sdk::reply rep = co_await storage_call(STORAGE_FLUSH, pr.SerializeAsString());
+    if (rep.status != 0) co_return make_io(name() + ": " + storage_error(rep, "fdatasync"));
+  }
+  co_return result<void>{};
+}
+
+void partition_group::complete_waiters() {
+  for (auto it = _waiting.begin(); it != _waiting.end();) {
+    pending& p = **it;
+    const bool done = p.acks == -1 ? p.last.value() <= static_cast<uint64_t>(_hw) : p.last <= _persisted;
+    if (!done) {
+      ++it;
+      continue;
+    }
+    replicate_result r = base_result();
+    r.base_offset = offset_of_index(p.first);
+    r.last_offset = offset_of_index(p.last);
+    p.finish(std::move(r));
+    it = _waiting.erase(it);
+  }
+}
+
+void partition_group::fail_waiters(replicate_status st, const std::string& why, log_index from) {
+  const auto fail = [&](pending& p) {
+    replicate_result r = base_result();
+    r.status = st;
+    r.message = why;
+    p.finish(std::move(r));
+  };
+  for (auto it = _waiting.begin(); it != _waiting.end();) {
+    if (!from.is_zero() && (*it)->last < from) {
+      ++it;
+      continue;
+    }
+    fail(**it);
+    it = _waiting.erase(it);
+  }
+  if (from.is_zero()) {
+    for (auto& p : _to_propose) fail(*p);
+    _to_propose.clear();
+  }
+}
+
+task<void> partition_group::applied(const ready& rd) {
+  raft_node& n = mutable_node();
+  bool changed = false;
+  const auto hw = static_cast<int64_t>(rd.commit.value());
+  if (hw > _hw) {
+    _hw = hw;
+    changed = true;
+  }
+  if (n.term() != _term || n.leader() != _leader || n.current_role() != _role) {
+    const bool was_leader = _role == role::leader;
+    _term = n.term();
+    _leader = n.leader();
+    _role = n.current_role();
+    changed = true;
+    if (was_leader && _role != role::leader)
+      fail_waiters(replicate_status::not_leader, name() + ": this broker is no longer the leader");
+    if (_role == role::leader) _preferred_ticks = 0;
+  }
+  complete_waiters();
+  if (changed && _on_change) _on_change(*this);
+  if (auto want = _view.wanted_read(); want && !_reading) {
+    if (auto h = _tasks.try_enter()) {
+      _reading = true;
+      _view.clear_wanted();
+      sdk::spawn(read_back(*want, std::move(h)));
+    }
+  }
+  co_return;
+}
+
+task<void> partition_group::read_back(log_index from, sdk::gate::holder) {
+  ReadRequest r;
+  r.mutable_id()->ParseFromString(_id_bytes);
+  r.set_offset(offset_of_index(from));
+  r.set_max_bytes(1u << 20);
+  sdk::reply rep = co_await storage_call(STORAGE_READ, r.SerializeAsString());
+  _reading = false;
+  if (rep.status != 0 || !rep.msg.buf) {
+    sdk::log_debug("raft: " + name() + ": " + storage_error(rep, "reading entries for a follower"));
+    co_return;
+  }
+  auto owner = std::make_shared<sdk::buffer>(rep.msg.buf);
+  const uint8_t* p = owner->data();
+  std::vector<entry> ents;
+  uint64_t at = 0;
+  while (owner->size() - at >= batch_header_bytes) {
+    const batch_header h = decode_header(p + at);
+    if (h.batch_length <= 0 || h.size_bytes() > owner->size() - at) break;
+    auto e = entry_from_batch(owner, p + at, h.size_bytes());
+    if (!e) {
+      sdk::log_error("raft: " + name() + ": " + e.err().message);
+      break;
+    }
+    ents.push_back(std::move(e.value()));
+    at += h.size_bytes();
+  }
+  _view.fill_readback(std::move(ents));
+  poke();
+}
+
+void partition_group::on_stopped() {
+  fail_waiters(failed() ? replicate_status::storage_error : replicate_status::shutting_down,
+               name() + (failed() ? " stopped on a storage error" : " is closing"));
+  if (failed()) {
+    _role = role::follower;
+    _leader = node_id{};
+    if (_on_change) _on_change(*this);
+  }
+}
+
+}  // namespace sluice::raft::partition

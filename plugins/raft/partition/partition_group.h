@@ -1,0 +1,131 @@
+// partition_group: one partition's Raft group, whose log is the storage
+// plugin's partition log (docs/RAFT.md, "Partition groups").
+//
+// Leader: replicate() stamps each producer batch with its offset and the
+// current term (partitionLeaderEpoch), proposes it, and answers once the
+// batch is written locally (acks=1) or committed, i.e. fsynced on a majority
+// (acks=-1). Follower: appends what the leader sends at the leader's
+// offsets. The commit index is the high watermark.
+#pragma once
+
+#include "../group.h"
+#include "hard_state_file.h"
+#include "batch_codec.h"
+#include "log_view.h"
+
+#include <sluice/sdk/runtime.h>
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace sluice::storage {
+class PartitionId;
+}
+
+namespace sluice::raft::partition {
+
+struct partition_key {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t revision = 0;
+  std::string name() const { return topic + "/" + std::to_string(partition); }
+};
+
+// The group id of a partition: the same on every broker.
+group_id group_of(const partition_key& k) noexcept;
+
+enum class replicate_status { ok, not_leader, storage_error, shutting_down, invalid };
+
+struct replicate_result {
+  replicate_status status = replicate_status::ok;
+  std::string message;
+  int64_t base_offset = -1;
+  int64_t last_offset = -1;
+  node_id leader;
+  term_id term;
+  int64_t high_watermark = -1;
+};
+
+struct partition_settings {
+  int32_t storage_service = -1;
+  std::string state_dir;  // <data_dir>/raft/partitions
+  uint64_t tail_cache_bytes = 4u << 20;
+  uint32_t election_timeout_ticks = 10;
+  uint32_t heartbeat_interval_ticks = 1;
+  // Leadership goes back to the first replica once it is caught up, checked
+  // every this many ticks (0: never).
+  uint32_t preferred_leader_check_ticks = 50;
+};
+
+class partition_group final : public group {
+ public:
+  // `on_change`: called after a round that changed the leader, term or high
+  // watermark (the plugin tells the kafka plugin).
+  // replicas: node ids in the controller's order; the first is preferred.
+  partition_group(partition_key key, const std::vector<node_id>& replicas, std::string overrides,
+                  const partition_settings& s,
+                  group_env& env, std::function<void(partition_group&)> on_change);
+  ~partition_group() override;
+
+  // Opens the storage log and the hard state, then starts the driver.
+  sdk::task<result<void>> open(node_id self, uint64_t seed, sdk::gate::holder h);
+  // Stops the driver, fails the waiting producers, closes (or removes) the log.
+  sdk::task<void> close(bool delete_data);
+
+  sdk::task<replicate_result> replicate(sdk::buffer batches, int32_t acks);
+  // Leadership transfer to target (no_node: the preferred replica).
+  result<void> transfer(node_id target);
+
+  const partition_key& key() const noexcept { return _key; }
+  const membership& replicas() const noexcept { return _view.members(); }
+  int64_t high_watermark() const noexcept { return _hw; }
+  int64_t log_start_offset() const noexcept { return offset_of_index(_view.first_index()); }
+  int64_t log_end_offset() const noexcept { return static_cast<int64_t>(_view.last_index().value()); }
+  node_id leader() const noexcept { return _leader; }
+  term_id term() const noexcept { return _term; }
+  role current_role() const noexcept { return _role; }
+
+  void tick_preferred();
+
+ protected:
+  void on_round(raft_node& n) override;
+  sdk::task<result<void>> persist(const ready& rd) override;
+  sdk::task<void> applied(const ready& rd) override;
+  void on_stopped() override;
+
+ private:
+  struct pending;
+  sdk::task<sdk::reply> storage_call(uint32_t type, const std::string& body, sdk::buffer buf = {});
+  sdk::task<result<void>> append(const std::vector<entry>& ents);
+  sdk::task<void> read_back(log_index from, sdk::gate::holder);
+  void fail_waiters(replicate_status st, const std::string& why, log_index from = log_index{});
+  void complete_waiters();
+  replicate_result base_result() const;
+
+  partition_key _key;
+  std::string _id_bytes;  // serialized storage PartitionId
+  std::string _overrides;  // serialized LogOverrides
+  partition_settings _settings;
+  std::function<void(partition_group&)> _on_change;
+  log_view _view;
+  hard_state_file _hs;
+  node_id _self;
+
+  std::deque<std::shared_ptr<pending>> _to_propose;
+  std::deque<std::shared_ptr<pending>> _waiting;  // proposed, by index
+  log_index _persisted;  // last index appended to the storage (written, maybe not fsynced)
+  int64_t _hw = 0;
+  node_id _leader;
+  term_id _term;
+  role _role = role::follower;
+  bool _reading = false;
+  bool _closed = false;
+  uint32_t _preferred_ticks = 0;
+  node_id _preferred;
+  node_id _transfer_to;
+  sdk::gate _tasks;
+};
+
+}  // namespace sluice::raft::partition
