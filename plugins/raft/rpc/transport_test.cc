@@ -153,7 +153,7 @@ TEST(raft_rpc_transport, delivers_every_message_in_order_with_its_payload) {
     EXPECT_TRUE(b->t.send_app(node_id(1), app_message{5, 99, true, "ok"}));
     EXPECT_TRUE(b->t.send(node_id(1), 3, heartbeat(2, 1, 2, 0, 7)));
     b->t.flush();
-    EVENTUALLY(a->got.size() == 1 && a->apps.size() == 1);
+    EVENTUALLY(a->got.size() == 1 && a->apps.size() == 1 && a->peer(2).messages_sent == 301);
     const peer_stats sa = a->peer(2);
     EXPECT_EQ(sa.connects, 1u);
     EXPECT_EQ(sa.messages_sent, 301u);
@@ -176,12 +176,14 @@ TEST(raft_rpc_transport, heartbeats_of_all_groups_travel_in_one_frame) {
     link(*a, *b, 2);
     EXPECT_TRUE(a->t.send(node_id(2), 0, heartbeat(1, 2, 1, 0, 1)));
     a->t.flush();
-    EVENTUALLY(b->got.size() == 1);
+    // The writer counts a frame once its sendmsg completed, which may be
+    // after the receiver got it.
+    EVENTUALLY(b->got.size() == 1 && a->peer(2).messages_sent == 1);
     const peer_stats before = a->peer(2);
     const uint64_t received_before = b->peer(1).frames_received;
     for (uint64_t g = 1; g <= 2000; ++g) EXPECT_TRUE(a->t.send(node_id(2), g, heartbeat(1, 2, 5, 100 + g, 9)));
     a->t.flush();
-    EVENTUALLY(b->got.size() == 2001);
+    EVENTUALLY(b->got.size() == 2001 && a->peer(2).messages_sent == 2001);
     const peer_stats after = a->peer(2);
     EXPECT_EQ(after.frames_sent - before.frames_sent, 1u);
     EXPECT_LT(after.bytes_sent - before.bytes_sent, 2000u * 8);
