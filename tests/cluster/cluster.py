@@ -353,7 +353,10 @@ class Cluster:
     def __exit__(self, exc_type, exc, tb):
         if exc_type is not None:
             self.dump_logs(f"{exc_type.__name__}: {exc}")
-        problems = self.close(graceful=exc_type is None or not issubclass(exc_type, KeyboardInterrupt))
+        # After a failure the brokers get less time to drain: a test stopped by its own deadline must still
+        # finish before CTest's.
+        problems = self.close(graceful=exc_type is None or not issubclass(exc_type, KeyboardInterrupt),
+                              timeout=40.0 if exc_type is None else 15.0)
         if exc_type is None and problems:
             self.dump_logs("broker problems at shutdown")
             raise ClusterError("; ".join(problems))
@@ -660,16 +663,18 @@ class Cluster:
         p = self.partition(topic, partition, nodes, timeout)
         return p.leader if p is not None and p.error is None else -1
 
-    def wait_brokers(self, ids=None, timeout=60.0):
+    def wait_brokers(self, ids=None, timeout=60.0, via=None):
         """Until Metadata lists exactly `ids` (default: every node) as brokers and a controller; returns
-        the ClusterMetadata."""
+        the ClusterMetadata. via: ask only these nodes (e.g. a restarted node, to see that it rejoined:
+        a cluster may keep listing a dead broker); default every available node."""
         want = set(self.nodes if ids is None else ids)
 
         def ok():
-            md = self.metadata(timeout=3.0)
+            md = self.metadata(nodes=via, timeout=3.0)
             return md if set(md.brokers) == want and md.controller_id in self.nodes else None
 
-        return self._wait(ok, f"Metadata listing brokers {sorted(want)} and a controller", timeout, interval=0.25)
+        return self._wait(ok, f"Metadata{f' from node(s) {list(via)}' if via else ''} listing brokers "
+                              f"{sorted(want)} and a controller", timeout, interval=0.25)
 
     def _live_leader(self, topic, partition, exclude=()):
         p = self.partition(topic, partition, timeout=3.0)

@@ -94,8 +94,8 @@ def parse_args(argv):
     p.add_argument("--warmup-s", type=float, default=4.0, help="steady load before the first fault")
     p.add_argument("--down-s", type=float, default=5.0, help="how long the SIGKILLed leader stays down")
     p.add_argument("--settle-s", type=float, default=4.0, help="steady load after each fault")
-    p.add_argument("--max-unavailable-s", type=float, default=10.0,
-                   help="writes sent after a fault must be acknowledged within this (default 10)")
+    p.add_argument("--max-unavailable-s", type=float, default=8.0,
+                   help="writes sent after a fault must be acknowledged within this (default 8)")
     p.add_argument("--pause-s", type=float, default=None,
                    help="how long the leader stays SIGSTOPped (default: --max-unavailable-s + 2)")
     p.add_argument("--catchup-timeout-s", type=float, default=60.0)
@@ -629,7 +629,7 @@ class Scenario:
         time.sleep(max(0.0, a.down_s - (now() - t_kill)))
         t_restart = now()
         c.start_node(victim)
-        c.wait_brokers(timeout=60)
+        c.wait_brokers(timeout=60, via=[victim])
         say(f"node {victim} restarted and back in Metadata after {now() - t_restart:.2f} s")
         self.restarted = victim
         self.t_restart = t_restart
@@ -651,7 +651,7 @@ class Scenario:
         self.faults.append(("SIGSTOP", frozen, t_stop, res, t_elected, hit))
         time.sleep(max(0.0, a.pause_s - (now() - t_stop)))
         c.resume(frozen)
-        c.wait_brokers(timeout=60)
+        c.wait_brokers(timeout=60, via=[frozen])
         say(f"node {frozen} resumed (SIGCONT) after {now() - t_stop:.2f} s frozen")
         time.sleep(a.settle_s)
         self._check_threads()
@@ -675,6 +675,8 @@ class Scenario:
                     leader = c.leader(self.topic, p)
                     if leader == r:
                         continue  # a leader holds every committed entry
+                    if leader not in c.nodes:
+                        return False
                     st, g = c.admin_get(leader, f"/v1/raft/groups/{self.topic}/{p}")
                     if st != 200 or not isinstance(g, dict):
                         return False
@@ -719,7 +721,7 @@ class Scenario:
         say(f"with node {other} stopped, one acks=all record per partition acknowledged in {took:.2f} s: node {r} "
             f"holds every partition up to {[x.offset for x in recs]}")
         c.start_node(other)
-        c.wait_brokers(timeout=60)
+        c.wait_brokers(timeout=60, via=[other])
 
     def _check_threads(self):
         self.c.check_alive()
