@@ -29,6 +29,9 @@ A node that exits without the harness asking is noticed by every wait (`check_al
 it, with its exit status. Sanitizer reports in any log and non-zero exits after SIGTERM are collected
 in `problems` (returned by `close()`), so a test that passed still fails if a broker misbehaved.
 
+The cluster's directory (configs, data, logs) is removed by `close()` unless `keep` is set, a problem
+was found, or the `with` block ended with an exception; the path is printed when it is kept.
+
 Clean-up: `close()` runs at the end of a `with` block, at interpreter exit (atexit) and, after
 `install_signal_handlers()`, on SIGTERM/SIGINT/SIGHUP (turned into KeyboardInterrupt so that `finally`
 blocks run). Brokers also die with the harness if it is SIGKILLed: they are started by one long-lived
@@ -353,6 +356,8 @@ class Cluster:
     def __exit__(self, exc_type, exc, tb):
         if exc_type is not None:
             self.dump_logs(f"{exc_type.__name__}: {exc}")
+            if not issubclass(exc_type, KeyboardInterrupt):
+                self.keep = True  # data and logs for the post-mortem
         # After a failure the brokers get less time to drain: a test stopped by its own deadline must still
         # finish before CTest's.
         problems = self.close(graceful=exc_type is None or not issubclass(exc_type, KeyboardInterrupt),

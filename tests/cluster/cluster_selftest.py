@@ -259,7 +259,8 @@ def section_cleanup(args):
     check(pids and all_dead(pids), "... every node is gone (a paused one too)", str(pids))
     check("broker logs (RuntimeError: the test failed)" in out and "--- node 1: last" in out
           and "--- node 2: last" in out, "... and every node's log tail is printed", out[-3000:])
-    check(base and not os.path.exists(base), "... and the directory is removed", str(base))
+    check(base and os.path.exists(os.path.join(base, "node1", "brokerd.log")),
+          "... and the directory is kept for the post-mortem", str(base))
 
     rc, out, pids, base = run("sleep", signal.SIGTERM)
     check(len(pids) == 2 and all_dead(pids), "child: SIGTERM stops every node", out[-2000:])

@@ -40,6 +40,7 @@ import argparse
 import bisect
 import collections
 import functools
+import logging
 import os
 import signal
 import sys
@@ -73,6 +74,30 @@ def say(msg):
 
 class TestFailure(Exception):
     pass
+
+
+# librdkafka's own log lines (connection failures, retries, leader changes as the clients saw them) go to
+# clients.log in the cluster's directory, not to the console: CLIENT_LOG.attach() once the directory exists.
+class ClientLog:
+    def __init__(self):
+        self.logger = logging.getLogger("rdkafka")
+        self.logger.setLevel(logging.DEBUG)
+        self.logger.propagate = False
+        self.logger.addHandler(logging.NullHandler())
+        self.path = None
+
+    def attach(self, directory):
+        self.path = os.path.join(directory, "clients.log")
+        h = logging.FileHandler(self.path)
+        h.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        self.logger.addHandler(h)
+
+    def config(self):
+        """librdkafka settings that send its log (up to info) to the file."""
+        return {"logger": self.logger, "log_level": 6}
+
+
+CLIENT_LOG = ClientLog()
 
 
 class TestTimeout(Exception):
@@ -177,7 +202,7 @@ def producer_config(bootstrap, history):
         "reconnect.backoff.max.ms": 1000,
         "topic.metadata.refresh.interval.ms": 2000,
         "error_cb": history.client_error,
-        "log_level": 3,
+        **CLIENT_LOG.config(),
     }
 
 
@@ -232,7 +257,7 @@ class GroupConsumer(threading.Thread):
             "bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
             "auto.offset.reset": "earliest", "session.timeout.ms": 10000, "heartbeat.interval.ms": 1000,
             "socket.timeout.ms": 5000, "reconnect.backoff.ms": 100, "reconnect.backoff.max.ms": 1000,
-            "topic.metadata.refresh.interval.ms": 2000, "error_cb": self._on_error, "log_level": 3})
+            "topic.metadata.refresh.interval.ms": 2000, "error_cb": self._on_error, **CLIENT_LOG.config()})
         self.lock = threading.Lock()
         self.epoch = 0  # assignment generation, bumped by every on_assign
         self.reads = []  # (t, epoch, partition, offset, value)
@@ -364,7 +389,7 @@ def drain(cluster, topic, partitions, timeout=90.0):
     """Reads every partition from the beginning with assign(): {partition: [(offset, value)]}."""
     c = Consumer({"bootstrap.servers": cluster.bootstrap(), "group.id": f"drain-{uuid.uuid4().hex[:8]}",
                   "enable.auto.commit": False, "enable.partition.eof": True, "auto.offset.reset": "earliest",
-                  "socket.timeout.ms": 5000, "log_level": 3})
+                  "socket.timeout.ms": 5000, **CLIENT_LOG.config()})
     try:
         ends = {}
         for p in range(partitions):
@@ -551,7 +576,7 @@ class Scenario:
         say("waiting for every broker in Metadata")
         md = c.wait_brokers(timeout=60)
         say(f"brokers {sorted(md.brokers)}, controller {md.controller_id}")
-        ac = AdminClient({"bootstrap.servers": c.bootstrap(), "log_level": 3})
+        ac = AdminClient({"bootstrap.servers": c.bootstrap(), **CLIENT_LOG.config()})
         rf = c.replication_factor
         fut = ac.create_topics([NewTopic(self.topic, num_partitions=a.partitions, replication_factor=rf)],
                                operation_timeout=30)[self.topic]
@@ -657,7 +682,8 @@ class Scenario:
         self._check_threads()
 
     def high_watermarks(self):
-        cons = Consumer({"bootstrap.servers": self.c.bootstrap(), "group.id": f"hw-{self.run_id}", "log_level": 3})
+        cons = Consumer({"bootstrap.servers": self.c.bootstrap(), "group.id": f"hw-{self.run_id}",
+                         **CLIENT_LOG.config()})
         try:
             return {p: cons.get_watermark_offsets(TopicPartition(self.topic, p), timeout=15, cached=False)[1]
                     for p in range(self.a.partitions)}
@@ -681,7 +707,11 @@ class Scenario:
                     if st != 200 or not isinstance(g, dict):
                         return False
                     f = [x for x in g.get("followers", []) if x.get("id") == r]
-                    if not f or f[0].get("lag") != 0:
+                    if not f:
+                        return False
+                    match, commit = f[0].get("match"), g.get("commit_index")
+                    if f[0].get("lag") != 0 and not (isinstance(match, int) and isinstance(commit, int)
+                                                     and match >= commit):
                         return False
                 return True
             try:
@@ -764,6 +794,8 @@ class Scenario:
             print(f"group: {g['read']} records consumed ({g['redelivered']} redelivered), {g['assignments']} "
                   f"assignment(s), {g['commits_ok']} commits ok, {g['commits_failed']} failed, "
                   f"{g['read_backs']} committed-offset read-backs")
+        if CLIENT_LOG.path and self.c.keep:
+            print(f"kept the brokers' directories and the clients' log ({CLIENT_LOG.path})")
         print(f"checks: {len(self.checks.passed)} passed, {len(self.checks.failed)} failed")
         for name, detail in self.checks.failed:
             print(f"  FAILED {name}: {detail}")
@@ -791,14 +823,17 @@ def main(argv):
     try:
         with c:
             c.start()
+            CLIENT_LOG.attach(c.base_dir)
             try:
                 s.run()
             finally:
                 for th in (getattr(s, "producer", None), getattr(s, "group", None)):
                     if th is not None:
                         th.stop_flag.set()
-                if s.checks.failed and sys.exc_info()[0] is None:
-                    c.dump_logs("failed checks")
+                if s.checks.failed:
+                    c.keep = True  # the brokers' data and logs, and clients.log, for the post-mortem
+                    if sys.exc_info()[0] is None:
+                        c.dump_logs("failed checks")
         status = 0 if not s.checks.failed else 1
     except (TestFailure, TestTimeout, ClusterError, KafkaException) as e:
         print(f"FAILED: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
