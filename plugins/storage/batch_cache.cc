@@ -31,13 +31,22 @@ const batch_cache::entry* batch_cache::find(const void* owner, int64_t offset) {
   return nullptr;
 }
 
-void batch_cache::drop(const void* owner, int64_t below) {
+template <typename Pred>
+void batch_cache::drop_if(const void* owner, Pred is_doomed) {
   auto o = _by_owner.find(owner);
   if (o == _by_owner.end()) return;
   std::vector<lru_list::iterator> doomed;
   for (auto& [base, it] : o->second)
-    if (it->last_offset < below) doomed.push_back(it);
+    if (is_doomed(*it)) doomed.push_back(it);
   for (auto it : doomed) erase(it);
+}
+
+void batch_cache::drop(const void* owner, int64_t below) {
+  drop_if(owner, [below](const entry& e) { return e.last_offset < below; });
+}
+
+void batch_cache::drop_from(const void* owner, int64_t from) {
+  drop_if(owner, [from](const entry& e) { return e.last_offset >= from; });
 }
 
 void batch_cache::evict_to(uint64_t target) {

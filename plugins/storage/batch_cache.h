@@ -36,6 +36,8 @@ class batch_cache {
   const entry* find(const void* owner, int64_t offset);
   // Forgets owner's batches that end below `below` (all by default).
   void drop(const void* owner, int64_t below = INT64_MAX);
+  // Forgets owner's batches that end at or after `from` (a suffix truncation).
+  void drop_from(const void* owner, int64_t from);
 
   uint64_t bytes() const noexcept { return _bytes; }
   uint64_t budget() const noexcept { return _budget; }
@@ -45,6 +47,8 @@ class batch_cache {
 
  private:
   using lru_list = std::list<entry>;
+  template <typename Pred>
+  void drop_if(const void* owner, Pred doomed);
   void evict_to(uint64_t target);
   void erase(lru_list::iterator it);
 

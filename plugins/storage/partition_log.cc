@@ -23,9 +23,9 @@ constexpr uint64_t page = 4096;
 constexpr uint64_t align_down(uint64_t v) noexcept { return v / page * page; }
 constexpr uint64_t align_up(uint64_t v) noexcept { return (v + page - 1) / page * page; }
 
-constexpr uint32_t meta_magic = 0x534c504d;  // "SLPM"
-constexpr uint32_t meta_version = 1;
 constexpr const char* meta_file = "partition.meta";
+// Offsets stay far from overflow: a replica append's must be below this.
+constexpr int64_t max_log_offset = INT64_MAX - (int64_t{1} << 32);
 
 class category_impl final : public std::error_category {
  public:
@@ -76,7 +76,9 @@ struct partition_log::segment {
   segment_index index;
   sdk::buffer wbuf;           // active segment: aligned write buffer
   uint64_t wbuf_pos = 0;      // file position of wbuf[0], page aligned
-  sdk::gate readers;          // reads in progress; closed before deletion
+  // Reads in progress; closed before deletion, replaced by a fresh gate
+  // when a truncation must wait for the reads that started before it.
+  std::unique_ptr<sdk::gate> readers = std::make_unique<sdk::gate>();
 };
 
 partition_log::partition_log(std::string dir, std::string name, log_config cfg, batch_cache* cache)
@@ -99,8 +101,9 @@ error partition_log::io_error(int err, const std::string& what) const {
               _name + ": " + what + ": " + std::strerror(err) + (full ? " (the disk is full)" : ""));
 }
 
-error partition_log::fail(int err, const std::string& what) {
-  error e = io_error(err, what);
+error partition_log::fail(int err, const std::string& what) { return fail(io_error(err, what)); }
+
+error partition_log::fail(error e) {
   if (!_failed) {
     _failed = true;
     // The cause's code (disk_full, io_error) stays, so callers can tell them apart.
@@ -119,7 +122,18 @@ log_stats partition_log::stats() const noexcept {
   st.segments = static_cast<uint32_t>(_segments.size());
   st.failed = _failed;
   st.syncs = _syncs;
+  st.last_epoch = _epochs.last_epoch();
   return st;
+}
+
+void partition_log::observe_epoch(int32_t epoch, int64_t base_offset) noexcept {
+  // A batch that begins below the log start (the start is inside it)
+  // counts from the start.
+  if (_epochs.observe(epoch, std::max(base_offset, _start_offset))) ++_epochs_version;
+}
+
+bool partition_log::is_active(const segment& s) const noexcept {
+  return !_segments.empty() && _segments.rbegin()->second.get() == &s;
 }
 
 partition_log::segment* partition_log::segment_for(int64_t offset) noexcept {
@@ -162,6 +176,27 @@ static sdk::task<result<read_slice>> read_aligned(int32_t fd, uint64_t pos, uint
   co_return s;
 }
 
+// Reads a small file whole (partition.meta); nullopt when it does not exist.
+static sdk::task<result<std::optional<std::string>>> read_small_file(const std::string& path, uint64_t max_bytes) {
+  const int32_t fd = co_await sdk::openat(path.c_str(), O_RDONLY | O_CLOEXEC, 0);
+  if (fd == -ENOENT) co_return std::optional<std::string>{};
+  if (fd < 0) co_return make(errc::io_error, "cannot open " + path + ": " + std::strerror(-fd));
+  std::string bytes;
+  while (bytes.size() <= max_bytes) {
+    const size_t at = bytes.size();
+    bytes.resize(at + 65536);
+    const int32_t n = co_await sdk::read(fd, bytes.data() + at, 65536, at);
+    if (n < 0) {
+      co_await sdk::close(fd);
+      co_return make(errc::io_error, "cannot read " + path + ": " + std::strerror(-n));
+    }
+    bytes.resize(at + static_cast<size_t>(n));
+    if (n == 0) break;
+  }
+  co_await sdk::close(fd);
+  co_return std::optional<std::string>(std::move(bytes));
+}
+
 sdk::task<result<void>> partition_log::recover() {
   namespace fs = std::filesystem;
   int32_t rc = co_await sdk::mkdir(_dir.c_str(), 0755);
@@ -187,22 +222,61 @@ sdk::task<result<void>> partition_log::recover() {
   if (ec) co_return io_error(ec.value(), "cannot list " + _dir);
   std::sort(bases.begin(), bases.end());
 
-  // The metadata file holds the log start offset (after DeleteRecords or retention).
+  // partition.meta: the log start offset (DeleteRecords, retention, reset),
+  // the epoch table, and a truncate_suffix that did not finish.
   const std::string meta_path = _dir + "/" + meta_file;
-  const int32_t mfd = co_await sdk::openat(meta_path.c_str(), O_RDONLY | O_CLOEXEC, 0);
-  if (mfd >= 0) {
-    uint8_t m[32] = {};
-    const int32_t n = co_await sdk::read(mfd, m, sizeof(m), 0);
-    co_await sdk::close(mfd);
-    if (n == 24 && static_cast<uint32_t>(read_be32(m)) == meta_magic &&
-        static_cast<uint32_t>(read_be32(m + 4)) == meta_version &&
-        static_cast<uint32_t>(read_be32(m + 16)) == crc32c(0, m, 16)) {
-      _start_offset = read_be64(m + 8);
-    } else {
-      sdk::log_warn(_name + ": " + meta_path + " is damaged; taking the log start from the first segment");
+  std::optional<partition_meta> meta;
+  {
+    auto bytes = co_await read_small_file(meta_path, meta_header_bytes + uint64_t{meta_max_entries} * meta_entry_bytes);
+    if (!bytes) co_return bytes.err();
+    if (bytes.value()) {
+      const std::string& b = *bytes.value();
+      std::string why;
+      meta = decode_meta(reinterpret_cast<const uint8_t*>(b.data()), b.size(), &why);
+      if (!meta)
+        sdk::log_warn(_name + ": " + meta_path + " is damaged (" + why +
+                      "); taking the log start from the first segment and the leader epochs from every segment");
     }
-  } else if (mfd != -ENOENT) {
-    co_return io_error(-mfd, "cannot open " + meta_path);
+  }
+  if (meta) _start_offset = meta->start_offset;
+  if (!bases.empty() && _start_offset < bases.front()) _start_offset = bases.front();
+
+  // A truncate_suffix recorded its new end before it cut: the segments
+  // wholly past it go first (so the rest still follow each other), the
+  // cut itself once the segments are read.
+  int64_t cut_to = meta && meta->truncating_to >= 0 ? std::max(meta->truncating_to, _start_offset) : -1;
+  while (cut_to >= 0 && !bases.empty() && bases.back() > cut_to) {
+    const std::string log_path = _dir + "/" + segment_name(bases.back(), ".log");
+    const std::string index_path = _dir + "/" + segment_name(bases.back(), ".index");
+    sdk::log_warn(_name + ": finishing an interrupted truncation to offset " + std::to_string(cut_to) + ": deleting " +
+                  log_path);
+    rc = co_await sdk::unlink(log_path.c_str());
+    if (rc < 0 && rc != -ENOENT) co_return io_error(-rc, "cannot delete " + log_path);
+    rc = co_await sdk::unlink(index_path.c_str());
+    if (rc < 0 && rc != -ENOENT) co_return io_error(-rc, "cannot delete " + index_path);
+    bases.pop_back();
+  }
+
+  // The epoch table: the file's entries for the closed segments (they were
+  // written before those segments closed), the active segment's rebuilt
+  // from its batches as it is scanned. Without a version 2 file (a log of
+  // an older version, or damage) every segment is scanned for them.
+  const bool rebuild_epochs = !bases.empty() && (!meta || meta->version < meta_version);
+  if (meta && !rebuild_epochs) {
+    const int64_t active_base = bases.empty() ? _start_offset : bases.back();
+    std::vector<epoch_entry> kept;
+    for (size_t i = 0; i < meta->epochs.size(); ++i) {
+      const epoch_entry& e = meta->epochs[i];
+      // The first entry may start at the log start with no batch there
+      // (clipped by a prefix truncation): only the file knows it.
+      if (e.start_offset < active_base || (i == 0 && e.start_offset == meta->start_offset)) kept.push_back(e);
+    }
+    _epochs.assign(std::move(kept));
+    _epochs.truncate_prefix(_start_offset);
+  } else if (rebuild_epochs) {
+    sdk::log_info(_name + ": rebuilding the leader-epoch table from every segment (" +
+                  (meta ? "partition.meta of version " + std::to_string(meta->version) : std::string("no valid partition.meta")) +
+                  ")");
   }
 
   for (size_t i = 0; i < bases.size(); ++i) {
@@ -216,7 +290,8 @@ sdk::task<result<void>> partition_log::recover() {
     if (s->fd < 0) co_return io_error(-s->fd, "cannot open " + s->log_path);
     segment& ref = *s;
     _segments.emplace(bases[i], std::move(s));
-    auto r = co_await recover_segment(ref, i + 1 == bases.size());
+    const bool last = i + 1 == bases.size();
+    auto r = co_await recover_segment(ref, last, last || rebuild_epochs ? scan_mode::scan_epochs : scan_mode::trust_index);
     if (!r) co_return r;
     if (_failed) break;  // the rest of the log is unreachable past a corrupt segment
   }
@@ -237,30 +312,73 @@ sdk::task<result<void>> partition_log::recover() {
   if (_segments.empty()) {
     auto r = co_await create_segment(_start_offset);
     if (!r) co_return r;
-    _next_offset = _start_offset;
-  } else {
-    _next_offset = active().next_offset;
-    if (_start_offset < _segments.begin()->first) _start_offset = _segments.begin()->first;
-    if (_start_offset > _next_offset && !_failed) {
-      // Everything below the recorded start was deleted; start afresh there.
-      auto r = co_await roll();
-      if (!r) co_return r;
-    }
   }
-  _written_offset = _flushed_offset = _next_offset;
+  _next_offset = _written_offset = _flushed_offset = active().next_offset;
   segment& a = active();
   a.written = a.size;
   a.written_next = a.next_offset;
+  // What partition.meta holds now: the in-memory table may also have
+  // entries of the active segment (persisted when it closes).
+  _epochs_version = 1;
+  _epochs_persisted = meta && meta->epochs == _epochs.entries() ? 1 : 0;
+  // A new log, an older version's or a damaged file: write the current one.
+  bool rewrite_meta = !meta || meta->version < meta_version;
+
+  if (cut_to >= 0 && !_failed) {
+    if (cut_to < _next_offset) {
+      sdk::log_warn(_name + ": finishing an interrupted truncation of the log to end at offset " +
+                    std::to_string(cut_to) + " (it ends at " + std::to_string(_next_offset) + ")");
+      // It records the end again, cuts, then clears it.
+      auto r = co_await cut_suffix(cut_to);
+      if (!r && !_failed) {
+        // The recorded end is not a batch boundary of this log: damage.
+        _failed = true;
+        _failure = make(errc::corrupt, r.err().message + "; the log is read-only (restore it from a replica)");
+        sdk::log_error(_failure.message);
+      }
+    } else {
+      // The cut was done; only clearing the record was not.
+      _epochs.truncate_suffix(cut_to);
+      ++_epochs_version;
+      rewrite_meta = true;
+    }
+  }
+  if (_start_offset > _next_offset && !_failed) {
+    // Everything below the recorded start was deleted (a reset, or
+    // DeleteRecords past a tail a crash lost): the log is empty there.
+    sdk::log_info(_name + ": the log starts at " + std::to_string(_start_offset) + ", past its last batch; emptying it");
+    auto r = co_await reset_segments(_start_offset);
+    if (!r) co_return r;
+    _epochs.clear();
+    ++_epochs_version;
+    rewrite_meta = true;
+  }
+  if (rewrite_meta && !_failed) {
+    auto r = co_await write_meta();
+    if (!r) {
+      if (cut_to < 0) {
+        // Only a rewrite: the next open reads what is there again.
+        sdk::log_warn(r.err().message + "; partition.meta is rewritten at the next change");
+      } else {
+        // The recorded truncation must not outlive the cut: appends past it
+        // would be cut at the next open.
+        co_return r;
+      }
+    }
+  }
+  SLUICE_ASSERT(_failed || (_start_offset <= _next_offset && active().next_offset == _next_offset));
+  SLUICE_ASSERT(_failed || epoch_table::valid(_epochs.entries(), _start_offset));
+
   // What survived a crash may still sit in the device's cache: make it durable.
-  rc = co_await sdk::fdatasync(a.fd);
-  if (rc < 0) co_return io_error(-rc, "fdatasync " + a.log_path);
+  rc = co_await sdk::fdatasync(active().fd);
+  if (rc < 0) co_return io_error(-rc, "fdatasync " + active().log_path);
   sdk::log_info(_name + ": opened with " + std::to_string(_segments.size()) + " segment(s), offsets [" +
-                std::to_string(_start_offset) + ", " + std::to_string(_next_offset) + ")" +
-                (_failed ? " READ-ONLY: " + _failure.message : ""));
+                std::to_string(_start_offset) + ", " + std::to_string(_next_offset) + "), leader epoch " +
+                std::to_string(_epochs.last_epoch()) + (_failed ? " READ-ONLY: " + _failure.message : ""));
   co_return result<void>{};
 }
 
-sdk::task<result<void>> partition_log::recover_segment(segment& s, bool last) {
+sdk::task<result<void>> partition_log::recover_segment(segment& s, bool last, scan_mode mode) {
   struct statx st{};
   int32_t rc = co_await sdk::statx(s.log_path.c_str(), 0, STATX_SIZE, &st);
   if (rc < 0) co_return io_error(-rc, "statx " + s.log_path);
@@ -268,7 +386,8 @@ sdk::task<result<void>> partition_log::recover_segment(segment& s, bool last) {
 
   // A closed segment with a valid index is trusted: its size and next
   // offset come from the index, its batches are verified when read.
-  if (!last) {
+  if (mode == scan_mode::trust_index) {
+    SLUICE_ASSERT(!last);
     const int32_t ifd = co_await sdk::openat(s.index_path.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC, 0);
     if (ifd >= 0) {
       struct statx ist{};
@@ -344,6 +463,9 @@ sdk::task<result<void>> partition_log::recover_segment(segment& s, bool last) {
     }
     s.index.add_batch(checked.base_offset, checked.max_timestamp, static_cast<uint32_t>(pos),
                       static_cast<uint32_t>(checked.size_bytes()));
+    // Batches wholly below the log start are deleted: their epochs no longer count.
+    if (mode == scan_mode::scan_epochs && checked.last_offset() >= _start_offset)
+      observe_epoch(checked.leader_epoch, checked.base_offset);
     expected = checked.last_offset() + 1;
     pos += checked.size_bytes();
   }
@@ -408,27 +530,37 @@ sdk::task<result<void>> partition_log::recover_segment(segment& s, bool last) {
     }
     if (nonzero && last && why != nullptr && !stale) {
       // Zero the torn tail so a later scan cannot mistake it for data.
-      const uint64_t tail_page = align_down(pos);
-      if (pos % page) {
-        auto r = co_await read_aligned(s.fd, tail_page, page, s.log_path);
-        if (!r) co_return r.err();
-        sdk::buffer b = r.value().data;
-        if (b.capacity() < page) co_return make(errc::io_error, s.log_path + ": short read of the tail page");
-        std::memset(b.data() + (pos - tail_page), 0, page - (pos - tail_page));
-        rc = co_await sdk::write(s.fd, b.data(), page, tail_page);
-        if (rc < 0) co_return io_error(-rc, "zeroing the torn tail of " + s.log_path);
-      }
-      if (align_up(pos) < window_end) {
-        rc = co_await sdk::fallocate(s.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, align_up(pos),
-                                     window_end - align_up(pos));
-        if (rc < 0) co_return io_error(-rc, "punching the torn tail of " + s.log_path);
-      }
+      if (auto z = co_await zero_from(s, pos, window_end); !z) co_return z;
       rc = co_await sdk::fdatasync(s.fd);
       if (rc < 0) co_return io_error(-rc, "fdatasync " + s.log_path);
       sdk::log_warn(_name + ": cut a torn tail of up to " + std::to_string(window_end - pos) + " byte(s) from " + s.log_path +
                     " at byte " + std::to_string(pos) + " (" + (why ? why : "garbage") + "); the log ends at offset " +
                     std::to_string(expected));
     }
+  }
+  co_return result<void>{};
+}
+
+// Zeros s's file from byte pos to byte end: the rest of pos's page is
+// rewritten as zeros, whole pages after it are punched out (a hole reads as
+// zeros). Not synced: the caller syncs.
+sdk::task<result<void>> partition_log::zero_from(segment& s, uint64_t pos, uint64_t end) {
+  SLUICE_ASSERT(pos <= end);
+  const uint64_t tail_page = align_down(pos);
+  if (pos % page) {
+    auto r = co_await read_aligned(s.fd, tail_page, page, s.log_path);
+    if (!r) co_return r.err();
+    sdk::buffer b = r.value().data;
+    if (b.capacity() < page) co_return make(errc::io_error, s.log_path + ": short read of the tail page");
+    std::memset(b.data() + (pos - tail_page), 0, page - (pos - tail_page));
+    const int32_t rc = co_await sdk::write(s.fd, b.data(), page, tail_page);
+    if (rc != static_cast<int32_t>(page))
+      co_return io_error(rc < 0 ? -rc : EIO, "zeroing " + s.log_path + " from byte " + std::to_string(pos));
+  }
+  if (align_up(pos) < end) {
+    const int32_t rc = co_await sdk::fallocate(s.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, align_up(pos),
+                                               end - align_up(pos));
+    if (rc < 0) co_return io_error(-rc, "punching " + s.log_path + " from byte " + std::to_string(align_up(pos)));
   }
   co_return result<void>{};
 }
@@ -500,6 +632,12 @@ sdk::task<result<void>> partition_log::roll() {
   if (rc < 0) co_return fail(-rc, "fdatasync " + old.log_path);
   _flushed_offset = std::max(_flushed_offset, old.next_offset);
   _synced.notify_all();
+  // Recovery rebuilds only the active segment's epoch entries: the ones of
+  // the segment that closes go to partition.meta now (its batches are
+  // durable; nothing has changed yet if this fails).
+  if (_epochs_version != _epochs_persisted) {
+    if (auto m = co_await write_meta(); !m) co_return m;
+  }
   const uint64_t t1 = sdk::now_ns();
   auto r = co_await close_segment(old);
   if (!r) sdk::log_warn(r.err().message + "; it will be rebuilt on the next start");
@@ -558,10 +696,11 @@ sdk::task<result<void>> partition_log::ensure_space(uint64_t bytes) {
   co_return result<void>{};
 }
 
-sdk::task<result<append_result>> partition_log::append(sdk::buffer batches) {
+sdk::task<result<append_result>> partition_log::append(sdk::buffer batches, append_options opts) {
   if (_closed) co_return make(errc::closed, _name + ": log is closed");
   if (_failed) co_return _failure;
   if (!batches || batches.size() == 0) co_return make(errc::invalid_batch, _name + ": empty append");
+  SLUICE_ASSERT_MSG(!opts.leader_epoch || *opts.leader_epoch >= 0, "a leader epoch to stamp is >= 0");
   // Validate everything before touching the log.
   uint8_t* p = batches.data();
   const uint64_t n = batches.size();
@@ -576,6 +715,19 @@ sdk::task<result<append_result>> partition_log::append(sdk::buffer batches) {
                      _name + ": batch at byte " + std::to_string(pos) + ": " + to_string(c) +
                          (too_large ? " (max_batch_bytes is " + std::to_string(_cfg.max_batch_bytes) + ")" : ""));
     }
+    if (opts.keep_offsets) {
+      // The leader's offsets: each batch must follow the previous one.
+      if (h.base_offset < 0 || h.base_offset > max_log_offset - h.last_offset_delta)
+        co_return make(errc::offset_out_of_range, _name + ": replica append: the batch at byte " + std::to_string(pos) +
+                                                      " has base offset " + std::to_string(h.base_offset) +
+                                                      ", not a valid offset");
+      if (!headers.empty() && h.base_offset != headers.back().last_offset() + 1)
+        co_return make(errc::offset_out_of_range,
+                       _name + ": replica append: the batch at byte " + std::to_string(pos) + " has base offset " +
+                           std::to_string(h.base_offset) + " but the previous batch ends at offset " +
+                           std::to_string(headers.back().last_offset()) + " (expected " +
+                           std::to_string(headers.back().last_offset() + 1) + ": batches must be contiguous)");
+    }
     headers.push_back(h);
     pos += h.size_bytes();
   }
@@ -583,6 +735,11 @@ sdk::task<result<append_result>> partition_log::append(sdk::buffer batches) {
   auto guard = co_await _append_mutex.lock();
   if (_closed) co_return make(errc::closed, _name + ": log is closed");
   if (_failed) co_return _failure;
+  if (opts.keep_offsets && headers.front().base_offset != _next_offset)
+    co_return make(errc::offset_out_of_range, _name + ": replica append: the first batch has base offset " +
+                                                  std::to_string(headers.front().base_offset) +
+                                                  " but the log's next offset is " + std::to_string(_next_offset) +
+                                                  " (expected " + std::to_string(_next_offset) + ")");
   {
     segment& s = active();
     if (s.size > 0 && (s.size + n > _cfg.segment_bytes || now_ms() - s.created_ms >= _cfg.segment_ms)) {
@@ -611,7 +768,16 @@ sdk::task<result<append_result>> partition_log::append(sdk::buffer batches) {
     for (; next_header < group_end; ++next_header) {
       const batch_header& h = headers[next_header];
       const auto size = static_cast<uint32_t>(h.size_bytes());
-      set_base_offset(p + pos, _next_offset);
+      // The fields outside the CRC, in the same pass: offsets, then the epoch.
+      if (opts.keep_offsets) {
+        SLUICE_ASSERT(h.base_offset == _next_offset);
+      } else {
+        set_base_offset(p + pos, _next_offset);
+      }
+      const int32_t epoch = opts.leader_epoch.value_or(h.leader_epoch);
+      if (opts.leader_epoch) set_leader_epoch(p + pos, epoch);
+      SLUICE_ASSERT(decode_header(p + pos).base_offset == _next_offset && decode_header(p + pos).leader_epoch == epoch);
+      observe_epoch(epoch, _next_offset);
       s.index.add_batch(_next_offset, h.max_timestamp, static_cast<uint32_t>(s.size + (pos - group_start)), size);
       _cache->put(this, _next_offset, _next_offset + h.last_offset_delta, batches, static_cast<uint32_t>(pos), size);
       out.max_timestamp = std::max(out.max_timestamp, h.max_timestamp);
@@ -667,7 +833,9 @@ sdk::task<void> partition_log::write_loop() {
 }
 
 sdk::task<result<void>> partition_log::wait_written(int64_t offset) {
-  while (_written_offset < offset) {
+  // Offsets a truncation removed meanwhile were written before it (it
+  // waits for the writer): nothing to wait for.
+  while (_written_offset < std::min(offset, _next_offset)) {
     if (_failed) co_return _failure;
     if (!_writing) {
       _writing = true;
@@ -682,7 +850,8 @@ sdk::task<result<int64_t>> partition_log::flush() {
   if (_closed) co_return make(errc::closed, _name + ": log is closed");
   const int64_t target = _next_offset;
   if (auto r = co_await wait_written(target); !r) co_return r.err();
-  while (_flushed_offset < target) {
+  // A truncation may lower the target meanwhile (and the flushed offset).
+  while (_flushed_offset < std::min(target, _next_offset)) {
     if (_failed) co_return _failure;
     if (_syncing) {
       co_await _synced.wait();  // then check whether that sync covered us
@@ -718,11 +887,15 @@ sdk::task<result<void>> partition_log::read_from_disk(segment& s, int64_t offset
   // Base offsets lie outside the CRC: every batch read must continue the
   // sequence from the index entry, inside the segment's offset range.
   int64_t expect = start.offset;
-  // Bytes from wbuf_pos on may be unwritten: take them from the buffer.
-  const bool active_segment = &s == &active() && s.wbuf;
-  const uint64_t disk_end = active_segment ? s.wbuf_pos : s.size;
+  const uint64_t generation = _truncations;
   while (pos < s.size) {
     read_slice chunk;
+    // Bytes from the write buffer's position on may be unwritten: they come
+    // from the buffer. Decided at every turn: a roll, a truncation or
+    // appends may have moved the buffer on meanwhile (what lies below its
+    // position is written).
+    const bool buffered = s.wbuf && is_active(s);
+    const uint64_t disk_end = buffered ? s.wbuf_pos : s.size;
     if (pos >= disk_end) {
       const uint64_t len = s.size - pos;
       chunk.data = sdk::buffer::allocate(len);
@@ -748,6 +921,9 @@ sdk::task<result<void>> partition_log::read_from_disk(segment& s, int64_t offset
       return make(errc::corrupt, msg);
     };
     while (i < chunk.length) {
+      // A truncation since this read began: what follows may be gone, and
+      // must not enter the cache. What was read before it stands.
+      if (generation != _truncations) co_return result<void>{};
       const uint8_t* p = chunk.data.data() + chunk.offset + i;
       const uint64_t left = chunk.length - i;
       if (left < batch_length_field_end) {
@@ -817,7 +993,7 @@ sdk::task<result<read_result>> partition_log::read(int64_t offset, uint64_t max_
     }
     segment* s = segment_for(cur);
     if (s == nullptr) break;
-    auto hold = s->readers.try_enter();
+    auto hold = s->readers->try_enter();
     if (!hold) continue;  // being deleted: look again
     const int64_t before = out.next_offset;
     auto r = co_await read_from_disk(*s, cur, max_bytes, max_offset, out);
@@ -862,31 +1038,40 @@ sdk::task<result<int64_t>> partition_log::offset_for_timestamp(int64_t ts) {
 
 // ---- deletion -------------------------------------------------------------------
 
-sdk::task<result<void>> partition_log::write_meta() {
-  uint8_t m[24] = {};
-  write_be32(m, static_cast<int32_t>(meta_magic));
-  write_be32(m + 4, static_cast<int32_t>(meta_version));
-  write_be64(m + 8, _start_offset);
-  write_be32(m + 16, static_cast<int32_t>(crc32c(0, m, 16)));
+sdk::task<result<void>> partition_log::write_meta(int64_t truncating_to) {
+  partition_meta m;
+  m.start_offset = _start_offset;
+  m.truncating_to = truncating_to;
+  m.epochs = _epochs.entries();
+  const uint64_t version = _epochs_version;
+  const std::string bytes = encode_meta(m);
   const std::string tmp = _dir + "/" + meta_file + ".tmp";
   const std::string final_path = _dir + "/" + meta_file;
   const int32_t fd = co_await sdk::openat(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
   if (fd < 0) co_return io_error(-fd, "cannot create " + tmp);
-  int32_t rc = co_await sdk::write(fd, m, sizeof(m), 0);
-  const int32_t sync = rc == static_cast<int32_t>(sizeof(m)) ? co_await sdk::fdatasync(fd) : -EIO;
+  int32_t rc = 0;
+  uint64_t done = 0;
+  while (done < bytes.size()) {
+    rc = co_await sdk::write(fd, bytes.data() + done, bytes.size() - done, done);
+    if (rc <= 0) break;
+    done += static_cast<uint64_t>(rc);
+  }
+  const int32_t sync = done == bytes.size() ? co_await sdk::fdatasync(fd) : -EIO;
   co_await sdk::close(fd);
-  if (rc != static_cast<int32_t>(sizeof(m)) || sync < 0)
+  if (done != bytes.size() || sync < 0)
     co_return io_error(rc < 0 ? -rc : (sync < 0 ? -sync : EIO), "cannot write " + tmp);
   rc = co_await sdk::rename(tmp.c_str(), final_path.c_str());
   if (rc < 0) co_return io_error(-rc, "cannot rename " + tmp);
-  co_return co_await sync_dir();
+  if (auto r = co_await sync_dir(); !r) co_return r;
+  _epochs_persisted = version;
+  co_return result<void>{};
 }
 
-sdk::task<result<void>> partition_log::delete_segment(std::unique_ptr<segment> s) {
-  co_await s->readers.close();
+sdk::task<result<void>> partition_log::delete_segment(std::unique_ptr<segment> s, bool recycle) {
+  co_await s->readers->close();
   co_await sdk::close(s->fd);
   int32_t rc = -1;
-  if (_spares.size() < max_spares) {
+  if (recycle && _spares.size() < max_spares) {
     // Keep the file for a later segment of this partition.
     const std::string spare = _dir + "/spare-" + std::to_string(_spare_seq++) + ".seg";
     rc = co_await sdk::rename(s->log_path.c_str(), spare.c_str());
@@ -899,14 +1084,38 @@ sdk::task<result<void>> partition_log::delete_segment(std::unique_ptr<segment> s
   co_return result<void>{};
 }
 
+// A prefix truncation keeps, in partition.meta, the epoch entry covering
+// the new start. The batch that entry starts at must be durable first:
+// otherwise a crash could lose it and leave the file naming its epoch.
+sdk::task<result<void>> partition_log::flush_epoch_cover(int64_t new_start) {
+  const epoch_entry* cover = _epochs.covering(new_start);
+  // The flushed offset is a batch boundary: a batch starting below it is whole on disk.
+  if (cover == nullptr || cover->start_offset < _flushed_offset) co_return result<void>{};
+  auto f = co_await flush();
+  if (!f) co_return f.err();
+  SLUICE_ASSERT(_epochs.covering(new_start) == nullptr || _epochs.covering(new_start)->start_offset < _flushed_offset);
+  co_return result<void>{};
+}
+
 sdk::task<result<void>> partition_log::truncate_prefix(int64_t new_start) {
   if (_closed) co_return make(errc::closed, _name + ": log is closed");
-  if (new_start > _next_offset)
-    co_return make(errc::offset_out_of_range, _name + ": cannot delete records up to " + std::to_string(new_start) +
-                                                  ", past the log end " + std::to_string(_next_offset));
+  // The append mutex too: a start past the end replaces the active segment.
+  auto appending = co_await _append_mutex.lock();
   auto serial = co_await _delete_mutex.lock();
+  if (_closed) co_return make(errc::closed, _name + ": log is closed");
+  if (new_start > _next_offset) {
+    if (_failed) co_return _failure;
+    co_await quiesce();
+    result<void> r = _failure;
+    if (!_failed) r = co_await reset(new_start);
+    release_sync_path();
+    co_return r;
+  }
   if (new_start <= _start_offset) co_return result<void>{};
+  if (auto f = co_await flush_epoch_cover(new_start); !f) co_return f;
   _start_offset = new_start;
+  _epochs.truncate_prefix(new_start);
+  ++_epochs_version;
   if (auto r = co_await write_meta(); !r) co_return r;
   _cache->drop(this, new_start);
   // Delete closed segments that end at or below the new start.
@@ -915,8 +1124,229 @@ sdk::task<result<void>> partition_log::truncate_prefix(int64_t new_start) {
     if (first->second->next_offset > new_start) break;
     auto s = std::move(first->second);
     _segments.erase(first);
-    if (auto r = co_await delete_segment(std::move(s)); !r) co_return r;
+    if (auto r = co_await delete_segment(std::move(s), /*recycle=*/true); !r) co_return r;
   }
+  co_return result<void>{};
+}
+
+// ---- suffix truncation and reset ------------------------------------------------
+//
+// Both replace the tail of the log while appends wait (the caller holds the
+// append and delete mutexes) and no write or fdatasync runs: quiesce()
+// waits for the writer and takes the sync path, so that flushes wait too
+// and none can raise the flushed offset over the new end.
+
+sdk::task<void> partition_log::quiesce() {
+  while (_writing) co_await _written.wait();
+  while (_syncing) co_await _synced.wait();
+  _syncing = true;
+  SLUICE_ASSERT(_failed || (_written_offset == _next_offset && active().written == active().size));
+}
+
+void partition_log::release_sync_path() noexcept {
+  SLUICE_ASSERT(_syncing);
+  _syncing = false;
+  _synced.notify_all();
+}
+
+// Reads that began before a truncation may still read past the new end:
+// a fresh gate takes new reads, the old one is waited for.
+sdk::task<void> partition_log::drain_readers(segment& s) {
+  std::unique_ptr<sdk::gate> old = std::exchange(s.readers, std::make_unique<sdk::gate>());
+  co_await old->close();
+}
+
+// The file position of the batch of s that starts at `offset`, read from
+// the batch headers after the index entry before it; offset_out_of_range
+// naming the nearest batch boundaries when `offset` is inside a batch.
+sdk::task<result<uint64_t>> partition_log::batch_position(segment& s, int64_t offset) {
+  SLUICE_ASSERT(offset >= s.base_offset && offset <= s.next_offset);
+  SLUICE_ASSERT(s.written == s.size);  // everything is on disk
+  const segment_index::location loc = s.index.locate(offset);
+  uint64_t pos = loc.position;
+  int64_t base = loc.offset;
+  int64_t prev = -1;
+  sdk::buffer chunk;
+  uint64_t chunk_pos = 0, chunk_len = 0;
+  while (base < offset) {
+    if (pos + batch_header_bytes > s.size)
+      co_return make(errc::corrupt, _name + ": " + s.log_path + " ends at byte " + std::to_string(pos) +
+                                        " before offset " + std::to_string(offset));
+    if (pos < chunk_pos || pos + batch_header_bytes > chunk_pos + chunk_len) {
+      auto r = co_await read_aligned(s.fd, pos, std::min<uint64_t>(_cfg.read_chunk_bytes, s.size - pos), s.log_path);
+      if (!r) co_return r.err();
+      chunk = r.value().data;
+      chunk_pos = align_down(pos);
+      chunk_len = chunk.size();
+      if (pos + batch_header_bytes > chunk_pos + chunk_len)
+        co_return make(errc::corrupt, _name + ": " + s.log_path + ": short read at byte " + std::to_string(pos));
+    }
+    const batch_header h = decode_header(chunk.data() + (pos - chunk_pos));
+    if (h.base_offset != base || h.batch_length < static_cast<int32_t>(batch_header_bytes - batch_length_field_end) ||
+        h.last_offset_delta < 0 || pos + h.size_bytes() > s.size)
+      co_return make(errc::corrupt, _name + ": " + s.log_path + " is corrupt at byte " + std::to_string(pos) +
+                                        " (base offset " + std::to_string(h.base_offset) + " where " +
+                                        std::to_string(base) + " belongs)");
+    prev = base;
+    base = h.last_offset() + 1;
+    pos += h.size_bytes();
+  }
+  if (base == offset) co_return pos;
+  SLUICE_ASSERT(prev >= 0 && prev < offset && offset < base);
+  // The log start is a boundary too, even inside a batch.
+  const int64_t lower = std::max(prev, _start_offset);
+  co_return make(errc::offset_out_of_range, _name + ": offset " + std::to_string(offset) +
+                                                " is inside the batch of offsets " + std::to_string(prev) + " to " +
+                                                std::to_string(base - 1) +
+                                                ", not at a batch boundary; the nearest boundaries are " +
+                                                std::to_string(lower) + " and " + std::to_string(base));
+}
+
+sdk::task<result<void>> partition_log::truncate_suffix(int64_t offset) {
+  if (_closed) co_return make(errc::closed, _name + ": log is closed");
+  auto appending = co_await _append_mutex.lock();
+  auto serial = co_await _delete_mutex.lock();
+  if (_closed) co_return make(errc::closed, _name + ": log is closed");
+  if (_failed) co_return _failure;
+  if (offset < _start_offset || offset > _next_offset)
+    co_return make(errc::offset_out_of_range,
+                   _name + ": cannot truncate the log to end at offset " + std::to_string(offset) + ": outside [" +
+                       std::to_string(_start_offset) + ", " + std::to_string(_next_offset) +
+                       "]; the nearest boundaries are the log start " + std::to_string(_start_offset) +
+                       " and the log end " + std::to_string(_next_offset));
+  if (offset == _next_offset) co_return result<void>{};
+  const int64_t was = _next_offset;
+  co_await quiesce();
+  result<void> r = _failure;
+  if (!_failed) r = co_await cut_suffix(offset);
+  release_sync_path();
+  if (r)
+    sdk::log_info(_name + ": truncated to end at offset " + std::to_string(offset) + " (it ended at " +
+                  std::to_string(was) + "), leader epoch " + std::to_string(_epochs.last_epoch()));
+  co_return r;
+}
+
+// Removes everything from `offset` on. The new end is recorded in
+// partition.meta first: from then on a crash or an I/O error is finished
+// by the next open, and an I/O error makes the log read-only until then.
+sdk::task<result<void>> partition_log::cut_suffix(int64_t offset) {
+  SLUICE_ASSERT(offset >= _start_offset && offset < _next_offset);
+  SLUICE_ASSERT(_written_offset == _next_offset && active().written == active().size);
+  // Everything, when the start is the new end: the start may lie inside a
+  // batch, which then goes too (the log continues empty at its start).
+  const bool everything = offset == _start_offset;
+  segment* s = nullptr;
+  uint64_t pos = 0;
+  if (!everything) {
+    s = segment_for(offset);
+    SLUICE_ASSERT(s != nullptr && s->base_offset <= offset && offset < s->next_offset);
+    auto p = co_await batch_position(*s, offset);
+    if (!p) co_return p.err();  // nothing has changed
+    pos = p.value();
+  }
+  _epochs.truncate_suffix(offset);
+  ++_epochs_version;
+  if (auto r = co_await write_meta(offset); !r) {
+    // The file may or may not hold the new end now: no append may follow.
+    co_return fail(r.err());
+  }
+  // From here on the log ends at `offset` for every caller; reads in
+  // flight stop at their next batch and leave the cache alone.
+  ++_truncations;
+  _next_offset = _written_offset = offset;
+  _flushed_offset = std::min(_flushed_offset, offset);
+  _cache->drop_from(this, offset);
+  result<void> r;
+  if (everything) {
+    r = co_await reset_segments(offset);
+  } else {
+    r = co_await cut_segments(*s, pos, offset);
+  }
+  if (!r) co_return fail(r.err());
+  // The cut segment was synced, the ones before it were at their roll.
+  _flushed_offset = offset;
+  SLUICE_ASSERT(active().next_offset == offset && active().size == active().written);
+  SLUICE_ASSERT(_epochs.entries().empty() || _epochs.entries().back().start_offset < offset);
+  // The record of the cut must go before anything is appended past it.
+  if (auto w = co_await write_meta(); !w) co_return fail(w.err());
+  co_return result<void>{};
+}
+
+// Cuts segment s at byte pos (offset `offset`) and deletes the segments
+// after it, newest first: a crash leaves a prefix of the old log.
+sdk::task<result<void>> partition_log::cut_segments(segment& s, uint64_t pos, int64_t offset) {
+  SLUICE_ASSERT(pos <= s.size && offset >= s.base_offset);
+  while (!is_active(s)) {
+    auto last = std::prev(_segments.end());
+    auto doomed = std::move(last->second);
+    _segments.erase(last);
+    SLUICE_ASSERT(doomed->base_offset > offset);
+    // Their batches lie past the new end: a recycled file could continue the log with them.
+    if (auto r = co_await delete_segment(std::move(doomed), /*recycle=*/false); !r) co_return r;
+  }
+  // New reads see the new end; older ones are waited for.
+  s.size = s.written = pos;
+  s.next_offset = s.written_next = offset;
+  s.wbuf = sdk::buffer{};  // the next append reads the tail page back from the file
+  co_await drain_readers(s);
+  struct statx st{};
+  int32_t rc = co_await sdk::statx(s.log_path.c_str(), 0, STATX_SIZE, &st);
+  if (rc < 0) co_return io_error(-rc, "statx " + s.log_path);
+  // Zeros from the cut to the end of the file, as at any segment's end: no
+  // removed batch can be found again by a scan.
+  if (auto z = co_await zero_from(s, pos, std::max<uint64_t>(st.stx_size, pos)); !z) co_return z;
+  // fsync, not fdatasync: the punched range changes the file's block map.
+  rc = co_await sdk::fsync(s.fd);
+  if (rc < 0) co_return io_error(-rc, "fsync " + s.log_path);
+  // A closed segment's index covers what is gone; the active one has none.
+  rc = co_await sdk::unlink(s.index_path.c_str());
+  if (rc < 0 && rc != -ENOENT) co_return io_error(-rc, "cannot delete " + s.index_path);
+  // Its index (and max timestamp): rebuilt from what is left, verified.
+  s.index = segment_index(s.base_offset, _cfg.index_interval_bytes);
+  if (auto r = co_await recover_segment(s, /*last=*/true, scan_mode::scan); !r) co_return r;
+  if (_failed) co_return _failure;
+  if (s.size != pos || s.next_offset != offset)
+    co_return make(errc::corrupt, _name + ": " + s.log_path + " cut at byte " + std::to_string(pos) + " (offset " +
+                                      std::to_string(offset) + ") holds valid batches up to byte " +
+                                      std::to_string(s.size) + " (offset " + std::to_string(s.next_offset) + ")");
+  s.written = s.size;
+  s.written_next = s.next_offset;
+  co_return result<void>{};
+}
+
+// Replaces every segment by one empty segment at `offset`, newest first;
+// only files wholly below `offset` are kept as spares.
+sdk::task<result<void>> partition_log::reset_segments(int64_t offset) {
+  while (!_segments.empty()) {
+    auto last = std::prev(_segments.end());
+    auto doomed = std::move(last->second);
+    _segments.erase(last);
+    const bool recycle = doomed->next_offset <= offset;
+    if (auto r = co_await delete_segment(std::move(doomed), recycle); !r) co_return r;
+  }
+  if (auto r = co_await create_segment(offset); !r) co_return r;
+  _next_offset = _written_offset = _flushed_offset = offset;
+  _cache->drop(this);
+  SLUICE_ASSERT(_segments.size() == 1 && active().base_offset == offset && active().size == 0);
+  co_return result<void>{};
+}
+
+// truncate_prefix past the log end: the log empties and starts at
+// `offset`. The new start is recorded first: from then on the next open
+// finishes the reset (its start is past the end), and an I/O error makes
+// the log read-only until then.
+sdk::task<result<void>> partition_log::reset(int64_t offset) {
+  SLUICE_ASSERT(offset > _next_offset && _syncing);
+  const int64_t was = _next_offset;
+  _start_offset = offset;
+  _epochs.clear();
+  ++_epochs_version;
+  ++_truncations;
+  if (auto r = co_await write_meta(); !r) co_return fail(r.err());
+  auto r = co_await reset_segments(offset);
+  if (!r) co_return fail(r.err());
+  sdk::log_info(_name + ": emptied (it ended at " + std::to_string(was) + "); the log now starts at " +
+                std::to_string(offset));
   co_return result<void>{};
 }
 
@@ -938,7 +1368,10 @@ sdk::task<result<void>> partition_log::retain(int64_t now, bool time_too) {
     new_start = std::max(new_start, s.next_offset);
   }
   if (doomed.empty()) co_return result<void>{};
+  if (auto f = co_await flush_epoch_cover(new_start); !f) co_return f;
   _start_offset = new_start;
+  _epochs.truncate_prefix(new_start);
+  ++_epochs_version;
   if (auto r = co_await write_meta(); !r) co_return r;
   _cache->drop(this, new_start);
   for (int64_t base : doomed) {
@@ -947,7 +1380,7 @@ sdk::task<result<void>> partition_log::retain(int64_t now, bool time_too) {
     auto s = std::move(it->second);
     _segments.erase(it);
     sdk::log_info(_name + ": retention deletes " + s->log_path);
-    if (auto r = co_await delete_segment(std::move(s)); !r) co_return r;
+    if (auto r = co_await delete_segment(std::move(s), /*recycle=*/true); !r) co_return r;
   }
   co_return result<void>{};
 }
@@ -964,7 +1397,7 @@ sdk::task<void> partition_log::close() {
     if (a.fd >= 0 && co_await sdk::fdatasync(a.fd) == 0) _flushed_offset = _written_offset;
   }
   for (auto& [b, s] : _segments) {
-    co_await s->readers.close();
+    co_await s->readers->close();
     if (s->fd >= 0) co_await sdk::close(s->fd);
     s->fd = -1;
   }

@@ -11,9 +11,14 @@
 //              (group commit).
 //   read()     whole batches from an offset, up to max_bytes (at least one
 //              batch), from the batch cache or with aligned O_DIRECT reads.
+//   truncate_suffix()  removes every batch from an offset on (a Raft
+//              follower dropping a divergent tail), durably.
+//   epochs()   the leader-epoch table: where each Raft term starts.
 //   open()     recovers: verifies every batch of the active segment, cuts
 //              a torn tail, refuses (read-only, with an error) a log whose
-//              middle is corrupt, rebuilds missing or damaged indexes.
+//              middle is corrupt, rebuilds missing or damaged indexes,
+//              finishes an interrupted truncate_suffix, and rebuilds the
+//              epoch table's tail from the active segment's batches.
 //
 // Thread-safety: a partition_log lives on one shard and is only touched by
 // that shard's coroutines; no locks, only a FIFO coroutine mutex that keeps
@@ -22,6 +27,7 @@
 
 #include "batch_cache.h"
 #include "index.h"
+#include "partition_meta.h"
 #include "record_batch.h"
 
 #include <sluice/sdk/result.h>
@@ -30,6 +36,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -60,6 +67,17 @@ struct log_config {
   uint32_t read_chunk_bytes = 256u << 10;       // O_DIRECT read size for fetches from disk
 };
 
+struct append_options {
+  // A replica append: the batches carry the leader's base offsets, which
+  // are kept. The first must be the log's next offset and each must follow
+  // the previous batch's last offset, else offset_out_of_range (and nothing
+  // is written).
+  bool keep_offsets = false;
+  // When set (>= 0), every batch's partitionLeaderEpoch is stamped with it;
+  // otherwise each batch keeps its own (a replica keeps the leader's stamp).
+  std::optional<int32_t> leader_epoch;
+};
+
 struct append_result {
   int64_t base_offset = 0;
   int64_t last_offset = 0;
@@ -88,6 +106,7 @@ struct log_stats {
   uint32_t segments = 0;
   uint64_t syncs = 0;          // fdatasync calls on segment files (group commit shows here)
   bool failed = false;
+  int32_t last_epoch = -1;     // the epoch table's last epoch (-1: no entry)
 };
 
 class partition_log {
@@ -102,9 +121,10 @@ class partition_log {
                                                                  batch_cache* cache);
 
   // Validates and appends the batches in `batches` (one or more, as a
-  // client sent them). Their base offsets are rewritten in place: the log
-  // keeps a reference to the bytes for its cache.
-  sdk::task<result<append_result>> append(sdk::buffer batches);
+  // client sent them). Their base offsets (unless opts.keep_offsets) and
+  // leader epochs (when opts.leader_epoch is set) are rewritten in place:
+  // the log keeps a reference to the bytes for its cache.
+  sdk::task<result<append_result>> append(sdk::buffer batches, append_options opts = {});
 
   // Everything appended before this call is on stable storage when it
   // returns; the result is the flushed offset.
@@ -119,8 +139,21 @@ class partition_log {
   sdk::task<result<int64_t>> offset_for_timestamp(int64_t ts);
 
   // Moves the log start to new_start (DeleteRecords): durable when it
-  // returns; segments entirely below it are deleted.
+  // returns; segments entirely below it are deleted. Past the log end it
+  // empties the log, which then starts (and continues) at new_start (a
+  // follower behind its leader's log start). Below the start: nothing.
   sdk::task<result<void>> truncate_prefix(int64_t new_start);
+
+  // Removes every batch at or after `offset`, which becomes the log end:
+  // a batch boundary in [start, end] (the end: nothing to do; the start:
+  // everything goes, even when the start is inside a batch). Durable when
+  // it returns (a crash before then leaves the old log or, once the
+  // intent is recorded, the next open finishes the cut); the epoch table
+  // loses the entries from `offset` on.
+  sdk::task<result<void>> truncate_suffix(int64_t offset);
+
+  // The leader-epoch table (see epoch_table).
+  const std::vector<epoch_entry>& epochs() const noexcept { return _epochs.entries(); }
 
   // Deletes closed segments past retention_bytes / retention_ms.
   sdk::task<result<void>> apply_retention(int64_t now_ms) { return retain(now_ms, true); }
@@ -147,8 +180,25 @@ class partition_log {
   struct segment;
   partition_log(std::string dir, std::string name, log_config cfg, batch_cache* cache);
 
+  // How recover_segment treats a segment.
+  enum class scan_mode {
+    trust_index,   // a closed segment: its index if valid, else a scan
+    scan,          // always scan (and verify) every batch
+    scan_epochs,   // scan, and add each batch's leader epoch to the table
+  };
   sdk::task<result<void>> recover();
-  sdk::task<result<void>> recover_segment(segment& s, bool last);
+  sdk::task<result<void>> recover_segment(segment& s, bool last, scan_mode mode);
+  sdk::task<result<void>> zero_from(segment& s, uint64_t pos, uint64_t end);
+  // Suffix truncation and reset (see partition_log.cc).
+  sdk::task<void> quiesce();
+  void release_sync_path() noexcept;
+  sdk::task<result<uint64_t>> batch_position(segment& s, int64_t offset);
+  sdk::task<result<void>> cut_suffix(int64_t offset);
+  sdk::task<result<void>> cut_segments(segment& s, uint64_t pos, int64_t offset);
+  sdk::task<result<void>> reset_segments(int64_t offset);
+  sdk::task<result<void>> reset(int64_t offset);
+  sdk::task<void> drain_readers(segment& s);
+  sdk::task<result<void>> flush_epoch_cover(int64_t new_start);
   sdk::task<result<void>> create_segment(int64_t base_offset);
   sdk::task<result<void>> roll();
   sdk::task<result<void>> retain(int64_t now_ms, bool by_time);
@@ -156,14 +206,21 @@ class partition_log {
   sdk::task<result<void>> ensure_space(uint64_t bytes);
   sdk::task<void> write_loop();
   sdk::task<result<void>> wait_written(int64_t offset);
-  sdk::task<result<void>> write_meta();
+  // Replaces partition.meta with the start offset and epoch table (and a
+  // suffix truncation in progress, or -1).
+  sdk::task<result<void>> write_meta(int64_t truncating_to = -1);
   sdk::task<result<void>> sync_dir();
-  sdk::task<result<void>> delete_segment(std::unique_ptr<segment> s);
+  // recycle: keep the file as a spare; only for segments wholly below the
+  // log start (their old batches can never continue the log).
+  sdk::task<result<void>> delete_segment(std::unique_ptr<segment> s, bool recycle);
   sdk::task<result<void>> read_from_disk(segment& s, int64_t offset, uint64_t max_bytes, int64_t max_offset,
                                          read_result& out);
   error io_error(int err, const std::string& what) const;
   error fail(int err, const std::string& what);
+  error fail(error e);
+  void observe_epoch(int32_t epoch, int64_t base_offset) noexcept;
   segment* segment_for(int64_t offset) noexcept;
+  bool is_active(const segment& s) const noexcept;
   segment& active() noexcept { return *_segments.rbegin()->second; }
 
   std::string _dir;
@@ -175,6 +232,10 @@ class partition_log {
   int64_t _next_offset = 0;      // assigned to the next appended batch
   int64_t _written_offset = 0;   // below: written to the active file (or an older one)
   int64_t _flushed_offset = 0;   // below: on stable storage
+  epoch_table _epochs;
+  uint64_t _epochs_version = 0;    // bumped at every change of _epochs
+  uint64_t _epochs_persisted = 0;  // the version partition.meta holds
+  uint64_t _truncations = 0;     // suffix truncations and resets so far (reads in flight check it)
   bool _failed = false;          // an I/O error made the log read-only
   error _failure;
   bool _closed = false;
@@ -187,7 +248,7 @@ class partition_log {
   sdk::fifo_mutex _delete_mutex;  // one deletion pass (retention, truncation) at a time
   bool _writing = false;          // write_loop is running
   sdk::condition _written;        // _written_offset advanced or the writer stopped
-  bool _syncing = false;          // an fdatasync is in flight
+  bool _syncing = false;          // an fdatasync (or a truncation, which ends in one) is in flight
   sdk::condition _synced;         // _flushed_offset advanced or a sync failed
   uint64_t _syncs = 0;
   sdk::gate _tasks;               // background work (the writer) to wait for on close

@@ -50,6 +50,31 @@ class partition_log_test : public ::testing::Test {
     return buf;
   }
 
+  // A batch (or several back to back) with the given base offsets and leader
+  // epochs, as a leader would send them to a replica.
+  static sdk::buffer leader_batches(int64_t base, const std::vector<int32_t>& epochs, int32_t records = 2) {
+    std::string all;
+    for (int32_t epoch : epochs) {
+      std::string b = make_test_batch(records, 50, base, 'r');
+      set_base_offset(reinterpret_cast<uint8_t*>(b.data()), base);
+      set_leader_epoch(reinterpret_cast<uint8_t*>(b.data()), epoch);
+      all += b;
+      base += records;
+    }
+    sdk::buffer buf = sdk::buffer::allocate(all.size());
+    std::memcpy(buf.data(), all.data(), all.size());
+    buf.set_size(all.size());
+    return buf;
+  }
+
+  // The epoch table a scan of every batch gives (Kafka's rule), to compare
+  // with the log's: one entry where a batch's epoch exceeds the last one.
+  static std::vector<epoch_entry> epochs_of(const std::vector<batch_header>& hs, int64_t start) {
+    epoch_table t;
+    for (const auto& h : hs) t.observe(h.leader_epoch, std::max(h.base_offset, start));
+    return t.entries();
+  }
+
   // Checks a read returns whole, valid, consecutive batches.
   static std::vector<batch_header> headers(const read_result& r) {
     std::vector<batch_header> out;
@@ -241,7 +266,9 @@ TEST_F(partition_log_test, prefix_truncation_and_retention) {
     EXPECT_EQ(below.err().code, make_error_code(errc::offset_out_of_range));
     auto at = co_await log.read(101, 1);
     EXPECT_EQ(headers(at.value()).front().base_offset, 100);  // the batch holding 101
-    EXPECT_FALSE((co_await log.truncate_prefix(10'000)).has_value());
+    // Below the start: nothing changes (past the end: see reset_* below).
+    EXPECT_TRUE((co_await log.truncate_prefix(50)).has_value());
+    EXPECT_EQ(log.stats().start_offset, 101);
   });
   cfg.retention_bytes = 40 << 10;
   with_log(cfg, [](partition_log& log) -> sdk::task<void> {
@@ -443,6 +470,109 @@ TEST_F(partition_log_test, small_cache_still_serves_everything_from_disk) {
       }
     }
   }, /*cache_bytes=*/16 << 10);
+}
+
+// ---- replica appends and leader epochs (Raft) ----------------------------------
+
+TEST_F(partition_log_test, replica_append_keeps_the_leaders_offsets_or_writes_nothing) {
+  with_log({}, [](partition_log& log) -> sdk::task<void> {
+    EXPECT_TRUE((co_await log.append(batch_buffer(3, 10, 0))).has_value());  // offsets 0..2
+    append_options replica;
+    replica.keep_offsets = true;
+    // Three contiguous batches from offset 3.
+    sdk::buffer three = leader_batches(3, std::vector<int32_t>(3, 1));
+    auto a = co_await log.append(three, replica);
+    EXPECT_TRUE(a.has_value()) << (a ? "" : a.err().message);
+    if (a) {
+      EXPECT_EQ(a.value().base_offset, 3);
+      EXPECT_EQ(a.value().last_offset, 8);
+      EXPECT_EQ(a.value().batches, 3u);
+    }
+    // A gap before the first batch, and an overlap: refused, naming both offsets.
+    const std::vector<int64_t> wrong_bases = {10, 7};
+    const std::vector<int32_t> epoch_1 = {1};
+    for (int64_t base : wrong_bases) {
+      sdk::buffer one = leader_batches(base, epoch_1);
+      auto r = co_await log.append(one, replica);
+      EXPECT_FALSE(r.has_value());
+      if (r) continue;
+      EXPECT_EQ(r.err().code, make_error_code(errc::offset_out_of_range));
+      EXPECT_NE(r.err().message.find("base offset " + std::to_string(base)), std::string::npos) << r.err().message;
+      EXPECT_NE(r.err().message.find("next offset is 9"), std::string::npos) << r.err().message;
+    }
+    // Batches not contiguous among themselves: refused whole.
+    std::string gap;
+    const std::vector<int64_t> gap_bases = {9, 12};
+    for (int64_t base : gap_bases) {
+      std::string b = make_test_batch(2, 10, 0);
+      set_base_offset(reinterpret_cast<uint8_t*>(b.data()), base);
+      gap += b;
+    }
+    sdk::buffer gb = sdk::buffer::allocate(gap.size());
+    std::memcpy(gb.data(), gap.data(), gap.size());
+    gb.set_size(gap.size());
+    auto g = co_await log.append(gb, replica);
+    EXPECT_FALSE(g.has_value());
+    if (!g) {
+      EXPECT_EQ(g.err().code, make_error_code(errc::offset_out_of_range));
+      EXPECT_NE(g.err().message.find("expected 11"), std::string::npos) << g.err().message;
+    }
+    // Nothing of the refused appends was written.
+    EXPECT_EQ(log.stats().next_offset, 9);
+    auto all = co_await log.read(0, 1 << 20);
+    auto hs = headers(all.value());
+    EXPECT_EQ(hs.size(), 4u);
+    EXPECT_EQ(hs.back().last_offset(), 8);
+    // And appends go on, replica or not.
+    sdk::buffer next = leader_batches(9, std::vector<int32_t>(1, 2));
+    EXPECT_EQ((co_await log.append(next, replica)).value().base_offset, 9);
+    EXPECT_EQ((co_await log.append(batch_buffer(1, 10, 0))).value().base_offset, 11);
+  });
+}
+
+TEST_F(partition_log_test, leader_epochs_are_stamped_or_kept_and_tabled) {
+  with_log({}, [](partition_log& log) -> sdk::task<void> {
+    EXPECT_EQ(log.stats().last_epoch, -1);
+    // Client batches (epoch -1) without stamping: no entry.
+    EXPECT_TRUE((co_await log.append(batch_buffer(2, 10, 0))).has_value());
+    EXPECT_TRUE(log.epochs().empty());
+    // Stamped: the field is rewritten, the CRC still holds (the field is outside it).
+    append_options stamp;
+    stamp.leader_epoch = 3;
+    sdk::buffer two = batch_buffer(2, 10, 0);
+    const std::string one = make_test_batch(2, 10, 0);
+    std::string both = one + one;
+    sdk::buffer b = sdk::buffer::allocate(both.size());
+    std::memcpy(b.data(), both.data(), both.size());
+    b.set_size(both.size());
+    EXPECT_TRUE((co_await log.append(b, stamp)).has_value());  // offsets 2..5, epoch 3
+    // A replica append keeps the leader's stamps (here 3, then 5), and a
+    // lower epoch than the last entry's makes no entry.
+    append_options replica;
+    replica.keep_offsets = true;
+    const std::vector<int32_t> leader_epochs = {3, 5, 4, 5};
+    sdk::buffer four = leader_batches(6, leader_epochs);
+    EXPECT_TRUE((co_await log.append(four, replica)).has_value());  // 6..13
+    // Stamping assigned offsets and the epoch in one pass.
+    stamp.leader_epoch = 7;
+    EXPECT_TRUE((co_await log.append(two, stamp)).has_value());  // 14..15
+    const std::vector<epoch_entry> want = {{3, 2}, {5, 8}, {7, 14}};
+    EXPECT_EQ(log.epochs(), want);
+    EXPECT_EQ(log.stats().last_epoch, 7);
+    auto all = co_await log.read(0, 1 << 20);
+    auto hs = headers(all.value());  // checks every CRC
+    std::vector<int32_t> stamped;
+    for (const auto& h : hs) stamped.push_back(h.leader_epoch);
+    EXPECT_EQ(stamped, (std::vector<int32_t>{-1, 3, 3, 3, 5, 4, 5, 7}));
+    EXPECT_EQ(epochs_of(hs, 0), want);
+  }, 0);
+  // The same after a restart (from the active segment's batches).
+  with_log({}, [](partition_log& log) -> sdk::task<void> {
+    const std::vector<epoch_entry> want = {{3, 2}, {5, 8}, {7, 14}};
+    EXPECT_EQ(log.epochs(), want);
+    EXPECT_EQ(log.stats().last_epoch, 7);
+    co_return;
+  });
 }
 
 }  // namespace

@@ -200,6 +200,7 @@ class storage_plugin final : public sdk::plugin {
     st.set_size_bytes(s.size_bytes);
     st.set_segments(s.segments);
     st.set_failed(s.failed);
+    st.set_last_epoch(s.last_epoch);
     return st;
   }
   static std::string key_of(const PartitionId& id) { return id.topic() + "/" + std::to_string(id.partition()); }
@@ -248,10 +249,17 @@ class storage_plugin final : public sdk::plugin {
         if (!decode(req, r)) co_return bad("AppendRequest");
         auto entry = co_await find(st, r.id(), err);
         if (!entry) co_return err;
+        if (r.has_leader_epoch() && r.leader_epoch() < 0)
+          co_return error_reply(STORAGE_STATUS_BAD_REQUEST,
+                                "AppendRequest.leader_epoch is " + std::to_string(r.leader_epoch()) +
+                                    ": a leader epoch to stamp is >= 0 (leave it unset to keep the batches' own)");
         partition_log* log = entry->log.get();
         const uint64_t t0 = sdk::now_ns();
         const uint64_t bytes = req.buf ? req.buf.size() : 0;
-        auto a = co_await log->append(std::move(req.buf));
+        append_options opts;
+        opts.keep_offsets = r.keep_offsets();
+        if (r.has_leader_epoch()) opts.leader_epoch = r.leader_epoch();
+        auto a = co_await log->append(std::move(req.buf), opts);
         if (!a) co_return error_reply(a.err());
         AppendReply out;
         out.set_base_offset(a.value().base_offset);
@@ -327,15 +335,34 @@ class storage_plugin final : public sdk::plugin {
         out.set_offset(o.value());
         co_return ok_reply(STORAGE_OFFSET_FOR_TIME, out);
       }
-      case STORAGE_TRUNCATE_PREFIX: {
+      case STORAGE_TRUNCATE_PREFIX:
+      case STORAGE_TRUNCATE_SUFFIX: {
         TruncateRequest r;
         if (!decode(req, r)) co_return bad("TruncateRequest");
         auto entry = co_await find(st, r.id(), err);
         if (!entry) co_return err;
         partition_log* log = entry->log.get();
-        auto t = co_await log->truncate_prefix(r.offset());
+        result<void> t;
+        if (req.type == STORAGE_TRUNCATE_PREFIX) {
+          t = co_await log->truncate_prefix(r.offset());
+        } else {
+          t = co_await log->truncate_suffix(r.offset());
+        }
         if (!t) co_return error_reply(t.err());
-        co_return ok_reply(STORAGE_TRUNCATE_PREFIX, state_of(*log));
+        co_return ok_reply(req.type, state_of(*log));
+      }
+      case STORAGE_EPOCHS: {
+        PartitionRequest r;
+        if (!decode(req, r)) co_return bad("PartitionRequest");
+        auto entry = co_await find(st, r.id(), err);
+        if (!entry) co_return err;
+        EpochTable out;
+        for (const epoch_entry& e : entry->log->epochs()) {
+          Epoch* o = out.add_entries();
+          o->set_epoch(e.epoch);
+          o->set_start_offset(e.start_offset);
+        }
+        co_return ok_reply(STORAGE_EPOCHS, out);
       }
       case STORAGE_STATE: {
         PartitionRequest r;
