@@ -12,7 +12,7 @@ namespace {
 
 constexpr uint32_t slot_magic = 0x53485253;  // "SRHS" read little-endian
 constexpr uint32_t slot_version = 1;
-constexpr size_t slot_used = 4 + 4 + 8 * 6;
+constexpr size_t slot_used = 4 + 4 + 8 * 5;  // magic, version, sequence, term, vote, snapshot index and term
 
 void put32(std::string& s, uint32_t v) {
   for (int i = 0; i < 4; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
