@@ -880,6 +880,38 @@ sdk::task<result<int64_t>> partition_log::flush() {
 
 // ---- reads ----------------------------------------------------------------------
 
+// Bytes [pos, pos + len) of segment s: from the file below disk_end, from
+// the write buffer at and above it (those may not be written yet). A span
+// that crosses disk_end is assembled in one buffer, so a batch that
+// straddles the two is whole.
+sdk::task<result<read_slice>> partition_log::read_span(segment& s, uint64_t pos, uint64_t len, uint64_t disk_end) {
+  SLUICE_ASSERT_MSG(pos + len <= s.size, "a read span lies within the segment");
+  if (pos >= disk_end) {
+    SLUICE_ASSERT(s.wbuf && pos >= s.wbuf_pos);
+    read_slice chunk;
+    chunk.data = sdk::buffer::allocate(len);
+    std::memcpy(chunk.data.data(), s.wbuf.data() + (pos - s.wbuf_pos), len);
+    chunk.data.set_size(len);
+    chunk.offset = 0;
+    chunk.length = static_cast<uint32_t>(len);
+    co_return chunk;
+  }
+  const uint64_t from_disk = std::min(len, disk_end - pos);
+  auto r = co_await read_aligned(s.fd, pos, from_disk, s.log_path);
+  if (!r || from_disk == len) co_return r;
+  const read_slice& head = r.value();
+  if (head.length < from_disk) co_return r;  // the file is short: the caller reports it
+  SLUICE_ASSERT(s.wbuf && disk_end >= s.wbuf_pos);
+  read_slice chunk;
+  chunk.data = sdk::buffer::allocate(len);
+  std::memcpy(chunk.data.data(), head.data.data() + head.offset, from_disk);
+  std::memcpy(chunk.data.data() + from_disk, s.wbuf.data() + (disk_end - s.wbuf_pos), len - from_disk);
+  chunk.data.set_size(len);
+  chunk.offset = 0;
+  chunk.length = static_cast<uint32_t>(len);
+  co_return chunk;
+}
+
 sdk::task<result<void>> partition_log::read_from_disk(segment& s, int64_t offset, uint64_t max_bytes,
                                                       int64_t max_offset, read_result& out) {
   const segment_index::location start = s.index.locate(offset);
@@ -896,18 +928,13 @@ sdk::task<result<void>> partition_log::read_from_disk(segment& s, int64_t offset
     // position is written).
     const bool buffered = s.wbuf && is_active(s);
     const uint64_t disk_end = buffered ? s.wbuf_pos : s.size;
-    if (pos >= disk_end) {
-      const uint64_t len = s.size - pos;
-      chunk.data = sdk::buffer::allocate(len);
-      std::memcpy(chunk.data.data(), s.wbuf.data() + (pos - s.wbuf_pos), len);
-      chunk.data.set_size(len);
-      chunk.offset = 0;
-      chunk.length = static_cast<uint32_t>(len);
-    } else {
+    {
       // Large fetches read bigger chunks, but never more than 8 MiB at once.
-      const uint64_t want = std::min<uint64_t>(
-          std::max<uint64_t>(_cfg.read_chunk_bytes, std::min<uint64_t>(max_bytes, 8u << 20)), disk_end - pos);
-      auto r = co_await read_aligned(s.fd, pos, want, s.log_path);
+      const uint64_t want = pos >= disk_end ? s.size - pos
+                                            : std::min<uint64_t>(std::max<uint64_t>(_cfg.read_chunk_bytes,
+                                                                                    std::min<uint64_t>(max_bytes, 8u << 20)),
+                                                                 s.size - pos);
+      auto r = co_await read_span(s, pos, want, disk_end);
       if (!r) co_return r.err();
       chunk = std::move(r).value();
     }
@@ -931,14 +958,16 @@ sdk::task<result<void>> partition_log::read_from_disk(segment& s, int64_t offset
         need_more = true;
         break;
       }
-      const batch_header h0 = decode_header(p);
-      if (h0.batch_length > 0 && h0.size_bytes() <= _cfg.max_batch_bytes && h0.size_bytes() > left) {
+      // Only the length field is known to be in the chunk (not a whole header).
+      const int32_t length0 = read_be32(p + 8);
+      const uint64_t size0 = static_cast<uint64_t>(std::max(length0, 0)) + batch_length_field_end;
+      if (length0 > 0 && size0 <= _cfg.max_batch_bytes && size0 > left) {
         // The batch continues past this chunk: read from its start, once.
         if (i == 0) {
-          if (reread || pos + h0.size_bytes() > s.size)
-            co_return corrupt(pos, "a batch of " + std::to_string(h0.size_bytes()) + " bytes runs past the " +
+          if (reread || pos + size0 > s.size)
+            co_return corrupt(pos, "a batch of " + std::to_string(size0) + " bytes runs past the " +
                                        std::to_string(s.size) + " bytes of the segment");
-          auto r = co_await read_aligned(s.fd, pos, h0.size_bytes(), s.log_path);
+          auto r = co_await read_span(s, pos, size0, disk_end);
           if (!r) co_return r.err();
           chunk = std::move(r).value();
           reread = true;

@@ -213,6 +213,7 @@ class partition_log {
   // recycle: keep the file as a spare; only for segments wholly below the
   // log start (their old batches can never continue the log).
   sdk::task<result<void>> delete_segment(std::unique_ptr<segment> s, bool recycle);
+  sdk::task<result<read_slice>> read_span(segment& s, uint64_t pos, uint64_t len, uint64_t disk_end);
   sdk::task<result<void>> read_from_disk(segment& s, int64_t offset, uint64_t max_bytes, int64_t max_offset,
                                          read_result& out);
   error io_error(int err, const std::string& what) const;

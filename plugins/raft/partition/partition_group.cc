@@ -283,9 +283,13 @@ task<result<void>> partition_group::append(const std::vector<entry>& ents) {
     const std::string_view bytes = ents[i].type == entry_type::normal ? ents[i].data.view() : std::string_view(control[i]);
     std::memcpy(buf.data() + at, bytes.data(), bytes.size());
     // Every batch must sit where its entry says: the leader stamped it, and
-    // a follower checks what it received.
+    // a follower checks what it received (the storage checks the CRC).
+    if (bytes.size() < batch_header_bytes)
+      co_return make_raft_error(errc::invalid_argument, name() + ": entry " + std::to_string(ents[i].index.value()) +
+                                                            " holds " + std::to_string(bytes.size()) +
+                                                            " bytes, less than a batch header");
     const batch_header h = decode_header(buf.data() + at);
-    if (h.base_offset != offset_of_index(ents[i].index) ||
+    if (h.size_bytes() != bytes.size() || h.base_offset != offset_of_index(ents[i].index) ||
         static_cast<uint32_t>(h.last_offset_delta) + 1 != ents[i].count)
       co_return make_raft_error(errc::invalid_argument,
                                 name() + ": entry " + std::to_string(ents[i].index.value()) + " holds a batch at offset " +
