@@ -10,27 +10,13 @@
 // group) reads as zeros.
 #pragma once
 
-#include "types.h"
+#include "hard_state_slot.h"
 
 #include <sluice/sdk/runtime.h>
 
 #include <string>
 
 namespace sluice::raft::partition {
-
-struct persisted_state {
-  term_id term;
-  node_id vote;
-  log_index snapshot_index;  // the last install_snapshot's point (0: none)
-  term_id snapshot_term;
-  bool operator==(const persisted_state&) const = default;
-};
-
-// Pure encoding (tested and fuzzed without I/O).
-inline constexpr size_t hard_state_slot_bytes = 512;
-std::string encode_hard_state_slot(const persisted_state& s, uint64_t sequence);
-// nullopt when the slot is not a valid one (zeros, torn, another format).
-std::optional<std::pair<persisted_state, uint64_t>> decode_hard_state_slot(const uint8_t* p, size_t len);
 
 class hard_state_file {
  public:

@@ -1,4 +1,4 @@
-#include "hard_state_file.h"
+#include "hard_state_slot.h"
 
 #include <gtest/gtest.h>
 
