@@ -291,7 +291,8 @@ sdk::task<result<void>> partition_log::recover() {
     segment& ref = *s;
     _segments.emplace(bases[i], std::move(s));
     const bool last = i + 1 == bases.size();
-    auto r = co_await recover_segment(ref, last, last || rebuild_epochs ? scan_mode::scan_epochs : scan_mode::trust_index);
+    auto r = co_await recover_segment(ref, last, last || rebuild_epochs ? scan_mode::scan_epochs : scan_mode::trust_index,
+                                      last && cut_to >= 0 ? cut_to : INT64_MAX);
     if (!r) co_return r;
     if (_failed) break;  // the rest of the log is unreachable past a corrupt segment
   }
@@ -325,10 +326,10 @@ sdk::task<result<void>> partition_log::recover() {
   bool rewrite_meta = !meta || meta->version < meta_version;
 
   if (cut_to >= 0 && !_failed) {
+    sdk::log_warn(_name + ": finishing an interrupted truncation of the log to end at offset " +
+                  std::to_string(cut_to) + " (its batches end at " + std::to_string(_next_offset) + ")");
     if (cut_to < _next_offset) {
-      sdk::log_warn(_name + ": finishing an interrupted truncation of the log to end at offset " +
-                    std::to_string(cut_to) + " (it ends at " + std::to_string(_next_offset) + ")");
-      // It records the end again, cuts, then clears it.
+      // It records the end again, cuts, then clears the record.
       auto r = co_await cut_suffix(cut_to);
       if (!r && !_failed) {
         // The recorded end is not a batch boundary of this log: damage.
@@ -337,7 +338,11 @@ sdk::task<result<void>> partition_log::recover() {
         sdk::log_error(_failure.message);
       }
     } else {
-      // The cut was done; only clearing the record was not.
+      // The scan stopped at the recorded end (or a crash lost unflushed
+      // batches before it): what the file holds after the last batch may be
+      // the old tail, half cut. Cut it again, then clear the record.
+      auto r = co_await cut_segments(active(), active().size, _next_offset);
+      if (!r) co_return r;
       _epochs.truncate_suffix(cut_to);
       ++_epochs_version;
       rewrite_meta = true;
@@ -378,7 +383,7 @@ sdk::task<result<void>> partition_log::recover() {
   co_return result<void>{};
 }
 
-sdk::task<result<void>> partition_log::recover_segment(segment& s, bool last, scan_mode mode) {
+sdk::task<result<void>> partition_log::recover_segment(segment& s, bool last, scan_mode mode, int64_t stop_at) {
   struct statx st{};
   int32_t rc = co_await sdk::statx(s.log_path.c_str(), 0, STATX_SIZE, &st);
   if (rc < 0) co_return io_error(-rc, "statx " + s.log_path);
@@ -418,7 +423,7 @@ sdk::task<result<void>> partition_log::recover_segment(segment& s, bool last, sc
   uint64_t chunk_pos = 0, chunk_len = 0;
   const char* why = nullptr;
   bool stale = false;
-  while (pos < file_size) {
+  while (pos < file_size && expected < stop_at) {
     if (pos < chunk_pos || pos + batch_header_bytes > chunk_pos + chunk_len) {
       auto r = co_await read_aligned(s.fd, pos, std::min<uint64_t>(_cfg.read_chunk_bytes, file_size - pos), s.log_path);
       if (!r) co_return r.err();
@@ -471,6 +476,7 @@ sdk::task<result<void>> partition_log::recover_segment(segment& s, bool last, sc
   }
   s.size = s.written = pos;
   s.next_offset = s.written_next = expected;
+  if (expected >= stop_at) co_return result<void>{};  // the recorded cut follows (recover())
 
   // What follows the last valid batch. Writes reach at most one write
   // buffer past the end that was written, and a damaged batch is followed

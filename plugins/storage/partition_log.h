@@ -187,7 +187,9 @@ class partition_log {
     scan_epochs,   // scan, and add each batch's leader epoch to the table
   };
   sdk::task<result<void>> recover();
-  sdk::task<result<void>> recover_segment(segment& s, bool last, scan_mode mode);
+  // stop_at: a recorded truncation's end; the scan ends there, cleanly
+  // (what follows is about to be cut, not damage).
+  sdk::task<result<void>> recover_segment(segment& s, bool last, scan_mode mode, int64_t stop_at = INT64_MAX);
   sdk::task<result<void>> zero_from(segment& s, uint64_t pos, uint64_t end);
   // Suffix truncation and reset (see partition_log.cc).
   sdk::task<void> quiesce();
