@@ -226,6 +226,7 @@ sdk::task<result<void>> partition_log::recover() {
   // the epoch table, and a truncate_suffix that did not finish.
   const std::string meta_path = _dir + "/" + meta_file;
   std::optional<partition_meta> meta;
+  bool meta_damaged = false;
   {
     auto bytes = co_await read_small_file(meta_path, meta_header_bytes + uint64_t{meta_max_entries} * meta_entry_bytes);
     if (!bytes) co_return bytes.err();
@@ -233,7 +234,8 @@ sdk::task<result<void>> partition_log::recover() {
       const std::string& b = *bytes.value();
       std::string why;
       meta = decode_meta(reinterpret_cast<const uint8_t*>(b.data()), b.size(), &why);
-      if (!meta)
+      meta_damaged = !meta;
+      if (meta_damaged)
         sdk::log_warn(_name + ": " + meta_path + " is damaged (" + why +
                       "); taking the log start from the first segment and the leader epochs from every segment");
     }
@@ -259,9 +261,10 @@ sdk::task<result<void>> partition_log::recover() {
 
   // The epoch table: the file's entries for the closed segments (they were
   // written before those segments closed), the active segment's rebuilt
-  // from its batches as it is scanned. Without a version 2 file (a log of
-  // an older version, or damage) every segment is scanned for them.
-  const bool rebuild_epochs = !bases.empty() && (!meta || meta->version < meta_version);
+  // from its batches as it is scanned. Closed segments without a version 2
+  // file (a log of an older version, or damage) are all scanned for them.
+  // (A log that never rolled may have no file: its one segment is scanned.)
+  const bool rebuild_epochs = bases.size() > 1 && (!meta || meta->version < meta_version);
   if (meta && !rebuild_epochs) {
     const int64_t active_base = bases.empty() ? _start_offset : bases.back();
     std::vector<epoch_entry> kept;
@@ -322,8 +325,10 @@ sdk::task<result<void>> partition_log::recover() {
   // entries of the active segment (persisted when it closes).
   _epochs_version = 1;
   _epochs_persisted = meta && meta->epochs == _epochs.entries() ? 1 : 0;
-  // A new log, an older version's or a damaged file: write the current one.
-  bool rewrite_meta = !meta || meta->version < meta_version;
+  _meta_written = meta && meta->version == meta_version;
+  // An older version's file, a damaged one, or closed segments without one:
+  // write the current one. (A new log's is written at its first roll.)
+  bool rewrite_meta = (meta && meta->version < meta_version) || meta_damaged || rebuild_epochs;
 
   if (cut_to >= 0 && !_failed) {
     sdk::log_warn(_name + ": finishing an interrupted truncation of the log to end at offset " +
@@ -640,8 +645,10 @@ sdk::task<result<void>> partition_log::roll() {
   _synced.notify_all();
   // Recovery rebuilds only the active segment's epoch entries: the ones of
   // the segment that closes go to partition.meta now (its batches are
-  // durable; nothing has changed yet if this fails).
-  if (_epochs_version != _epochs_persisted) {
+  // durable; nothing has changed yet if this fails). A log's first roll
+  // writes the file in any case: closed segments without it mean an older
+  // version's log (or damage), whose segments are all scanned at open.
+  if (_epochs_version != _epochs_persisted || !_meta_written) {
     if (auto m = co_await write_meta(); !m) co_return m;
   }
   const uint64_t t1 = sdk::now_ns();
@@ -1070,6 +1077,7 @@ sdk::task<result<void>> partition_log::write_meta(int64_t truncating_to) {
   if (rc < 0) co_return io_error(-rc, "cannot rename " + tmp);
   if (auto r = co_await sync_dir(); !r) co_return r;
   _epochs_persisted = version;
+  _meta_written = true;
   co_return result<void>{};
 }
 

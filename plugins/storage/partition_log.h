@@ -237,6 +237,7 @@ class partition_log {
   epoch_table _epochs;
   uint64_t _epochs_version = 0;    // bumped at every change of _epochs
   uint64_t _epochs_persisted = 0;  // the version partition.meta holds
+  bool _meta_written = false;      // partition.meta of the current version exists
   uint64_t _truncations = 0;     // suffix truncations and resets so far (reads in flight check it)
   bool _failed = false;          // an I/O error made the log read-only
   error _failure;

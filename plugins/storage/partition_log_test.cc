@@ -644,7 +644,9 @@ TEST_F(partition_log_test, leader_epochs_are_stamped_or_kept_and_tabled) {
     EXPECT_EQ(stamped, (std::vector<int32_t>{-1, 3, 3, 3, 5, 4, 5, 7}));
     EXPECT_EQ(epochs_of(hs, 0), want);
   }, 0);
-  // The same after a restart (from the active segment's batches).
+  // A log that never rolled has no partition.meta (it comes with the first
+  // roll); its table comes from its one segment's batches after a restart.
+  EXPECT_FALSE(fs::exists(fs::path(_dir) / "partition.meta"));
   with_log({}, [](partition_log& log) -> sdk::task<void> {
     const std::vector<epoch_entry> want = {{3, 2}, {5, 8}, {7, 14}};
     EXPECT_EQ(log.epochs(), want);
