@@ -1258,6 +1258,17 @@ sdk::task<result<void>> partition_log::cut_suffix(int64_t offset) {
     if (!p) co_return p.err();  // nothing has changed
     pos = p.value();
   }
+  // What stays must be durable before the cut is recorded: after a power
+  // loss the next open then finds every batch up to the recorded end. Only
+  // the active segment can hold unsynced data (rolls sync the others);
+  // the caller holds the sync path, so the sync is done here.
+  if (_flushed_offset < offset) {
+    ++_syncs;
+    const int32_t rc = co_await sdk::fdatasync(active().fd);
+    if (rc < 0) co_return fail(-rc, "fdatasync " + active().log_path);
+    _flushed_offset = _written_offset;
+  }
+  SLUICE_ASSERT(_flushed_offset >= offset);
   _epochs.truncate_suffix(offset);
   ++_epochs_version;
   if (auto r = co_await write_meta(offset); !r) {
