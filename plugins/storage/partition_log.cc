@@ -226,6 +226,7 @@ sdk::task<result<void>> partition_log::recover() {
   // the epoch table, and a truncate_suffix that did not finish.
   const std::string meta_path = _dir + "/" + meta_file;
   std::optional<partition_meta> meta;
+  bool meta_damaged = false;
   {
     auto bytes = co_await read_small_file(meta_path, meta_header_bytes + uint64_t{meta_max_entries} * meta_entry_bytes);
     if (!bytes) co_return bytes.err();
@@ -233,7 +234,8 @@ sdk::task<result<void>> partition_log::recover() {
       const std::string& b = *bytes.value();
       std::string why;
       meta = decode_meta(reinterpret_cast<const uint8_t*>(b.data()), b.size(), &why);
-      if (!meta)
+      meta_damaged = !meta;
+      if (meta_damaged)
         sdk::log_warn(_name + ": " + meta_path + " is damaged (" + why +
                       "); taking the log start from the first segment and the leader epochs from every segment");
     }
@@ -259,9 +261,10 @@ sdk::task<result<void>> partition_log::recover() {
 
   // The epoch table: the file's entries for the closed segments (they were
   // written before those segments closed), the active segment's rebuilt
-  // from its batches as it is scanned. Without a version 2 file (a log of
-  // an older version, or damage) every segment is scanned for them.
-  const bool rebuild_epochs = !bases.empty() && (!meta || meta->version < meta_version);
+  // from its batches as it is scanned. Closed segments without a version 2
+  // file (a log of an older version, or damage) are all scanned for them.
+  // (A log that never rolled may have no file: its one segment is scanned.)
+  const bool rebuild_epochs = bases.size() > 1 && (!meta || meta->version < meta_version);
   if (meta && !rebuild_epochs) {
     const int64_t active_base = bases.empty() ? _start_offset : bases.back();
     std::vector<epoch_entry> kept;
@@ -291,7 +294,8 @@ sdk::task<result<void>> partition_log::recover() {
     segment& ref = *s;
     _segments.emplace(bases[i], std::move(s));
     const bool last = i + 1 == bases.size();
-    auto r = co_await recover_segment(ref, last, last || rebuild_epochs ? scan_mode::scan_epochs : scan_mode::trust_index);
+    auto r = co_await recover_segment(ref, last, last || rebuild_epochs ? scan_mode::scan_epochs : scan_mode::trust_index,
+                                      last && cut_to >= 0 ? cut_to : INT64_MAX);
     if (!r) co_return r;
     if (_failed) break;  // the rest of the log is unreachable past a corrupt segment
   }
@@ -321,14 +325,16 @@ sdk::task<result<void>> partition_log::recover() {
   // entries of the active segment (persisted when it closes).
   _epochs_version = 1;
   _epochs_persisted = meta && meta->epochs == _epochs.entries() ? 1 : 0;
-  // A new log, an older version's or a damaged file: write the current one.
-  bool rewrite_meta = !meta || meta->version < meta_version;
+  _meta_written = meta && meta->version == meta_version;
+  // An older version's file, a damaged one, or closed segments without one:
+  // write the current one. (A new log's is written at its first roll.)
+  bool rewrite_meta = (meta && meta->version < meta_version) || meta_damaged || rebuild_epochs;
 
   if (cut_to >= 0 && !_failed) {
+    sdk::log_warn(_name + ": finishing an interrupted truncation of the log to end at offset " +
+                  std::to_string(cut_to) + " (its batches end at " + std::to_string(_next_offset) + ")");
     if (cut_to < _next_offset) {
-      sdk::log_warn(_name + ": finishing an interrupted truncation of the log to end at offset " +
-                    std::to_string(cut_to) + " (it ends at " + std::to_string(_next_offset) + ")");
-      // It records the end again, cuts, then clears it.
+      // It records the end again, cuts, then clears the record.
       auto r = co_await cut_suffix(cut_to);
       if (!r && !_failed) {
         // The recorded end is not a batch boundary of this log: damage.
@@ -337,7 +343,11 @@ sdk::task<result<void>> partition_log::recover() {
         sdk::log_error(_failure.message);
       }
     } else {
-      // The cut was done; only clearing the record was not.
+      // The scan stopped at the recorded end (or a crash lost unflushed
+      // batches before it): what the file holds after the last batch may be
+      // the old tail, half cut. Cut it again, then clear the record.
+      auto r = co_await cut_segments(active(), active().size, _next_offset);
+      if (!r) co_return r;
       _epochs.truncate_suffix(cut_to);
       ++_epochs_version;
       rewrite_meta = true;
@@ -378,7 +388,7 @@ sdk::task<result<void>> partition_log::recover() {
   co_return result<void>{};
 }
 
-sdk::task<result<void>> partition_log::recover_segment(segment& s, bool last, scan_mode mode) {
+sdk::task<result<void>> partition_log::recover_segment(segment& s, bool last, scan_mode mode, int64_t stop_at) {
   struct statx st{};
   int32_t rc = co_await sdk::statx(s.log_path.c_str(), 0, STATX_SIZE, &st);
   if (rc < 0) co_return io_error(-rc, "statx " + s.log_path);
@@ -418,7 +428,7 @@ sdk::task<result<void>> partition_log::recover_segment(segment& s, bool last, sc
   uint64_t chunk_pos = 0, chunk_len = 0;
   const char* why = nullptr;
   bool stale = false;
-  while (pos < file_size) {
+  while (pos < file_size && expected < stop_at) {
     if (pos < chunk_pos || pos + batch_header_bytes > chunk_pos + chunk_len) {
       auto r = co_await read_aligned(s.fd, pos, std::min<uint64_t>(_cfg.read_chunk_bytes, file_size - pos), s.log_path);
       if (!r) co_return r.err();
@@ -471,6 +481,7 @@ sdk::task<result<void>> partition_log::recover_segment(segment& s, bool last, sc
   }
   s.size = s.written = pos;
   s.next_offset = s.written_next = expected;
+  if (expected >= stop_at) co_return result<void>{};  // the recorded cut follows (recover())
 
   // What follows the last valid batch. Writes reach at most one write
   // buffer past the end that was written, and a damaged batch is followed
@@ -634,8 +645,10 @@ sdk::task<result<void>> partition_log::roll() {
   _synced.notify_all();
   // Recovery rebuilds only the active segment's epoch entries: the ones of
   // the segment that closes go to partition.meta now (its batches are
-  // durable; nothing has changed yet if this fails).
-  if (_epochs_version != _epochs_persisted) {
+  // durable; nothing has changed yet if this fails). A log's first roll
+  // writes the file in any case: closed segments without it mean an older
+  // version's log (or damage), whose segments are all scanned at open.
+  if (_epochs_version != _epochs_persisted || !_meta_written) {
     if (auto m = co_await write_meta(); !m) co_return m;
   }
   const uint64_t t1 = sdk::now_ns();
@@ -1093,6 +1106,7 @@ sdk::task<result<void>> partition_log::write_meta(int64_t truncating_to) {
   if (rc < 0) co_return io_error(-rc, "cannot rename " + tmp);
   if (auto r = co_await sync_dir(); !r) co_return r;
   _epochs_persisted = version;
+  _meta_written = true;
   co_return result<void>{};
 }
 
@@ -1273,6 +1287,17 @@ sdk::task<result<void>> partition_log::cut_suffix(int64_t offset) {
     if (!p) co_return p.err();  // nothing has changed
     pos = p.value();
   }
+  // What stays must be durable before the cut is recorded: after a power
+  // loss the next open then finds every batch up to the recorded end. Only
+  // the active segment can hold unsynced data (rolls sync the others);
+  // the caller holds the sync path, so the sync is done here.
+  if (_flushed_offset < offset) {
+    ++_syncs;
+    const int32_t rc = co_await sdk::fdatasync(active().fd);
+    if (rc < 0) co_return fail(-rc, "fdatasync " + active().log_path);
+    _flushed_offset = _written_offset;
+  }
+  SLUICE_ASSERT(_flushed_offset >= offset);
   _epochs.truncate_suffix(offset);
   ++_epochs_version;
   if (auto r = co_await write_meta(offset); !r) {

@@ -187,7 +187,9 @@ class partition_log {
     scan_epochs,   // scan, and add each batch's leader epoch to the table
   };
   sdk::task<result<void>> recover();
-  sdk::task<result<void>> recover_segment(segment& s, bool last, scan_mode mode);
+  // stop_at: a recorded truncation's end; the scan ends there, cleanly
+  // (what follows is about to be cut, not damage).
+  sdk::task<result<void>> recover_segment(segment& s, bool last, scan_mode mode, int64_t stop_at = INT64_MAX);
   sdk::task<result<void>> zero_from(segment& s, uint64_t pos, uint64_t end);
   // Suffix truncation and reset (see partition_log.cc).
   sdk::task<void> quiesce();
@@ -236,6 +238,7 @@ class partition_log {
   epoch_table _epochs;
   uint64_t _epochs_version = 0;    // bumped at every change of _epochs
   uint64_t _epochs_persisted = 0;  // the version partition.meta holds
+  bool _meta_written = false;      // partition.meta of the current version exists
   uint64_t _truncations = 0;     // suffix truncations and resets so far (reads in flight check it)
   bool _failed = false;          // an I/O error made the log read-only
   error _failure;

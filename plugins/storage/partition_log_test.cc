@@ -4,6 +4,7 @@
 #include "partition_log.h"
 
 #include "core/executor/test_util.h"
+#include "crc32c.h"
 
 #include <gtest/gtest.h>
 
@@ -12,6 +13,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 namespace sluice::storage {
 namespace {
@@ -73,6 +75,82 @@ class partition_log_test : public ::testing::Test {
     epoch_table t;
     for (const auto& h : hs) t.observe(h.leader_epoch, std::max(h.base_offset, start));
     return t.entries();
+  }
+
+  // Appends `count` batches of `records` records stamped with `epoch`.
+  static sdk::task<void> append_epoch(partition_log& log, int count, int32_t epoch, int32_t records = 2,
+                                      size_t value_bytes = 50) {
+    append_options stamp;
+    stamp.leader_epoch = epoch;
+    for (int i = 0; i < count; ++i) {
+      sdk::buffer b = batch_buffer(records, value_bytes, 1000 + i, static_cast<char>('a' + epoch % 26));
+      auto r = co_await log.append(b, stamp);
+      EXPECT_TRUE(r.has_value()) << (r ? "" : r.err().message);
+    }
+  }
+
+  // Every batch of the log, read from its start, as bytes.
+  static sdk::task<std::vector<std::string>> all_batches(partition_log& log) {
+    std::vector<std::string> out;
+    int64_t cur = log.stats().start_offset;
+    while (cur < log.stats().next_offset) {
+      auto r = co_await log.read(cur, 1 << 20);
+      EXPECT_TRUE(r.has_value()) << (r ? "" : r.err().message);
+      if (!r || r.value().slices.empty()) break;
+      headers(r.value());  // checks CRCs and the offset sequence
+      for (const auto& sl : r.value().slices)
+        out.emplace_back(reinterpret_cast<const char*>(sl.data.data() + sl.offset), sl.length);
+      cur = r.value().next_offset;
+    }
+    EXPECT_EQ(cur, log.stats().next_offset);
+    co_return out;
+  }
+  static std::vector<batch_header> headers_of(const std::vector<std::string>& batches) {
+    std::vector<batch_header> out;
+    for (const auto& b : batches) out.push_back(decode_header(reinterpret_cast<const uint8_t*>(b.data())));
+    return out;
+  }
+
+  // 64 KiB segments: a few hundred batches of a KiB span a dozen of them.
+  static log_config small_segments() {
+    log_config cfg;
+    cfg.segment_bytes = 64 << 10;
+    cfg.write_buffer_bytes = 64 << 10;
+    cfg.max_batch_bytes = 16 << 10;
+    cfg.retention_ms = -1;
+    return cfg;
+  }
+
+  // Reopens the log (no cache: reads go to the files) and checks it holds
+  // exactly `kept`, ends at `end` and has the epoch table `epochs`, which
+  // is also the table of its batches.
+  void expect_reopened(const log_config& cfg, int64_t end, const std::vector<std::string>& kept,
+                       const std::vector<epoch_entry>& epochs) {
+    with_log(cfg, [&](partition_log& log) -> sdk::task<void> {
+      EXPECT_FALSE(log.stats().failed);
+      EXPECT_EQ(log.stats().next_offset, end);
+      EXPECT_EQ(co_await all_batches(log), kept);
+      EXPECT_EQ(log.epochs(), epochs);
+      EXPECT_EQ(epochs_of(headers_of(kept), log.stats().start_offset), epochs);
+    }, 0);
+  }
+
+  std::vector<std::string> files(const std::string& ext) const {
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(_dir))
+      if (e.path().extension() == ext) out.push_back(e.path().filename().string());
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  std::optional<partition_meta> meta_file() const {
+    std::ifstream f(fs::path(_dir) / "partition.meta", std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    return decode_meta(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), nullptr);
+  }
+  void write_meta_file(const partition_meta& m) const {
+    const std::string bytes = encode_meta(m);
+    std::ofstream f(fs::path(_dir) / "partition.meta", std::ios::binary | std::ios::trunc);
+    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   }
 
   // Checks a read returns whole, valid, consecutive batches.
@@ -566,13 +644,399 @@ TEST_F(partition_log_test, leader_epochs_are_stamped_or_kept_and_tabled) {
     EXPECT_EQ(stamped, (std::vector<int32_t>{-1, 3, 3, 3, 5, 4, 5, 7}));
     EXPECT_EQ(epochs_of(hs, 0), want);
   }, 0);
-  // The same after a restart (from the active segment's batches).
+  // A log that never rolled has no partition.meta (it comes with the first
+  // roll); its table comes from its one segment's batches after a restart.
+  EXPECT_FALSE(fs::exists(fs::path(_dir) / "partition.meta"));
   with_log({}, [](partition_log& log) -> sdk::task<void> {
     const std::vector<epoch_entry> want = {{3, 2}, {5, 8}, {7, 14}};
     EXPECT_EQ(log.epochs(), want);
     EXPECT_EQ(log.stats().last_epoch, 7);
     co_return;
   });
+}
+
+// ---- suffix truncation ---------------------------------------------------------
+
+TEST_F(partition_log_test, truncate_suffix_in_the_active_segment) {
+  std::vector<std::string> kept;
+  with_log({}, [&](partition_log& log) -> sdk::task<void> {
+    co_await append_epoch(log, 4, 1);  // 0..7
+    co_await append_epoch(log, 2, 2);  // 8..11
+    EXPECT_TRUE((co_await log.flush()).has_value());
+    co_await append_epoch(log, 4, 2);  // 12..19, not flushed
+    // Not a boundary, out of range, the end: refused or nothing to do.
+    auto r = co_await log.truncate_suffix(9);
+    EXPECT_EQ(r.err().code, make_error_code(errc::offset_out_of_range));
+    EXPECT_NE(r.err().message.find("nearest boundaries are 8 and 10"), std::string::npos) << r.err().message;
+    for (int64_t bad : {-1, 21}) {
+      r = co_await log.truncate_suffix(bad);
+      EXPECT_EQ(r.err().code, make_error_code(errc::offset_out_of_range));
+      EXPECT_NE(r.err().message.find("[0, 20]"), std::string::npos) << r.err().message;
+    }
+    EXPECT_TRUE((co_await log.truncate_suffix(20)).has_value());
+    EXPECT_EQ(log.stats().next_offset, 20);
+
+    EXPECT_TRUE((co_await log.truncate_suffix(14)).has_value());
+    EXPECT_EQ(log.stats().next_offset, 14);
+    EXPECT_EQ(log.stats().flushed_offset, 14);  // durable on return
+    EXPECT_EQ(headers((co_await log.read(0, 1 << 20)).value()).back().last_offset(), 13);
+    EXPECT_TRUE((co_await log.read(14, 1 << 20)).value().slices.empty());
+    EXPECT_EQ((co_await log.read(15, 1 << 20)).err().code, make_error_code(errc::offset_out_of_range));
+    // A new term appends at the cut, and is cut again to the previous term's start.
+    co_await append_epoch(log, 2, 3);  // 14..17
+    std::vector<epoch_entry> want = {{1, 0}, {2, 8}, {3, 14}};
+    EXPECT_EQ(log.epochs(), want);
+    EXPECT_TRUE((co_await log.truncate_suffix(8)).has_value());
+    want = {{1, 0}};
+    EXPECT_EQ(log.epochs(), want);
+    EXPECT_EQ(log.stats().last_epoch, 1);
+    co_await append_epoch(log, 1, 4);  // 8..9
+    want = {{1, 0}, {4, 8}};
+    EXPECT_EQ(log.epochs(), want);
+    kept = co_await all_batches(log);
+    EXPECT_EQ(kept.size(), 5u);
+  });
+  // The cut went to disk as zeros: nothing of the removed batches is left.
+  {
+    std::ifstream f(fs::path(_dir) / "00000000000000000000.log", std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    size_t logical = 0;
+    for (const auto& b : kept) logical += b.size();
+    EXPECT_EQ(bytes.find_first_not_of('\0', logical), std::string::npos) << "removed bytes after the log end";
+  }
+  expect_reopened({}, 10, kept, {{1, 0}, {4, 8}});
+}
+
+TEST_F(partition_log_test, truncate_suffix_across_segments) {
+  const log_config cfg = small_segments();
+  std::vector<std::string> kept;
+  with_log(cfg, [&](partition_log& log) -> sdk::task<void> {
+    for (int32_t epoch = 0; epoch < 4; ++epoch) co_await append_epoch(log, 50, epoch, 4, 1000);  // 800 offsets
+    EXPECT_GE(log.stats().segments, 12u);
+    const uint32_t before = log.stats().segments;
+    // Offset 148: the 38th batch, in the third segment or so.
+    EXPECT_TRUE((co_await log.truncate_suffix(148)).has_value());
+    EXPECT_EQ(log.stats().next_offset, 148);
+    EXPECT_LT(log.stats().segments, before);
+    const std::vector<epoch_entry> want = {{0, 0}};
+    EXPECT_EQ(log.epochs(), want);
+    EXPECT_EQ(headers((co_await log.read(0, 1 << 30)).value()).size(), 37u);
+    // The new end continues, across new rolls.
+    co_await append_epoch(log, 40, 5, 4, 1000);
+    EXPECT_EQ(log.stats().next_offset, 148 + 160);
+    kept = co_await all_batches(log);
+  });
+  // No file of the removed segments is left, and every segment file
+  // follows the previous one (no index of the cut segment survives).
+  const auto logs = files(".log");
+  EXPECT_EQ(files(".index").size() + 1, logs.size());
+  EXPECT_TRUE(std::is_sorted(logs.begin(), logs.end()));
+  expect_reopened(cfg, 308, kept, {{0, 0}, {5, 148}});
+}
+
+TEST_F(partition_log_test, truncate_suffix_to_a_segment_base_and_to_the_start) {
+  const log_config cfg = small_segments();
+  int64_t second_base = 0;
+  with_log(cfg, [&](partition_log& log) -> sdk::task<void> {
+    co_await append_epoch(log, 40, 1, 4, 1000);
+    EXPECT_GE(log.stats().segments, 2u);
+    second_base = std::stoll(files(".log")[1].substr(0, 20));
+    // At a segment's base: that segment stays, empty, as the active one.
+    EXPECT_TRUE((co_await log.truncate_suffix(second_base)).has_value());
+    EXPECT_EQ(log.stats().segments, 2u);
+    EXPECT_EQ(log.stats().next_offset, second_base);
+    co_await append_epoch(log, 1, 2, 4, 1000);
+    EXPECT_EQ(log.stats().next_offset, second_base + 4);
+  });
+  with_log(cfg, [&](partition_log& log) -> sdk::task<void> {
+    EXPECT_EQ(log.stats().next_offset, second_base + 4);
+    const std::vector<epoch_entry> want = {{1, 0}, {2, second_base}};
+    EXPECT_EQ(log.epochs(), want);
+    // DeleteRecords inside a batch, then everything after the start goes:
+    // the batch holding the start too, and the log continues at the start.
+    EXPECT_TRUE((co_await log.truncate_prefix(5)).has_value());
+    const std::vector<epoch_entry> clipped = {{1, 5}, {2, second_base}};
+    EXPECT_EQ(log.epochs(), clipped);
+    EXPECT_TRUE((co_await log.truncate_suffix(5)).has_value());
+    EXPECT_EQ(log.stats().start_offset, 5);
+    EXPECT_EQ(log.stats().next_offset, 5);
+    EXPECT_EQ(log.stats().segments, 1u);
+    EXPECT_TRUE(log.epochs().empty());
+    EXPECT_TRUE((co_await log.read(5, 1 << 20)).value().slices.empty());
+    co_await append_epoch(log, 2, 3);
+    EXPECT_EQ(headers((co_await log.read(5, 1 << 20)).value()).front().base_offset, 5);
+  });
+  with_log(cfg, [&](partition_log& log) -> sdk::task<void> {
+    EXPECT_EQ(log.stats().start_offset, 5);
+    EXPECT_EQ(log.stats().next_offset, 9);
+    const std::vector<epoch_entry> want = {{3, 5}};
+    EXPECT_EQ(log.epochs(), want);
+    auto hs = headers((co_await log.read(5, 1 << 20)).value());
+    EXPECT_EQ(hs.size(), 2u);
+    EXPECT_EQ(hs.front().base_offset, 5);
+  }, 0);
+}
+
+TEST_F(partition_log_test, truncate_suffix_while_appends_flushes_and_reads_run) {
+  int64_t end = 0;
+  std::vector<std::string> kept;
+  const log_config cfg = small_segments();
+  with_log(cfg, [&](partition_log& log) -> sdk::task<void> {
+    sdk::gate g;
+    int64_t cut = -1;
+    for (int w = 0; w < 16; ++w)
+      sdk::spawn([](partition_log& log, int w, int64_t& cut, sdk::gate::holder) -> sdk::task<void> {
+        for (int i = 0; i < 20; ++i) {
+          auto a = co_await log.append(batch_buffer(2, 500, i));
+          EXPECT_TRUE(a.has_value());
+          if (w == 0 && i == 5 && a) cut = a.value().base_offset;  // a boundary to cut at later
+          if (i % 3 == 0) {
+            EXPECT_TRUE((co_await log.flush()).has_value());
+          }
+          auto r = co_await log.read(log.stats().start_offset, 1 << 16);
+          EXPECT_TRUE(r.has_value()) << (r ? "" : r.err().message);
+          if (r) headers(r.value());
+        }
+      }(log, w, cut, g.try_enter()));
+    while (cut < 0) co_await sdk::sleep_ms(1);
+    auto t = co_await log.truncate_suffix(cut);
+    EXPECT_TRUE(t.has_value()) << (t ? "" : t.err().message);
+    co_await g.close();
+    EXPECT_FALSE(log.stats().failed);
+    EXPECT_LE(log.stats().flushed_offset, log.stats().next_offset);
+    EXPECT_TRUE((co_await log.flush()).has_value());
+    end = log.stats().next_offset;
+    kept = co_await all_batches(log);
+  });
+  expect_reopened(cfg, end, kept, epochs_of(headers_of(kept), 0));
+}
+
+// ---- the epoch table across restarts and crashes --------------------------------
+
+TEST_F(partition_log_test, epoch_table_follows_prefix_truncation_and_retention) {
+  log_config cfg;
+  cfg.segment_bytes = 16 << 10;
+  cfg.retention_ms = -1;
+  with_log(cfg, [](partition_log& log) -> sdk::task<void> {
+    for (int32_t epoch = 1; epoch <= 4; ++epoch) co_await append_epoch(log, 25, epoch, 2, 500);  // 200 offsets
+    const std::vector<epoch_entry> all = {{1, 0}, {2, 50}, {3, 100}, {4, 150}};
+    EXPECT_EQ(log.epochs(), all);
+    EXPECT_TRUE((co_await log.truncate_prefix(101)).has_value());
+    const std::vector<epoch_entry> clipped = {{3, 101}, {4, 150}};
+    EXPECT_EQ(log.epochs(), clipped);
+  });
+  with_log(cfg, [](partition_log& log) -> sdk::task<void> {
+    const std::vector<epoch_entry> clipped = {{3, 101}, {4, 150}};
+    EXPECT_EQ(log.epochs(), clipped);
+    // DeleteRecords of everything: the last entry stays, at the empty log's start.
+    EXPECT_TRUE((co_await log.truncate_prefix(200)).has_value());
+    const std::vector<epoch_entry> head = {{4, 200}};
+    EXPECT_EQ(log.epochs(), head);
+    co_return;
+  });
+  with_log(cfg, [](partition_log& log) -> sdk::task<void> {
+    const std::vector<epoch_entry> head = {{4, 200}};
+    EXPECT_EQ(log.epochs(), head);  // only partition.meta knows it: no batch is left
+    co_await append_epoch(log, 1, 4);
+    EXPECT_EQ(log.epochs(), head);  // the same epoch: no entry
+    co_await append_epoch(log, 1, 6);
+    const std::vector<epoch_entry> next = {{4, 200}, {6, 202}};
+    EXPECT_EQ(log.epochs(), next);
+  });
+  cfg.retention_bytes = 16 << 10;
+  with_log(cfg, [](partition_log& log) -> sdk::task<void> {
+    const std::vector<epoch_entry> next = {{4, 200}, {6, 202}};
+    EXPECT_EQ(log.epochs(), next);
+    co_await append_epoch(log, 60, 7, 2, 500);  // rolls; retention deletes the segments of epochs 4 and 6
+    EXPECT_GT(log.stats().start_offset, 204);
+    const std::vector<epoch_entry> kept = {{7, log.stats().start_offset}};
+    EXPECT_EQ(log.epochs(), kept);
+  });
+}
+
+TEST_F(partition_log_test, epoch_table_survives_a_torn_tail) {
+  with_log({}, [](partition_log& log) -> sdk::task<void> {
+    co_await append_epoch(log, 5, 1);  // 0..9
+    EXPECT_TRUE((co_await log.flush()).has_value());
+    co_await append_epoch(log, 1, 2);  // 10..11
+    // partition.meta now names epoch 2 (it holds the whole table).
+    EXPECT_TRUE((co_await log.truncate_prefix(1)).has_value());
+    const std::vector<epoch_entry> want = {{1, 1}, {2, 10}};
+    EXPECT_EQ(log.epochs(), want);
+  });
+  const std::vector<epoch_entry> on_disk = {{1, 1}, {2, 10}};
+  EXPECT_EQ(meta_file()->epochs, on_disk);
+  // A crash tore the last batch (epoch 2): flip a byte of its records.
+  const size_t batch = make_test_batch(2, 50, 0).size();
+  {
+    std::fstream f(fs::path(_dir) / "00000000000000000000.log", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(5 * batch + 80));
+    f.put('\x5a');
+  }
+  with_log({}, [](partition_log& log) -> sdk::task<void> {
+    EXPECT_FALSE(log.stats().failed);
+    EXPECT_EQ(log.stats().next_offset, 10);
+    const std::vector<epoch_entry> want = {{1, 1}};
+    EXPECT_EQ(log.epochs(), want);
+    EXPECT_EQ(log.stats().last_epoch, 1);
+    co_await append_epoch(log, 1, 3);
+    const std::vector<epoch_entry> next = {{1, 1}, {3, 10}};
+    EXPECT_EQ(log.epochs(), next);
+  });
+}
+
+TEST_F(partition_log_test, epoch_table_is_rebuilt_when_partition_meta_is_old_damaged_or_missing) {
+  log_config cfg;
+  cfg.segment_bytes = 16 << 10;
+  cfg.retention_ms = -1;
+  const std::vector<epoch_entry> want = {{1, 0}, {2, 50}, {5, 100}, {6, 150}};
+  with_log(cfg, [](partition_log& log) -> sdk::task<void> {
+    for (int32_t epoch : {1, 2, 5, 6}) co_await append_epoch(log, 25, epoch, 2, 500);
+  });
+  EXPECT_EQ(meta_file()->version, meta_version);
+  // Version 1 (start offset only), a flipped byte, no file at all.
+  for (int variant = 0; variant < 3; ++variant) {
+    const fs::path meta = fs::path(_dir) / "partition.meta";
+    if (variant == 0) {
+      uint8_t v1[24] = {};
+      write_be32(v1, static_cast<int32_t>(meta_magic));
+      write_be32(v1 + 4, 1);
+      write_be64(v1 + 8, 0);
+      write_be32(v1 + 16, static_cast<int32_t>(crc32c(0, v1, 16)));
+      std::ofstream(meta, std::ios::binary | std::ios::trunc).write(reinterpret_cast<const char*>(v1), 24);
+    } else if (variant == 1) {
+      std::fstream f(meta, std::ios::in | std::ios::out | std::ios::binary);
+      f.seekp(40);
+      f.put('\x7f');
+    } else {
+      fs::remove(meta);
+    }
+    with_log(cfg, [&](partition_log& log) -> sdk::task<void> {
+      EXPECT_EQ(log.epochs(), want) << "variant " << variant;
+      EXPECT_EQ(log.stats().next_offset, 200);
+      co_return;
+    });
+    // Rewritten in the current version.
+    EXPECT_EQ(meta_file()->version, meta_version) << "variant " << variant;
+    EXPECT_EQ(meta_file()->epochs.size(), want.size()) << "variant " << variant;
+  }
+}
+
+TEST_F(partition_log_test, an_interrupted_truncation_is_finished_at_open) {
+  log_config cfg;
+  cfg.segment_bytes = 16 << 10;
+  cfg.retention_ms = -1;
+  const fs::path snapshot = _root / "before";
+  std::vector<std::string> kept;
+  std::vector<epoch_entry> epochs_after;
+  with_log(cfg, [&](partition_log& log) -> sdk::task<void> {
+    for (int32_t epoch = 1; epoch <= 4; ++epoch) co_await append_epoch(log, 25, epoch, 2, 500);
+  });
+  fs::copy(_dir, snapshot);
+  with_log(cfg, [&](partition_log& log) -> sdk::task<void> {
+    EXPECT_TRUE((co_await log.truncate_suffix(66)).has_value());
+    kept = co_await all_batches(log);
+    epochs_after = log.epochs();
+  });
+  const std::vector<epoch_entry> want = {{1, 0}, {2, 50}};
+  EXPECT_EQ(epochs_after, want);
+  // A crash right after the new end was recorded: the old segments, the
+  // new partition.meta. Then one after the later segments were deleted.
+  // Then one in the middle of the cut: the page of the new end zeroed after
+  // it, the later pages (older batches, higher offsets) not yet punched.
+  for (int variant = 0; variant < 3; ++variant) {
+    fs::remove_all(_dir);
+    fs::copy(snapshot, _dir);
+    if (variant >= 1)
+      for (const auto& f : files(".log"))
+        if (std::stoll(f.substr(0, 20)) > 66) fs::remove(fs::path(_dir) / f);
+    if (variant == 2) {
+      const fs::path seg = fs::path(_dir) / files(".log").back();
+      std::fstream f(seg, std::ios::in | std::ios::out | std::ios::binary);
+      std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+      size_t pos = 0;
+      while (read_be64(reinterpret_cast<const uint8_t*>(bytes.data() + pos)) != 66)
+        pos += decode_header(reinterpret_cast<const uint8_t*>(bytes.data() + pos)).size_bytes();
+      ASSERT_NE(pos % 4096, 0u);
+      const size_t page_end = (pos / 4096 + 1) * 4096;
+      ASSERT_LT(page_end + 4096, bytes.size()) << "later pages hold batches past the cut";
+      f.seekp(static_cast<std::streamoff>(pos));
+      const std::string zeros(page_end - pos, '\0');
+      f.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
+    }
+    partition_meta m;
+    m.start_offset = 0;
+    m.truncating_to = 66;
+    m.epochs = want;
+    write_meta_file(m);
+    with_log(cfg, [&](partition_log& log) -> sdk::task<void> {
+      EXPECT_FALSE(log.stats().failed);
+      EXPECT_EQ(log.stats().next_offset, 66) << "variant " << variant;
+      EXPECT_EQ(log.epochs(), want) << "variant " << variant;
+      EXPECT_EQ(co_await all_batches(log), kept) << "variant " << variant;
+    }, 0);
+    EXPECT_EQ(meta_file()->truncating_to, -1) << "the record of the cut is cleared";
+    with_log(cfg, [&](partition_log& log) -> sdk::task<void> {
+      EXPECT_EQ(log.stats().next_offset, 66);
+      co_await append_epoch(log, 1, 9);
+      EXPECT_EQ(log.stats().next_offset, 68);
+    });
+    with_log(cfg, [&](partition_log& log) -> sdk::task<void> {
+      EXPECT_EQ(log.stats().next_offset, 68) << "the appends after the cut survive the next open";
+      co_return;
+    });
+  }
+}
+
+// ---- reset: truncate_prefix past the end ---------------------------------------
+
+TEST_F(partition_log_test, reset_past_the_end_empties_the_log_there) {
+  with_log({}, [](partition_log& log) -> sdk::task<void> {
+    co_await append_epoch(log, 10, 1);  // 0..19
+    EXPECT_TRUE((co_await log.truncate_prefix(1000)).has_value());
+    const log_stats st = log.stats();
+    EXPECT_EQ(st.start_offset, 1000);
+    EXPECT_EQ(st.next_offset, 1000);
+    EXPECT_EQ(st.flushed_offset, 1000);
+    EXPECT_EQ(st.segments, 1u);
+    EXPECT_EQ(st.last_epoch, -1);
+    EXPECT_TRUE(log.epochs().empty());
+    EXPECT_TRUE((co_await log.read(1000, 1 << 20)).value().slices.empty());
+    EXPECT_EQ((co_await log.read(19, 1 << 20)).err().code, make_error_code(errc::offset_out_of_range));
+    // A follower continues with the leader's offsets.
+    append_options replica;
+    replica.keep_offsets = true;
+    sdk::buffer b = leader_batches(1000, std::vector<int32_t>(2, 7));
+    EXPECT_TRUE((co_await log.append(b, replica)).has_value());
+    // Below the start: nothing changes.
+    EXPECT_TRUE((co_await log.truncate_prefix(10)).has_value());
+    EXPECT_EQ(log.stats().start_offset, 1000);
+  });
+  EXPECT_EQ(files(".log"), std::vector<std::string>{"00000000000000001000.log"});
+  with_log({}, [](partition_log& log) -> sdk::task<void> {
+    EXPECT_EQ(log.stats().start_offset, 1000);
+    EXPECT_EQ(log.stats().next_offset, 1004);
+    const std::vector<epoch_entry> want = {{7, 1000}};
+    EXPECT_EQ(log.epochs(), want);
+    auto hs = headers((co_await log.read(1000, 1 << 20)).value());
+    EXPECT_EQ(hs.size(), 2u);
+  }, 0);
+  // A crash after the new start was recorded, before the old segments went:
+  // the next open finishes the reset.
+  with_log({}, [](partition_log& log) -> sdk::task<void> { co_await append_epoch(log, 3, 8); });
+  partition_meta m;
+  m.start_offset = 5000;
+  write_meta_file(m);
+  with_log({}, [](partition_log& log) -> sdk::task<void> {
+    EXPECT_FALSE(log.stats().failed);
+    EXPECT_EQ(log.stats().start_offset, 5000);
+    EXPECT_EQ(log.stats().next_offset, 5000);
+    EXPECT_TRUE(log.epochs().empty());
+    EXPECT_TRUE((co_await log.read(5000, 1 << 20)).value().slices.empty());
+    co_await append_epoch(log, 1, 9);
+    EXPECT_EQ(log.stats().next_offset, 5002);
+  });
+  EXPECT_EQ(files(".log"), std::vector<std::string>{"00000000000000005000.log"});
 }
 
 }  // namespace

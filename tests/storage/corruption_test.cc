@@ -19,7 +19,12 @@
 //     a batch other than the one holding the requested offset.
 // Likewise every byte of a closed segment's .index is flipped and the index
 // truncated at every position: it must be rebuilt (or its damage must not
-// matter), and every read must still be exact.
+// matter), and every read must still be exact. And every byte of
+// partition.meta: a damaged one is rebuilt from the segments, never makes
+// the log read-only, and the leader-epoch table comes out the same.
+// The batches carry leader epochs (1, 1, 1, 2, 2, 2, ...); in every case in
+// which the log opens writable, its epoch table must be the one of the
+// batches it kept (unless the damage is in a batch's epoch field itself).
 //
 // Two logs: one segment of 10 batches (3.9 KiB of a 4 KiB file), and two
 // segments (6 batches closed with an index, 2 in the active segment). The
@@ -78,6 +83,14 @@ struct pristine_log {
   std::vector<placement> where;
   int64_t end_offset = 0;
   std::string active_file;                   // the newest segment's file name
+  std::vector<int32_t> epochs;               // each batch's leader epoch
+
+  // The epoch table of the first k batches.
+  std::vector<epoch_entry> epochs_of_prefix(size_t k) const {
+    epoch_table t;
+    for (size_t i = 0; i < k; ++i) t.observe(epochs[i], bases[i]);
+    return t.entries();
+  }
 
   // The oldest segment's file name, and its index's.
   std::string first_segment() const { return files.begin()->first.substr(0, 20) + ".log"; }
@@ -192,10 +205,14 @@ class corruption_test : public ::testing::Test {
       if (!log) co_return;
       for (int i = 0; i < batches; ++i) {
         std::string b = test_batch(i);
-        auto r = co_await log.value()->append(to_buffer(b));
+        append_options stamp;
+        stamp.leader_epoch = 1 + i / 3;
+        auto r = co_await log.value()->append(to_buffer(b), stamp);
         EXPECT_TRUE(r.has_value());
         if (!r) break;
         set_base_offset(reinterpret_cast<uint8_t*>(b.data()), r.value().base_offset);
+        set_leader_epoch(reinterpret_cast<uint8_t*>(b.data()), *stamp.leader_epoch);
+        pr.epochs.push_back(*stamp.leader_epoch);
         pr.batches.push_back(b);
         pr.bases.push_back(r.value().base_offset);
         pr.end_offset = r.value().last_offset + 1;
@@ -338,8 +355,9 @@ class corruption_test : public ::testing::Test {
     const pristine_log& pr = *sc.log;
     const std::string damaged_path = (dir / sc.file).string();
     const bool in_index = sc.file.ends_with(".index");
+    const bool in_meta = sc.file == "partition.meta";
     const bool in_active = sc.file == pr.active_file;
-    const bool in_closed = !in_index && !in_active;
+    const bool in_closed = !in_index && !in_active;  // partition.meta counts as closed: nothing may be lost
     const size_t d = damaged_batch(sc);
     const size_t n = pr.batches.size();
 
@@ -380,6 +398,16 @@ class corruption_test : public ::testing::Test {
     } else {
       ++_failed_logs;
       if (in_index) violation(sc, "damaged index made the log read-only", "a damaged index made the log read-only instead of being rebuilt");
+      if (in_meta) violation(sc, "damaged partition.meta made the log read-only", "a damaged partition.meta made the log read-only");
+    }
+    // The epoch table is the one of the batches kept; a flipped epoch field
+    // (outside the CRC) cannot be told from a real one.
+    const bool epoch_field = sc.kind == damage::flip && d < n && pr.where[d].file == sc.file &&
+                             sc.pos >= pr.where[d].pos + 12 && sc.pos < pr.where[d].pos + 16;
+    if (!st.failed && !epoch_field && log.epochs() != pr.epochs_of_prefix(k)) {
+      std::string got;
+      for (const auto& e : log.epochs()) got += " (" + std::to_string(e.epoch) + ", " + std::to_string(e.start_offset) + ")";
+      violation(sc, "wrong leader-epoch table", "the epoch table is" + got + " for " + std::to_string(k) + " batches");
     }
 
     // Every batch, read on its own from its base offset.
@@ -527,7 +555,7 @@ log_config two_segment_config() {
 
 TEST_F(corruption_test, one_segment_every_byte_flipped) {
   const pristine_log pr = build("one", one_segment_config(), 10);
-  ASSERT_EQ(pr.files.size(), 1u);
+  ASSERT_EQ(pr.files.size(), 1u) << "one segment (partition.meta comes with the first roll)";
   ASSERT_GT(pr.where.back().pos + pr.where.back().size, 3800u);
   report("one segment, flips", sweep(pr, pr.active_file, damage::flip));
 }
@@ -539,7 +567,7 @@ TEST_F(corruption_test, one_segment_truncated_everywhere) {
 
 TEST_F(corruption_test, closed_segment_every_byte_flipped) {
   const pristine_log pr = build("two", two_segment_config(), 8);
-  ASSERT_EQ(pr.files.size(), 3u) << "two segments and the closed one's index";
+  ASSERT_EQ(pr.files.size(), 4u) << "two segments, the closed one's index and partition.meta";
   report("closed segment, flips", sweep(pr, pr.first_segment(), damage::flip));
 }
 
@@ -568,6 +596,17 @@ TEST_F(corruption_test, closed_segment_index_truncated_everywhere) {
   const pristine_log pr = build("two", two_segment_config(), 8);
   ASSERT_TRUE(pr.files.contains(pr.first_index()));
   report("index, truncations", sweep(pr, pr.first_index(), damage::truncate));
+}
+
+TEST_F(corruption_test, partition_meta_every_byte_flipped) {
+  const pristine_log pr = build("two", two_segment_config(), 8);
+  ASSERT_GT(pr.files.at("partition.meta").size(), meta_header_bytes) << "the closed segment's epochs are in it";
+  report("partition.meta, flips", sweep(pr, "partition.meta", damage::flip));
+}
+
+TEST_F(corruption_test, partition_meta_truncated_everywhere) {
+  const pristine_log pr = build("two", two_segment_config(), 8);
+  report("partition.meta, truncations", sweep(pr, "partition.meta", damage::truncate));
 }
 
 }  // namespace

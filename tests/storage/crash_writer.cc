@@ -4,11 +4,21 @@
 // eight concurrent writer coroutines, batches whose every byte follows from
 // a sequence number (crash_batch below), until it is killed. Writers differ
 // in how they flush: after every append, after every third append, never.
+// Every batch is stamped with the leader epoch crash_epoch(seq), which
+// grows with the sequence number (a new epoch every 64 appends), so the
+// log's leader-epoch table has entries in closed and active segments.
 // After each successful flush() a writer reports the batches of its own that
 // the flush covered, one line each, on its report stream (the original
 // stdout):
 //
 //   flushed <base_offset> <last_offset> <seq>
+//
+// One run in four first truncates the log's suffix (before the writers
+// start, after "ready"), at the batch boundary at or below its end minus
+// run_id % 50, and reports it around the call:
+//
+//   truncating <offset>
+//   truncated <offset>
 //
 // Lines are written with write(2) straight to the pipe the test drains (no
 // stdio buffer), so they are out before the writer appends again and a
@@ -26,6 +36,7 @@
 #include "partition_log.h"
 #include "record_batch.h"
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdint>
 #include <cstring>
@@ -88,6 +99,10 @@ std::string crash_batch(uint64_t seq) {
 // The sequence number of a batch crash_batch built.
 uint64_t crash_batch_seq(const uint8_t* batch) { return static_cast<uint64_t>(read_be64(batch + 27) - ts_base); }
 
+// The leader epoch a writer stamps on the batch of seq: non-decreasing in
+// seq, so in offset order too.
+int32_t crash_epoch(uint64_t seq) { return static_cast<int32_t>(std::min<uint64_t>(seq >> 6, INT32_MAX)); }
+
 }  // namespace sluice::storage::crash
 
 #ifndef SLUICE_CRASH_WRITER_NO_MAIN
@@ -145,7 +160,9 @@ sdk::task<void> writer(shared_state& st, flush_mode mode, sdk::gate::holder) {
   uint32_t appended = 0;
   while (!st.stop && sdk::now_ns() < st.deadline_ns) {
     const uint64_t seq = st.next_seq++;
-    auto a = co_await st.log->append(to_buffer(crash_batch(seq)));
+    append_options stamp;
+    stamp.leader_epoch = crash_epoch(seq);
+    auto a = co_await st.log->append(to_buffer(crash_batch(seq)), stamp);
     if (!a) {
       write_all(2, "crash_writer: append of seq " + std::to_string(seq) + " failed: " + a.err().message + "\n");
       st.stop = true;
@@ -200,6 +217,26 @@ sdk::task<int> run(std::string dir, uint64_t run_id) {
     co_return 3;
   }
   write_all(2, "crash_writer: ready next_offset=" + std::to_string(stats.next_offset) + "\n");
+
+  if (run_id % 4 == 0 && stats.next_offset > 0) {
+    // The batch holding end - 1 - run_id % 50 starts at a boundary.
+    const int64_t probe = std::max<int64_t>(0, stats.next_offset - 1 - static_cast<int64_t>(run_id % 50));
+    auto r = co_await log.read(probe, 1);
+    if (!r || r.value().first_offset < 0) {
+      write_all(2, "crash_writer: read at " + std::to_string(probe) + " failed\n");
+      co_await log.close();
+      co_return 6;
+    }
+    const int64_t cut = r.value().first_offset;
+    write_all(g_report_fd, "truncating " + std::to_string(cut) + "\n");
+    auto t = co_await log.truncate_suffix(cut);
+    if (!t) {
+      write_all(2, "crash_writer: truncate_suffix(" + std::to_string(cut) + ") failed: " + t.err().message + "\n");
+      co_await log.close();
+      co_return 7;
+    }
+    write_all(g_report_fd, "truncated " + std::to_string(cut) + "\n");
+  }
 
   shared_state st;
   st.log = &log;
