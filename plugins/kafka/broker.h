@@ -22,6 +22,7 @@
 #include <sluice/kafka/wire.h>
 #include <sluice/sdk/runtime.h>
 
+#include <atomic>
 #include <functional>
 #include <list>
 #include <map>
@@ -142,6 +143,7 @@ class broker {
   int32_t raft_partition = -1;
   int32_t raft_controller = -1;
   int32_t controller_id = -1;  // written on shard 0, read anywhere (advisory)
+  std::atomic<bool> metadata_ready{false};  // cluster mode: the image caught up with the controller
   bool clustered() const noexcept { return raft_partition >= 0; }
   // Cluster mode: the leader and epoch of a partition as this shard knows
   // them ({-1, -1} when unknown).

@@ -446,6 +446,9 @@ task<void> group_coordinator::run_timers(sdk::abort_source& stop) {
     std::vector<group*> to_store;
     for (auto& [id, gp] : _groups) {
       group& g = *gp;
+      // Cluster mode: a group whose offsets partition another broker leads
+      // now is that broker's to expire.
+      if (serving(id) == error_code::not_coordinator) continue;
       for (auto it = g.pending_members.begin(); it != g.pending_members.end();)
         it = it->second < now ? g.pending_members.erase(it) : std::next(it);
       std::vector<std::string> expired;

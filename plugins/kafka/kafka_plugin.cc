@@ -172,10 +172,7 @@ class kafka_plugin final : public sdk::plugin {
                       std::to_string(_b.topics->image()->topics.size()) + " topic(s), cluster id " +
                       _b.topics->image()->cluster_id + ")");
       }
-      sdk::spawn(sdk::accept_loop(
-          fd, sh.stop, sh.tasks,
-          [this, &sh, i](int32_t c, sdk::gate::holder h) { return serve_connection(_b, sh, c, i, std::move(h)); },
-          sh.tasks.try_enter()));
+      sdk::spawn(accept_when_ready(sh, fd, i, sh.tasks.try_enter()));
     }
     // connections.max.idle.ms: close connections with no traffic for that long.
     sdk::spawn(sdk::sweep_idle(sh.connections, _b.cfg.connections_max_idle_ms, sh.stop, sh.tasks.try_enter()));
@@ -233,6 +230,19 @@ class kafka_plugin final : public sdk::plugin {
                     ") applies only when the topic is created");
     co_await sh.groups.load(t->partitions);
     co_await sh.groups.run_timers(sh.stop);
+  }
+
+  // Cluster mode: clients are accepted once this broker's metadata caught up
+  // with the controller's (a restarted broker would otherwise answer from an
+  // empty image: unknown topics, and auto-creation of existing ones).
+  // Connections wait in the listen backlog meanwhile.
+  task<void> accept_when_ready(shard_state& sh, int32_t fd, size_t listener, sdk::gate::holder h) {
+    while (_b.clustered() && !_b.metadata_ready.load(std::memory_order_acquire))
+      if (co_await sdk::sleep_ms(20, &sh.stop) != -ETIME) co_return;
+    co_await sdk::accept_loop(
+        fd, sh.stop, sh.tasks,
+        [this, &sh, listener](int32_t c, sdk::gate::holder g) { return serve_connection(_b, sh, c, listener, std::move(g)); },
+        std::move(h));
   }
 
   // ---- cluster mode ------------------------------------------------------------
@@ -293,6 +303,14 @@ class kafka_plugin final : public sdk::plugin {
       const cluster::GroupState gs = co_await controller_status();
       _b.controller_id = gs.leader();
       _voters = static_cast<size_t>(gs.replicas_size());
+      // Caught up: everything the controller committed reached the image
+      // (noop entries of new leaders are delivered without a command).
+      if (!_b.metadata_ready.load(std::memory_order_relaxed) && gs.leader() >= 0 && gs.high_watermark() > 0 &&
+          gs.applied_index() >= static_cast<uint64_t>(gs.high_watermark())) {
+        _b.metadata_ready.store(true, std::memory_order_release);
+        sdk::log_info("kafka: metadata caught up with the controller (index " + std::to_string(gs.high_watermark()) +
+                      ", " + std::to_string(_b.topics->image()->topics.size()) + " topic(s)); accepting clients");
+      }
       if (!registered && gs.leader() >= 0) {
         const op_result r = co_await _b.topics->register_broker(me);
         registered = r.error == error_code::none;

@@ -47,6 +47,8 @@ struct partition_table::state {
   bool is_leader = false;
   bool producers_ready = false;  // a new leader rebuilds producer state first
   int64_t last_appended = -1;    // the last offset this leader appended
+  int32_t last_appended_epoch = -1;  // the term it was appended in
+  uint64_t rebuild_generation = 0;
   sdk::condition changed;        // leader or high watermark moved
 };
 
@@ -113,6 +115,9 @@ error_code error_of_cluster(int32_t status) {
   }
 }
 
+// A single node's only leader epoch (a cluster's is the Raft term).
+constexpr int32_t leader_epoch_single_node = 0;
+
 int64_t now_ms() {
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -137,6 +142,14 @@ task<sdk::reply> partition_table::raft_call(uint32_t type, const std::string& bo
   co_return co_await sdk::call(_raft, sdk::this_shard(), m);
 }
 
+task<bool> partition_table::confirm_leader(const state& st) {
+  cluster::GroupRequest gr;
+  *gr.mutable_id() = st.id;
+  sdk::reply rep = co_await raft_call(cluster::PARTITION_CONFIRM, gr.SerializeAsString());
+  cluster::GroupState gs;
+  co_return rep.status == 0 && gs.ParseFromString(rep.msg.bytes) && gs.status() == cluster::CLUSTER_STATUS_OK;
+}
+
 error_code partition_table::leader_check(const state& st) const {
   if (!clustered() || st.is_leader) return error_code::none;
   return error_code::not_leader_or_follower;
@@ -155,12 +168,15 @@ void partition_table::on_group_update(const std::string& bytes) {
   if (it == _parts.end() || it->second->revision != gs.id().revision()) return;
   std::shared_ptr<state> st = it->second;
   const bool was_leader = st->is_leader;
+  const int32_t was_epoch = st->leader_epoch;
   st->leader = gs.leader();
   st->leader_epoch = static_cast<int32_t>(gs.term());
   st->is_leader = gs.leader() == _self && gs.role() == "leader" && !gs.failed();
   st->high_watermark = std::max(st->high_watermark, gs.high_watermark());
   if (gs.log_start_offset() > st->log_start) st->log_start = gs.log_start_offset();
-  if (st->is_leader && !was_leader) {
+  // Reports are coalesced: leading again in a later term means the log may
+  // have changed in between (a transfer away and back), so rebuild then too.
+  if (st->is_leader && (!was_leader || was_epoch != st->leader_epoch)) {
     st->producers_ready = false;
     sdk::spawn(become_leader(st));
   }
@@ -182,8 +198,13 @@ task<void> partition_table::become_leader(std::shared_ptr<state> st) {
     st->log_start = std::max(st->log_start, ls.start_offset());
     end = ls.next_offset();  // rebuild up to the log end
   }
-  st->producers = producer_state_table{};
-  co_await rebuild_producers(*st, end);
+  // Concurrent rebuilds (leadership lost and regained meanwhile): the last
+  // one started wins; each fills its own table.
+  const uint64_t gen = ++st->rebuild_generation;
+  producer_state_table table;
+  co_await rebuild_producers(*st, end, table);
+  if (gen != st->rebuild_generation) co_return;
+  st->producers = std::move(table);
   if (st->is_leader) st->producers_ready = true;
   st->changed.notify_all();
 }
@@ -272,7 +293,7 @@ task<std::shared_ptr<partition_table::state>> partition_table::get(const std::st
     st->high_watermark = ls.next_offset();
     st->size_bytes = ls.size_bytes();
     // Before any produce is let in (they wait for `opened`).
-    co_await rebuild_producers(*st, st->high_watermark);
+    co_await rebuild_producers(*st, st->high_watermark, st->producers);
   }
   st->opening = false;
   st->opened.notify_all();
@@ -410,6 +431,10 @@ task<produce_outcome> partition_table::produce(const std::string& topic, int32_t
     if (sv.error != error_code::none) {
       out.error = sv.error;
       out.message = sv.message;
+      // These errors are fatal to the producer. A deposed leader that has
+      // not heard of its successor yet (resumed from a pause) has stale
+      // producer state: it answers them only once a quorum confirms it.
+      if (clustered() && !co_await confirm_leader(*st)) out.error = error_code::not_leader_or_follower;
       co_return out;
     }
     if (sv.duplicate) {
@@ -457,7 +482,10 @@ task<produce_outcome> partition_table::produce(const std::string& topic, int32_t
     }
     out.base_offset = reply.base_offset();
     if (v.idempotent) st->producers.record(infos, reply.base_offset(), out.log_append_time_ms);
-    st->last_appended = std::max(st->last_appended, reply.last_offset());
+    if (reply.last_offset() > st->last_appended) {
+      st->last_appended = reply.last_offset();
+      st->last_appended_epoch = static_cast<int32_t>(reply.leader_epoch());
+    }
     st->high_watermark = std::max(st->high_watermark, reply.high_watermark());
     out.log_start_offset = st->log_start;
     wake(*st);
@@ -465,6 +493,7 @@ task<produce_outcome> partition_table::produce(const std::string& topic, int32_t
   }
   AppendRequest a;
   *a.mutable_id() = st->id;
+  a.set_leader_epoch(leader_epoch_single_node);  // as Metadata reports it
   a.set_flush(acks == -1 && !defer_flush);
   out.needs_flush = acks == -1 && defer_flush;
   sdk::reply rep = co_await storage_call(STORAGE_APPEND, a.SerializeAsString(), std::move(batches));
@@ -491,9 +520,15 @@ task<produce_outcome> partition_table::flush(const std::string& topic, int32_t p
   auto st = co_await get(topic, partition, out.error);
   if (!st) co_return out;
   if (clustered()) {
+    // Committed means: the high watermark passed it while this broker still
+    // leads in the term it appended in. A new term (even with this broker
+    // leading again) may have replaced the entry: indeterminate, the client
+    // retries, and idempotence finds it if it survived.
     const int64_t need = st->last_appended;
-    while (st->high_watermark <= need && st->is_leader && !st->removed) co_await st->changed.wait();
-    if (st->high_watermark > need) co_return out;
+    const int32_t epoch = st->last_appended_epoch;
+    const auto same_term = [&] { return st->is_leader && st->leader_epoch == epoch && !st->removed; };
+    while (st->high_watermark <= need && same_term()) co_await st->changed.wait();
+    if (st->high_watermark > need && same_term()) co_return out;
     out.error = st->removed ? error_code::unknown_topic_or_partition : error_code::not_leader_or_follower;
     out.message = topic + "-" + std::to_string(partition) + ": leadership moved before the write committed";
     co_return out;
@@ -523,8 +558,29 @@ task<read_outcome> partition_table::read(const std::string& topic, int32_t parti
   out.log_start_offset = st->log_start;
   out.high_watermark = st->high_watermark;
   out.last_stable_offset = st->high_watermark;
-  if (offset < st->log_start || offset > st->high_watermark) {
+  if (offset < st->log_start) {
     out.error = error_code::offset_out_of_range;
+    co_return out;
+  }
+  if (offset > st->high_watermark) {
+    // Out of range only past the log end, as Kafka: between the high
+    // watermark and the log end (a leader whose commit index lags, e.g.
+    // just elected or resumed after a pause) the answer is empty.
+    int64_t log_end = st->high_watermark;
+    if (clustered()) {
+      PartitionRequest pr;
+      *pr.mutable_id() = st->id;
+      sdk::reply rep = co_await storage_call(STORAGE_STATE, pr.SerializeAsString());
+      LogState ls;
+      if (rep.status == 0 && ls.ParseFromString(rep.msg.bytes)) log_end = ls.next_offset();
+    }
+    if (offset > log_end) {
+      out.error = error_code::offset_out_of_range;
+      // A deposed leader that has not heard of its successor yet (resumed
+      // from a pause) must not send the client back to its reset policy:
+      // out of range only once a quorum confirms it still leads.
+      if (clustered() && !co_await confirm_leader(*st)) out.error = error_code::not_leader_or_follower;
+    }
     co_return out;
   }
   if (offset == st->high_watermark || max_bytes == 0) co_return out;
@@ -694,7 +750,7 @@ task<producers_outcome> partition_table::describe_producers(const std::string& t
 // Producer state is not snapshotted (Kafka writes .snapshot files at segment
 // rolls): it is rebuilt by reading every batch header from the log start.
 // Reads return whole batches, so each header sits at a known place.
-task<void> partition_table::rebuild_producers(state& st, int64_t end) {
+task<void> partition_table::rebuild_producers(state& st, int64_t end, producer_state_table& into) {
   constexpr uint64_t chunk_bytes = 4u << 20;
   int64_t offset = st.log_start;
   int64_t batches = 0;
@@ -721,7 +777,7 @@ task<void> partition_table::rebuild_producers(state& st, int64_t end) {
       const storage::batch_header h = storage::decode_header(p + at);
       if (h.batch_length <= 0 || at + h.size_bytes() > n) break;
       if (h.producer_id >= 0 && !h.is_control()) {
-        st.producers.replay(producer_batch_at(p + at), h.base_offset);
+        into.replay(producer_batch_at(p + at), h.base_offset);
         ++batches;
       }
       offset = std::max(offset, h.last_offset() + 1);
@@ -731,7 +787,7 @@ task<void> partition_table::rebuild_producers(state& st, int64_t end) {
   }
   if (batches > 0)
     sdk::log_info("kafka: " + st.topic + "-" + std::to_string(st.partition) + ": " +
-                  std::to_string(st.producers.producers().size()) + " producer(s) restored from " +
+                  std::to_string(into.producers().size()) + " producer(s) restored from " +
                   std::to_string(batches) + " batch(es)");
 }
 

@@ -139,10 +139,12 @@ class partition_table {
   sdk::task<std::shared_ptr<state>> get(const std::string& topic, int32_t partition, error_code& err);
   sdk::task<sdk::reply> storage_call(uint32_t type, const std::string& body, sdk::buffer buf = {});
   void wake(state& st);
-  sdk::task<void> rebuild_producers(state& st, int64_t end);
+  sdk::task<void> rebuild_producers(state& st, int64_t end, producer_state_table& into);
   sdk::task<void> become_leader(std::shared_ptr<state> st);
   sdk::task<sdk::reply> raft_call(uint32_t type, const std::string& body, sdk::buffer buf = {});
   error_code leader_check(const state& st) const;
+  // Cluster mode: a read_index round confirms this broker still leads.
+  sdk::task<bool> confirm_leader(const state& st);
 
   const kafka_config& _cfg;
   int32_t _storage;

@@ -135,7 +135,9 @@ task<void> topic_manager::apply(uint64_t index, const std::string& command) {
     const bool won = cmd["base_version"].get<int64_t>() == _image->version && next.version == _image->version + 1;
     if (cmd.contains("nonce") && cmd["nonce"].is_string()) {
       const std::string nonce = cmd["nonce"].get<std::string>();
-      if (nonce.rfind(_nonce_prefix, 0) == 0 && !_nonce_prefix.empty()) _outcomes[nonce] = won;
+      // A command may commit twice (a forwarded proposal retried after a
+      // timeout): the first copy decides.
+      if (nonce.rfind(_nonce_prefix, 0) == 0 && !_nonce_prefix.empty()) _outcomes.emplace(nonce, won);
     }
     if (won) {
       _image = std::make_shared<const metadata_image>(std::move(next));

@@ -103,6 +103,7 @@ class raft_plugin final : public sdk::plugin {
     _psettings.tail_cache_bytes = _cfg.tail_cache_bytes;
     _psettings.election_timeout_ticks = std::max<uint32_t>(2, _cfg.election_timeout_ms / tick);
     _psettings.heartbeat_interval_ticks = 1;
+    _psettings.tick_ms = tick;
     _psettings.preferred_leader_check_ticks = _cfg.preferred_leader_check_ms / tick;
     _shards.init(sdk::shard_count());
     if (sdk::register_service("raft.partition", [this](uint32_t, sdk::message req) { return serve_partition(std::move(req)); }) < 0 ||
@@ -291,6 +292,18 @@ class raft_plugin final : public sdk::plugin {
     sh.reporting.erase(id);
   }
 
+  static partition_group* group_here(shard_state& sh, const sluice::storage::PartitionId& id) {
+    auto it = sh.groups.find(partition::group_of(key_of(id)));
+    return it == sh.groups.end() ? nullptr : it->second.get();
+  }
+
+  static sdk::reply unknown_partition() {
+    GroupState s;
+    s.set_status(CLUSTER_STATUS_UNKNOWN_PARTITION);
+    s.set_message("no replica of this partition on this shard");
+    return encode_reply(s);
+  }
+
   task<sdk::reply> serve_partition(sdk::message req) {
     const uint32_t shard = sdk::this_shard();
     shard_state& sh = _shards.at(shard);
@@ -306,10 +319,7 @@ class raft_plugin final : public sdk::plugin {
         if (!r.ParseFromString(req.bytes)) break;
         const group_id g = partition::group_of(key_of(r.id()));
         auto it = sh.groups.find(g);
-        if (it == sh.groups.end() || it->second->key().revision != r.id().revision()) {
-          bad.set_status(CLUSTER_STATUS_UNKNOWN_PARTITION);
-          co_return encode_reply(bad);
-        }
+        if (it == sh.groups.end() || it->second->key().revision != r.id().revision()) co_return unknown_partition();
         std::unique_ptr<partition_group> grp = std::move(it->second);
         sh.groups.erase(it);
         co_await set_owner(g, std::nullopt);
@@ -344,15 +354,17 @@ class raft_plugin final : public sdk::plugin {
         out.set_high_watermark(res.high_watermark);
         co_return encode_reply(out);
       }
-      case PARTITION_STATE: {
+      case PARTITION_STATE:
+      case PARTITION_CONFIRM: {
         GroupRequest r;
         if (!r.ParseFromString(req.bytes)) break;
-        auto it = sh.groups.find(partition::group_of(key_of(r.id())));
-        if (it == sh.groups.end()) {
-          bad.set_status(CLUSTER_STATUS_UNKNOWN_PARTITION);
-          co_return encode_reply(bad);
-        }
-        co_return encode_reply(state_of(*it->second));
+        partition_group* g = group_here(sh, r.id());
+        if (!g) co_return unknown_partition();
+        if (req.type == PARTITION_STATE) co_return encode_reply(state_of(*g));
+        const bool leads = co_await g->confirm_leadership();
+        GroupState s = state_of(*g);
+        if (!leads) s.set_status(CLUSTER_STATUS_NOT_LEADER);
+        co_return encode_reply(s);
       }
       case PARTITION_LIST: {
         GroupList out;
@@ -362,13 +374,10 @@ class raft_plugin final : public sdk::plugin {
       case PARTITION_TRANSFER: {
         TransferRequest r;
         if (!r.ParseFromString(req.bytes)) break;
-        auto it = sh.groups.find(partition::group_of(key_of(r.id())));
-        if (it == sh.groups.end()) {
-          bad.set_status(CLUSTER_STATUS_UNKNOWN_PARTITION);
-          co_return encode_reply(bad);
-        }
-        auto t = it->second->transfer(r.target() < 0 ? node_id{} : node_id(static_cast<uint64_t>(r.target())));
-        GroupState s = state_of(*it->second);
+        partition_group* g = group_here(sh, r.id());
+        if (!g) co_return unknown_partition();
+        auto t = g->transfer(r.target() < 0 ? node_id{} : node_id(static_cast<uint64_t>(r.target())));
+        GroupState s = state_of(*g);
         if (!t) {
           s.set_status(t.err().code == make_error_code(errc::not_leader) ? CLUSTER_STATUS_NOT_LEADER
                                                                          : CLUSTER_STATUS_INVALID);
@@ -447,6 +456,7 @@ class raft_plugin final : public sdk::plugin {
     s.set_term(static_cast<int64_t>(c->term().value()));
     s.set_role(role_name(c->current_role()));
     s.set_high_watermark(static_cast<int64_t>(c->commit_index().value()));
+    s.set_applied_index(c->delivered_index().value());
     s.set_failed(c->failed());
     for (const auto& [id, _] : _cfg.seeds) s.add_replicas(static_cast<int32_t>(id));
     return s;

@@ -195,6 +195,33 @@ task<replicate_result> partition_group::replicate(sdk::buffer batches, int32_t a
   co_return std::move(pend->res);
 }
 
+task<bool> partition_group::confirm_leadership() {
+  if (_closed || !running() || _role != role::leader) co_return false;
+  auto c = std::make_shared<pending_confirm>();
+  c->id = _next_confirm++;
+  _confirms_to_start.push_back(c);
+  poke();
+  if (auto h = _tasks.try_enter()) {
+    // Not confirmed within an election timeout: treat as deposed.
+    const uint64_t ms = uint64_t{_settings.election_timeout_ticks} * _settings.tick_ms;
+    sdk::spawn([](std::shared_ptr<pending_confirm> p, uint64_t wait_ms, sdk::gate::holder) -> task<void> {
+      for (uint64_t waited = 0; waited < wait_ms && !p->finished; waited += 20) co_await sdk::sleep_ms(20);
+      p->finish(false);
+    }(c, ms, std::move(h)));
+  } else {
+    c->finish(false);
+  }
+  co_await c->done.wait();
+  co_return c->ok;
+}
+
+void partition_group::fail_confirms() {
+  for (auto& c : _confirms_to_start) c->finish(false);
+  _confirms_to_start.clear();
+  for (auto& [_, c] : _confirms) c->finish(false);
+  _confirms.clear();
+}
+
 result<void> partition_group::transfer(node_id target) {
   if (_role != role::leader) return make_raft_error(errc::not_leader, name() + ": not the leader");
   if (target.is_zero()) target = _view.members().voters.empty() ? node_id{} : _preferred;
@@ -221,6 +248,18 @@ void partition_group::tick_preferred() {
 }
 
 void partition_group::on_round(raft_node& n) {
+  while (!_confirms_to_start.empty()) {
+    auto c = _confirms_to_start.front();
+    _confirms_to_start.pop_front();
+    if (c->finished) continue;
+    if (n.current_role() != role::leader || !n.read_index(c->id)) {
+      c->finish(false);  // not leading, or no entry of its term committed yet
+      continue;
+    }
+    _confirms.emplace(c->id, std::move(c));
+  }
+  for (auto it = _confirms.begin(); it != _confirms.end();)
+    it = it->second->finished ? _confirms.erase(it) : std::next(it);
   if (!_transfer_to.is_zero()) {
     const node_id t = std::exchange(_transfer_to, node_id{});
     if (n.current_role() == role::leader && t != _self) {
@@ -421,6 +460,13 @@ task<void> partition_group::applied(const ready& rd) {
       fail_waiters(replicate_status::not_leader, name() + ": this broker is no longer the leader");
     if (_role == role::leader) _preferred_ticks = 0;
   }
+  for (const read_state& rs : rd.read_states) {
+    if (auto it = _confirms.find(rs.request_id); it != _confirms.end()) {
+      it->second->finish(_role == role::leader);
+      _confirms.erase(it);
+    }
+  }
+  if (_role != role::leader) fail_confirms();
   complete_waiters();
   if (changed && _on_change) _on_change(*this);
   if (auto want = _view.wanted_read(); want && !_reading) {
@@ -464,6 +510,7 @@ task<void> partition_group::read_back(log_index from, sdk::gate::holder) {
 }
 
 void partition_group::on_stopped() {
+  fail_confirms();
   fail_waiters(failed() ? replicate_status::storage_error : replicate_status::shutting_down,
                name() + (failed() ? " stopped on a storage error" : " is closing"));
   if (failed()) {

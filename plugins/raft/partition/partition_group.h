@@ -17,6 +17,7 @@
 
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -54,6 +55,7 @@ struct partition_settings {
   uint64_t tail_cache_bytes = 4u << 20;
   uint32_t election_timeout_ticks = 10;
   uint32_t heartbeat_interval_ticks = 1;
+  uint32_t tick_ms = 100;
   // Leadership goes back to the first replica once it is caught up, checked
   // every this many ticks (0: never).
   uint32_t preferred_leader_check_ticks = 50;
@@ -75,6 +77,11 @@ class partition_group final : public group {
   sdk::task<void> close(bool delete_data);
 
   sdk::task<replicate_result> replicate(sdk::buffer batches, int32_t acks);
+  // Leader only: true once a quorum confirmed this node still leads (a
+  // read_index round), false if it does not, or after an election timeout.
+  // For answers that a deposed leader must not give (an offset beyond its
+  // log is out of range only if it still leads).
+  sdk::task<bool> confirm_leadership();
   // Leadership transfer to target (no_node: the preferred replica).
   result<void> transfer(node_id target);
 
@@ -97,6 +104,19 @@ class partition_group final : public group {
 
  private:
   struct pending;
+  struct pending_confirm {
+    uint64_t id = 0;
+    bool ok = false;
+    bool finished = false;
+    sdk::event done;
+    void finish(bool v) {
+      if (finished) return;
+      finished = true;
+      ok = v;
+      done.set();
+    }
+  };
+  void fail_confirms();
   sdk::task<sdk::reply> storage_call(uint32_t type, const std::string& body, sdk::buffer buf = {});
   sdk::task<result<void>> append(const std::vector<entry>& ents);
   sdk::task<void> read_back(log_index from, sdk::gate::holder);
@@ -125,6 +145,9 @@ class partition_group final : public group {
   uint32_t _preferred_ticks = 0;
   node_id _preferred;
   node_id _transfer_to;
+  std::deque<std::shared_ptr<pending_confirm>> _confirms_to_start;
+  std::map<uint64_t, std::shared_ptr<pending_confirm>> _confirms;  // started, by read_index request id
+  uint64_t _next_confirm = 1;
   sdk::gate _tasks;
 };
 
