@@ -54,11 +54,10 @@ task<void> broker::publish(image_ptr img) {
 }
 
 std::pair<int32_t, int32_t> broker::leader_of(const std::string& topic, int32_t partition) {
-  std::string key = topic;
-  key.push_back('\0');
-  key += std::to_string(partition);
+  const topic_info* t = image()->find(topic);
+  if (!t) return {-1, -1};
   const auto& leaders = local().leaders;
-  auto it = leaders.find(key);
+  auto it = leaders.find(leader_key(topic, partition, t->revision));
   return it == leaders.end() ? std::pair<int32_t, int32_t>{-1, -1} : it->second;
 }
 

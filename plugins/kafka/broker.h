@@ -100,7 +100,8 @@ struct shard_state {
   std::map<int32_t, fetch_session> fetch_sessions;
   std::unordered_map<std::string, topic_traffic> traffic;
   // Cluster mode: the leader and leader epoch of every partition some shard
-  // of this broker hosts, as last reported (key: topic + '\0' + partition).
+  // of this broker hosts, as last reported, and of the others as their
+  // leaders announce them (key: broker::leader_key).
   std::unordered_map<std::string, std::pair<int32_t, int32_t>> leaders;
   // The block of producer ids this shard hands out (InitProducerId); shard
   // 0 reserves blocks durably (topic_manager::allocate_producer_ids).
@@ -148,6 +149,16 @@ class broker {
   // Cluster mode: the leader and epoch of a partition as this shard knows
   // them ({-1, -1} when unknown).
   std::pair<int32_t, int32_t> leader_of(const std::string& topic, int32_t partition);
+  // The key of shard_state::leaders.
+  // (A re-created topic's partitions are new groups whose terms start over.)
+  static std::string leader_key(const std::string& topic, int32_t partition, int64_t revision) {
+    std::string key = topic;
+    key.push_back('\0');
+    key += std::to_string(partition);
+    key.push_back('\0');
+    key += std::to_string(revision);
+    return key;
+  }
   sdk::shard_invoker invoker;
   std::unique_ptr<topic_manager> topics;  // shard 0 only
   sdk::per_shard<shard_state> shards;

@@ -334,6 +334,26 @@ class kafka_plugin final : public sdk::plugin {
       if (shard == 0 && a.ParseFromString(req.bytes)) co_await _b.topics->apply(a.index(), a.command());
       co_return out;
     }
+    if (req.type == cluster::KAFKA_LEADERS) {
+      // Leaders announced by the brokers that lead (for partitions this
+      // broker holds no replica of): a later term wins, on every shard.
+      cluster::GroupList list;
+      if (shard != 0 || !list.ParseFromString(req.bytes)) co_return out;
+      std::vector<std::pair<std::string, std::pair<int32_t, int32_t>>> news;
+      for (const auto& g : list.groups()) news.push_back({broker::leader_key(g.id().topic(), g.id().partition(), g.id().revision()),
+                                                          {g.leader(), static_cast<int32_t>(g.term())}});
+      for (uint32_t s = 0; s < sdk::shard_count(); ++s) {
+        (void)co_await _b.invoker.run_on(s, [this, &news]() -> task<void> {
+          auto& leaders = _b.local().leaders;
+          for (const auto& [key, lead] : news) {
+            auto [it, fresh] = leaders.try_emplace(key, lead);
+            if (!fresh && it->second.second < lead.second) it->second = lead;
+          }
+          co_return;
+        });
+      }
+      co_return out;
+    }
     if (req.type != cluster::KAFKA_PARTITION_UPDATE) co_return out;
     cluster::GroupState gs;
     if (!gs.ParseFromString(req.bytes)) co_return out;
@@ -349,9 +369,7 @@ class kafka_plugin final : public sdk::plugin {
             sh, gs.id().partition(), sh.tasks.try_enter()));
     }
     // Every shard answers Metadata and FindCoordinator with it.
-    std::string key = gs.id().topic();
-    key.push_back('\0');
-    key += std::to_string(gs.id().partition());
+    const std::string key = broker::leader_key(gs.id().topic(), gs.id().partition(), gs.id().revision());
     const std::pair<int32_t, int32_t> lead{gs.leader(), static_cast<int32_t>(gs.term())};
     for (uint32_t s = 0; s < sdk::shard_count(); ++s) {
       (void)co_await _b.invoker.run_on(s, [this, &key, lead]() -> task<void> {

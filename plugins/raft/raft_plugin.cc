@@ -47,7 +47,12 @@ using partition::partition_key;
 // App message kinds (rpc::app_message::kind).
 enum app_kind : uint32_t {
   app_propose = 1,  // request: ProposeRequest; response: ProposeReply
+  app_leaders = 2,  // one way: GroupList of the groups the sender leads (id, leader, term)
 };
+
+// How often a broker announces the partitions it leads to every peer, so
+// that brokers holding no replica of a partition can name its leader.
+constexpr uint64_t leader_announce_ms = 1000;
 
 const char* role_name(role r) { return to_string(r); }
 
@@ -130,6 +135,7 @@ class raft_plugin final : public sdk::plugin {
     sh.transport.on_app([this, shard](node_id from, const rpc::app_message& a) { on_app(shard, from, a); });
     if (std::string err = sh.transport.start(&_rpc_port); !err.empty()) return "raft: " + err;
     sdk::spawn(tick_loop(sh, sh.tasks.try_enter()));
+    if (shard == 0) sdk::spawn(announce_leaders(sh, sh.tasks.try_enter()));
     if (shard == 0) {
       membership voters;
       for (const auto& [id, _] : _cfg.seeds) voters.voters.push_back(node_id(id));
@@ -462,6 +468,38 @@ class raft_plugin final : public sdk::plugin {
     return s;
   }
 
+  // Shard 0: every leader_announce_ms, the groups this broker leads go to
+  // every peer (app_leaders); peers hand them to their kafka plugin.
+  task<void> announce_leaders(shard_state& sh, sdk::gate::holder) {
+    while (co_await sdk::sleep_ms(leader_announce_ms, &sh.stop) == -ETIME) {
+      GroupList led;
+      for (uint32_t s = 0; s < sdk::shard_count(); ++s) {
+        co_await _invoker.run_on(s, [this, s, &led]() -> task<void> {
+          for (const auto& [_, g] : _shards.at(s).groups) {
+            if (g->current_role() != role::leader || g->failed()) continue;
+            GroupState* gs = led.add_groups();
+            gs->mutable_id()->set_topic(g->key().topic);
+            gs->mutable_id()->set_partition(g->key().partition);
+            gs->mutable_id()->set_revision(g->key().revision);
+            gs->set_leader(to_kafka_id(_node));
+            gs->set_term(static_cast<int64_t>(g->term().value()));
+          }
+          co_return;
+        });
+      }
+      if (led.groups().empty()) continue;
+      const std::string bytes = led.SerializeAsString();
+      for (const auto& [id, _] : _cfg.seeds) {
+        if (node_id(id) == _node) continue;
+        rpc::app_message a;
+        a.kind = app_leaders;
+        a.payload = bytes;
+        sh.transport.send_app(node_id(id), std::move(a));
+      }
+      schedule_flush(sh);
+    }
+  }
+
   task<sdk::reply> serve_controller(sdk::message req) {
     if (sdk::this_shard() != 0) {
       GroupState bad;
@@ -572,6 +610,18 @@ class raft_plugin final : public sdk::plugin {
       return;
     }
     shard_state& sh = _shards.at(0);
+    if (a.kind == app_leaders) {
+      if (_kafka_service < 0) _kafka_service = sdk::lookup_service("kafka.cluster");
+      auto h = sh.tasks.try_enter();
+      if (_kafka_service < 0 || !h) return;
+      sdk::spawn([](int32_t service, std::string bytes, sdk::gate::holder) -> task<void> {
+        sdk::message m;
+        m.type = KAFKA_LEADERS;
+        m.bytes = std::move(bytes);
+        co_await sdk::call(service, 0, m);
+      }(_kafka_service, std::move(a.payload), std::move(h)));
+      return;
+    }
     if (a.kind != app_propose) return;
     if (a.is_response) {
       auto it = sh.forwards.find(a.request_id);

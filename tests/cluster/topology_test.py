@@ -1,0 +1,143 @@
+#!/usr/bin/python3
+"""Cluster metadata on three brokers (issue 8), with real clients:
+
+- a topic of replication factor 1 spreads its partitions over the brokers, and every broker's
+  Metadata names every partition's leader (brokers that hold no replica learn leaders from the
+  leaders' announcements), so a client bootstrapped from any one broker produces to and reads back
+  every partition;
+- replication factor 4 on three brokers is refused with INVALID_REPLICATION_FACTOR, naming the count;
+- topic creation and deletion keep working when the controller's leader is killed: the controller
+  group elects another, and every broker's Metadata agrees afterwards;
+- a broker restarted after topics changed while it was down catches up before it answers clients.
+"""
+import argparse
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cluster as clusterlib  # noqa: E402
+
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Failure(what)
+    print(f"ok: {what}", flush=True)
+
+
+def create(c, name, partitions, rf, nodes=None):
+    a = AdminClient({"bootstrap.servers": c.bootstrap(nodes), "socket.timeout.ms": 10000})
+    f = a.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=rf)], request_timeout=20)[name]
+    try:
+        f.result(timeout=30)
+        return None
+    except Exception as e:  # the KafkaException carries the broker's error
+        return e.args[0] if e.args else e
+
+
+def leaders_from(c, node, topic, partitions):
+    md = c.metadata(topic, nodes=[node], timeout=5.0)
+    t = md.topics.get(topic)
+    if t is None or t.error is not None:
+        return None
+    return {p: t.partitions[p].leader for p in range(partitions) if p in t.partitions and t.partitions[p].error is None}
+
+
+def scenario(c):
+    c.start()
+    c.wait_brokers()
+
+    # Replication factor 1: each partition on one broker, known to all.
+    err = create(c, "rf1", 6, 1)
+    check(err is None, f"create rf1 (6 partitions, replication factor 1): {err}")
+    views = c._wait(lambda: (lambda v: v if all(x is not None and len(x) == 6 for x in v.values()) and
+                             len({tuple(sorted(x.items())) for x in v.values()}) == 1 else None)(
+        {n: leaders_from(c, n, "rf1", 6) for n in c.nodes}), "every broker names the same leader for all 6 partitions",
+        30.0, interval=0.3)
+    leaders = next(iter(views.values()))
+    check(len(set(leaders.values())) == 3, f"rf1's partitions are spread over the three brokers: {leaders}")
+    md = c.metadata("rf1", nodes=[1])
+    check(all(len(md.topics["rf1"].partitions[p].replicas) == 1 for p in range(6)), "each rf1 partition has one replica")
+
+    # Produce through one broker, read back through another.
+    p = Producer({"bootstrap.servers": c.node(1).kafka_address, "acks": "all", "enable.idempotence": True})
+    acked = []
+    for i in range(600):
+        p.produce("rf1", value=str(i).encode(), partition=i % 6,
+                  on_delivery=lambda e, m: acked.append((m.partition(), m.offset(), m.value())) if e is None else None)
+    p.flush(30)
+    check(len(acked) == 600, f"600 records acknowledged through broker 1 ({len(acked)})")
+    cons = Consumer({"bootstrap.servers": c.node(3).kafka_address, "group.id": "topology", "enable.partition.eof": True})
+    cons.assign([TopicPartition("rf1", q, 0) for q in range(6)])
+    got, eof, deadline = set(), set(), time.monotonic() + 60
+    while len(eof) < 6 and time.monotonic() < deadline:
+        for m in cons.consume(500, 1.0):
+            if m.error() is None:
+                got.add((m.partition(), m.offset(), m.value()))
+            elif m.error().code() == KafkaError._PARTITION_EOF:
+                eof.add(m.partition())
+    cons.close()
+    check(got == set(acked), f"every acknowledged record read back through broker 3 ({len(got)} of {len(acked)})")
+
+    # Too many replicas.
+    err = create(c, "rf4", 1, 4)
+    check(err is not None and err.code() == KafkaError.INVALID_REPLICATION_FACTOR and "3" in err.str(),
+          f"replication factor 4 on 3 brokers refused: {err}")
+
+    # Kill the controller's leader: metadata changes still commit.
+    ctl = c.metadata().controller_id
+    check(ctl in c.nodes, f"a controller is named ({ctl})")
+    c.kill(ctl, signal.SIGKILL)
+    others = [n for n in c.nodes if n != ctl]
+    c._wait(lambda: c.metadata(nodes=others, timeout=3.0).controller_id in others, "a new controller", 30.0, 0.3)
+    err = None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        err = create(c, "after_kill", 3, 2, nodes=others)
+        if err is None or err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+            err = None
+            break
+        time.sleep(0.5)
+    check(err is None, f"a topic is created with the old controller leader dead: {err}")
+    a = AdminClient({"bootstrap.servers": c.bootstrap(others)})
+    a.delete_topics(["rf1"], request_timeout=20)["rf1"].result(timeout=30)
+    check(True, "rf1 deleted with the old controller leader dead")
+
+    # The killed broker comes back and catches up before answering.
+    c.restart(ctl)
+    md = c.wait_brokers(via=[ctl])
+    check("after_kill" in md.topics and "rf1" not in md.topics,
+          f"the restarted broker {ctl} sees the changes made while it was down: {sorted(md.topics)}")
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--brokerd")
+    ap.add_argument("--plugin-dir")
+    ap.add_argument("--work-dir")
+    a = ap.parse_args(argv)
+    c = clusterlib.Cluster(nodes=3, brokerd=a.brokerd, plugin_dir=a.plugin_dir, work_dir=a.work_dir, name="topology")
+    try:
+        with c:
+            scenario(c)
+        problems = c.problems
+    except (Failure, clusterlib.ClusterError, Exception) as e:
+        print(f"FAILED: {type(e).__name__}: {e}", flush=True)
+        return 1
+    if problems:
+        print(f"FAILED: broker problems: {problems}", flush=True)
+        return 1
+    print("topology_test: PASSED", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
