@@ -8,11 +8,14 @@
 - replication factor 4 on three brokers is refused with INVALID_REPLICATION_FACTOR, naming the count;
 - topic creation and deletion keep working when the controller's leader is killed: the controller
   group elects another, and every broker's Metadata agrees afterwards;
-- a broker restarted after topics changed while it was down catches up before it answers clients.
+- a broker restarted after topics changed while it was down catches up before it answers clients;
+- a follower that fell behind the leader's log start (DeleteRecords while it was down, more data than
+  the leader keeps in memory) catches up from the snapshot point and holds the same log end.
 """
 import argparse
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -116,6 +119,41 @@ def scenario(c):
     md = c.wait_brokers(via=[ctl])
     check("after_kill" in md.topics and "rf1" not in md.topics,
           f"the restarted broker {ctl} sees the changes made while it was down: {sorted(md.topics)}")
+
+    behind_log_start(c, os.path.join(os.path.dirname(c.brokerd), "sluice"))
+
+
+def behind_log_start(c, sluice_cli):
+    err = create(c, "behind", 1, 3)
+    check(err is None, f"create behind (replication factor 3): {err}")
+    leader = c.wait_leader("behind", 0)
+    follower = next(n for n in c.nodes if n != leader)
+    c.kill(follower, signal.SIGKILL)
+    p = Producer({"bootstrap.servers": c.node(leader).kafka_address, "acks": "all", "linger.ms": 20})
+    acked = [0]
+    for i in range(60000):  # 6 MB: more than a group's tail cache (4 MiB)
+        p.produce("behind", value=b"x" * 100, partition=0,
+                  on_delivery=lambda e, m: acked.__setitem__(0, acked[0] + (e is None)))
+        if i % 10000 == 0:
+            p.poll(0)
+    p.flush(60)
+    check(acked[0] == 60000, f"60,000 records acknowledged with follower {follower} down ({acked[0]})")
+    out = subprocess.run([sluice_cli, "--brokers", c.node(leader).kafka_address, "topic", "trim", "behind",
+                          "--partition", "0", "--offset", "50000"], capture_output=True, text=True, timeout=30)
+    check(out.returncode == 0, f"DeleteRecords up to 50,000 on the leader: {out.stdout.strip()} {out.stderr.strip()}")
+    c.restart(follower)
+
+    def same_end():
+        ends = []
+        for n in c.nodes:
+            status, body = c.admin_get(n, "/v1/raft/groups/behind/0")
+            if status != 200:
+                return None
+            ends.append((body["log_end_offset"], body["commit_index"]))
+        return ends if len(set(ends)) == 1 and ends[0][0] >= 60000 else None
+
+    ends = c._wait(same_end, "every replica of behind/0 at the same log end and commit", 60.0, interval=0.5)
+    check(True, f"follower {follower} caught up from behind the leader's log start: (end, commit) {ends[0]}")
 
 
 def main(argv):

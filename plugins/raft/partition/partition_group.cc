@@ -124,6 +124,7 @@ task<result<void>> partition_group::open(node_id self, uint64_t seed, sdk::gate:
               hard_state{st.term, st.vote, log_index{}});
   _persisted = _view.last_index();
   _hw = ls.start_offset();
+  _storage_start = ls.start_offset();
   _term = st.term;
 
   config cfg;
@@ -233,6 +234,14 @@ result<void> partition_group::transfer(node_id target) {
 }
 
 void partition_group::tick_preferred() {
+  // The storage's retention moves the log start on its own: the leader
+  // looks every few seconds, so followers behind it get the snapshot point.
+  if (_role == role::leader && ++_start_ticks >= 50 && !_closed) {
+    _start_ticks = 0;
+    if (auto h = _tasks.try_enter())
+      sdk::spawn([](partition_group& g, sdk::gate::holder) -> task<void> { co_await g.refresh_log_start(); }(
+          *this, std::move(h)));
+  }
   if (_settings.preferred_leader_check_ticks == 0 || _role != role::leader || _preferred == _self ||
       _preferred.is_zero())
     return;
@@ -479,13 +488,44 @@ task<void> partition_group::applied(const ready& rd) {
   co_return;
 }
 
+task<void> partition_group::refresh_log_start() {
+  PartitionRequest pr;
+  pr.mutable_id()->ParseFromString(_id_bytes);
+  sdk::reply rep = co_await storage_call(STORAGE_STATE, pr.SerializeAsString());
+  LogState ls;
+  if (rep.status != 0 || !ls.ParseFromString(rep.msg.bytes)) co_return;
+  // Raft's log starts at an entry (a batch): DeleteRecords may have put the
+  // log start inside one, which then stays whole in the Raft log.
+  int64_t start = ls.start_offset();
+  _storage_start = start;
+  if (start < ls.next_offset()) {
+    ReadRequest r;
+    r.mutable_id()->ParseFromString(_id_bytes);
+    r.set_offset(start);
+    r.set_max_bytes(1);
+    sdk::reply rd = co_await storage_call(STORAGE_READ, r.SerializeAsString());
+    if (rd.status == 0 && rd.msg.buf && rd.msg.buf.size() >= batch_header_bytes)
+      start = std::min(start, decode_header(rd.msg.buf.data()).base_offset);
+  }
+  _view.prefix_removed(start);
+}
+
 task<void> partition_group::read_back(log_index from, sdk::gate::holder) {
   ReadRequest r;
   r.mutable_id()->ParseFromString(_id_bytes);
-  r.set_offset(offset_of_index(from));
+  // The storage refuses offsets below its log start, which may lie inside
+  // the entry the Raft log starts with: ask for the start, get that entry.
+  r.set_offset(std::max(offset_of_index(from), _storage_start));
   r.set_max_bytes(1u << 20);
   sdk::reply rep = co_await storage_call(STORAGE_READ, r.SerializeAsString());
   _reading = false;
+  if (rep.status == STORAGE_STATUS_OFFSET_OUT_OF_RANGE) {
+    // Retention or DeleteRecords moved the log start past what the follower
+    // needs: from now on it is sent the snapshot point instead.
+    co_await refresh_log_start();
+    poke();
+    co_return;
+  }
   if (rep.status != 0 || !rep.msg.buf) {
     sdk::log_debug("raft: " + name() + ": " + storage_error(rep, "reading entries for a follower"));
     co_return;

@@ -120,6 +120,7 @@ class partition_group final : public group {
   sdk::task<sdk::reply> storage_call(uint32_t type, const std::string& body, sdk::buffer buf = {});
   sdk::task<result<void>> append(const std::vector<entry>& ents);
   sdk::task<void> read_back(log_index from, sdk::gate::holder);
+  sdk::task<void> refresh_log_start();
   void fail_waiters(replicate_status st, const std::string& why, log_index from = log_index{});
   void complete_waiters();
   replicate_result base_result() const;
@@ -143,6 +144,8 @@ class partition_group final : public group {
   bool _reading = false;
   bool _closed = false;
   uint32_t _preferred_ticks = 0;
+  uint32_t _start_ticks = 0;
+  int64_t _storage_start = 0;  // the storage's log start offset (may be inside the first entry)
   node_id _preferred;
   node_id _transfer_to;
   std::deque<std::shared_ptr<pending_confirm>> _confirms_to_start;
