@@ -302,6 +302,8 @@ class kafka_plugin final : public sdk::plugin {
     while (!sh.stop.abort_requested()) {
       const cluster::GroupState gs = co_await controller_status();
       _b.controller_id = gs.leader();
+      me.rpc_address = gs.rpc_address();
+      co_await push_peers();
       _voters = static_cast<size_t>(gs.replicas_size());
       // Caught up: everything the controller committed reached the image
       // (noop entries of new leaders are delivered without a command).
@@ -323,6 +325,24 @@ class kafka_plugin final : public sdk::plugin {
       quiet_ms = (quiet_ms + 200) % 10'000;
       if (co_await sdk::sleep_ms(200, &sh.stop) != -ETIME) break;
     }
+  }
+
+  // The raft plugin dials brokers beyond its seed list at the RPC addresses
+  // they registered (sent when the broker list changed).
+  task<void> push_peers() {
+    const image_ptr img = _b.topics->image();
+    if (img->brokers.size() == _peers_pushed) co_return;
+    cluster::Peers peers;
+    for (const auto& [id, bi] : img->brokers) {
+      if (bi.rpc_address.empty()) continue;
+      cluster::Peer* p = peers.add_peers();
+      p->set_id(id);
+      p->set_address(bi.rpc_address);
+    }
+    sdk::message m;
+    m.type = cluster::CONTROLLER_PEERS;
+    m.bytes = peers.SerializeAsString();
+    if ((co_await sdk::call(_b.raft_controller, 0, m)).status == 0) _peers_pushed = img->brokers.size();
   }
 
   task<sdk::reply> serve_cluster(uint32_t shard, sdk::message req) {
@@ -382,6 +402,7 @@ class kafka_plugin final : public sdk::plugin {
 
   broker _b;
   size_t _voters = 0;  // cluster mode: the controller's voters
+  size_t _peers_pushed = 0;  // cluster mode: brokers in the image when peers last went to raft
   sdk::admin_routes _routes;
 };
 

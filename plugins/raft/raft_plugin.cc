@@ -33,6 +33,7 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <set>
 #include <memory>
 #include <unordered_map>
 
@@ -48,6 +49,7 @@ using partition::partition_key;
 enum app_kind : uint32_t {
   app_propose = 1,  // request: ProposeRequest; response: ProposeReply
   app_leaders = 2,  // one way: GroupList of the groups the sender leads (id, leader, term)
+  app_join = 3,     // one way, to the seeds: Peer (a broker outside the seed list, asking to learn the controller's log)
 };
 
 // How often a broker announces the partitions it leads to every peer, so
@@ -137,9 +139,16 @@ class raft_plugin final : public sdk::plugin {
     sdk::spawn(tick_loop(sh, sh.tasks.try_enter()));
     if (shard == 0) sdk::spawn(announce_leaders(sh, sh.tasks.try_enter()));
     if (shard == 0) {
+      // A seed bootstraps the controller's membership (the seeds); another
+      // broker starts empty and learns it once the leader adds it as a
+      // learner (join_controller).
       membership voters;
-      for (const auto& [id, _] : _cfg.seeds) voters.voters.push_back(node_id(id));
-      voters.normalize();
+      if (_cfg.seeds.count(_node.value())) {
+        for (const auto& [id, _] : _cfg.seeds) voters.voters.push_back(node_id(id));
+        voters.normalize();
+      } else {
+        sdk::spawn(join_controller(sh, sh.tasks.try_enter()));
+      }
       sh.controller = std::make_unique<controller::controller_group>(
           _dir + "/controller.log", voters, _psettings.election_timeout_ticks, 1, sh.env);
       sdk::spawn(open_controller(sh, sh.tasks.try_enter()));
@@ -489,7 +498,10 @@ class raft_plugin final : public sdk::plugin {
       }
       if (led.groups().empty()) continue;
       const std::string bytes = led.SerializeAsString();
-      for (const auto& [id, _] : _cfg.seeds) {
+      std::set<uint64_t> peers;
+      for (const auto& [id, _] : _cfg.seeds) peers.insert(id);
+      for (const auto& [id, _] : _known_peers) peers.insert(static_cast<uint64_t>(id));
+      for (uint64_t id : peers) {
         if (node_id(id) == _node) continue;
         rpc::app_message a;
         a.kind = app_leaders;
@@ -497,6 +509,39 @@ class raft_plugin final : public sdk::plugin {
         sh.transport.send_app(node_id(id), std::move(a));
       }
       schedule_flush(sh);
+    }
+  }
+
+  // A broker outside the seed list: asks the seeds, every second, until the
+  // controller's leader has made it a learner and it hears from a leader.
+  task<void> join_controller(shard_state& sh, sdk::gate::holder) {
+    Peer me;
+    me.set_id(static_cast<int32_t>(_node.value()));
+    me.set_address(_cfg.advertised_address);
+    const std::string bytes = me.SerializeAsString();
+    for (;;) {
+      controller::controller_group* c = sh.controller.get();
+      if (c && !c->leader().is_zero() && c->members().contains(_node)) break;
+      for (const auto& [id, _] : _cfg.seeds) {
+        rpc::app_message a;
+        a.kind = app_join;
+        a.payload = bytes;
+        sh.transport.send_app(node_id(id), std::move(a));
+      }
+      schedule_flush(sh);
+      if (co_await sdk::sleep_ms(1000, &sh.stop) != -ETIME) co_return;
+    }
+    sdk::log_info("raft: this broker follows the controller as a learner");
+  }
+
+  // The RPC addresses of brokers beyond the seeds, on every shard's transport.
+  task<void> set_peers(std::vector<std::pair<node_id, std::string>> peers) {
+    for (uint32_t s = 0; s < sdk::shard_count(); ++s) {
+      co_await _invoker.run_on(s, [this, s, &peers]() -> task<void> {
+        for (const auto& [id, addr] : peers)
+          if (id != _node && !addr.empty()) (void)_shards.at(s).transport.set_peer(id, addr);
+        co_return;
+      });
     }
   }
 
@@ -514,8 +559,23 @@ class raft_plugin final : public sdk::plugin {
         if (!r.ParseFromString(req.bytes)) break;
         co_return encode_reply(co_await propose_anywhere(sh, r.command()));
       }
-      case CONTROLLER_STATUS:
-        co_return encode_reply(controller_state());
+      case CONTROLLER_STATUS: {
+        GroupState st = controller_state();
+        st.set_rpc_address(_cfg.advertised_address);
+        co_return encode_reply(st);
+      }
+      case CONTROLLER_PEERS: {
+        Peers r;
+        if (!r.ParseFromString(req.bytes)) break;
+        std::vector<std::pair<node_id, std::string>> peers;
+        for (const Peer& p : r.peers())
+          if (p.id() > 0 && sdk::parse_host_port(p.address()) && !_known_peers.count(p.id())) {
+            peers.emplace_back(node_id(static_cast<uint64_t>(p.id())), p.address());
+            _known_peers[p.id()] = p.address();
+          }
+        if (!peers.empty()) co_await set_peers(std::move(peers));
+        co_return sdk::reply{};
+      }
       case CONTROLLER_SUBSCRIBE: {
         SubscribeRequest r;
         if (!r.ParseFromString(req.bytes) || !sh.controller) break;
@@ -620,6 +680,27 @@ class raft_plugin final : public sdk::plugin {
         m.bytes = std::move(bytes);
         co_await sdk::call(service, 0, m);
       }(_kafka_service, std::move(a.payload), std::move(h)));
+      return;
+    }
+    if (a.kind == app_join) {
+      Peer p;
+      if (!p.ParseFromString(a.payload) || p.id() <= 0 || node_id(static_cast<uint64_t>(p.id())) != from ||
+          !sdk::parse_host_port(p.address()))
+        return;
+      auto h = sh.tasks.try_enter();
+      if (!h) return;
+      sdk::spawn([](raft_plugin& self, shard_state& s, Peer joiner, sdk::gate::holder) -> task<void> {
+        // Every shard must reach it (its partition groups), then the leader
+        // adds it to the controller as a learner.
+        if (!self._known_peers.count(joiner.id())) {
+          self._known_peers[joiner.id()] = joiner.address();
+          std::vector<std::pair<node_id, std::string>> one;
+          one.emplace_back(node_id(static_cast<uint64_t>(joiner.id())), joiner.address());
+          co_await self.set_peers(std::move(one));
+        }
+        if (s.controller && s.controller->current_role() == role::leader)
+          s.controller->add_learner(node_id(static_cast<uint64_t>(joiner.id())));
+      }(*this, sh, std::move(p), std::move(h)));
       return;
     }
     if (a.kind != app_propose) return;
@@ -822,6 +903,7 @@ class raft_plugin final : public sdk::plugin {
   sdk::shard_invoker _invoker;
   sdk::per_shard<shard_state> _shards;
   uint16_t _rpc_port = 0;  // the RPC port shard 0 bound (shared by the others)
+  std::map<int32_t, std::string> _known_peers;  // shard 0: brokers beyond the seeds whose address every shard has
   sdk::admin_routes _routes;
 };
 

@@ -299,12 +299,13 @@ class Cluster:
     def __init__(self, nodes=3, build_dir=None, brokerd=None, plugin_dir=None, work_dir=None,
                  plugins=DEFAULT_PLUGINS, shards=2, election_timeout_ms=1000, heartbeat_interval_ms=100,
                  cluster_id="local", replication_factor=None, kafka_config=None, raft_config=None,
-                 log_level="info", keep=False, name="cluster", start_timeout=60.0, out=sys.stderr):
+                 log_level="info", keep=False, name="cluster", start_timeout=60.0, out=sys.stderr, seeds=None):
         build = build_dir or os.environ.get("SLUICE_BUILD_DIR") or os.path.join(repo_root(), "build", "debug")
         self.brokerd = os.path.abspath(brokerd or os.path.join(build, "bin", "brokerd"))
         self.plugin_dir = os.path.abspath(plugin_dir or os.path.join(build, "lib", "sluice", "plugins"))
         self.work_dir = os.path.abspath(work_dir or os.path.join(build, "tests", "cluster"))
         self.n = nodes
+        self.seeds = seeds or nodes  # the first `seeds` nodes are the controller's voters; the others join
         self.plugins = list(plugins)
         self.shards = shards
         self.election_timeout_ms = election_timeout_ms
@@ -389,7 +390,7 @@ class Cluster:
                 cfg.update(self.raft_config)
                 lines += ["    config:", f"      listen: {cfg.pop('listen')}",
                           f"      cluster_id: {cfg.pop('cluster_id')}", "      seeds:"]
-                lines += [f"        - {n.id}@{n.raft_address}" for n in self.nodes.values()]
+                lines += [f"        - {n.id}@{n.raft_address}" for n in self.nodes.values() if n.id <= self.seeds]
                 lines += [f"      {k}: {_yaml_scalar(v)}" for k, v in cfg.items()]
             elif name == "kafka":
                 cfg = {"auto_create_topics_enable": False, "default_replication_factor": self.replication_factor}

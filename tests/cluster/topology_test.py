@@ -10,7 +10,9 @@
   group elects another, and every broker's Metadata agrees afterwards;
 - a broker restarted after topics changed while it was down catches up before it answers clients;
 - a follower that fell behind the leader's log start (DeleteRecords while it was down, more data than
-  the leader keeps in memory) catches up from the snapshot point and holds the same log end.
+  the leader keeps in memory) catches up from the snapshot point and holds the same log end;
+- a fourth broker outside the seed list joins (the controller's leader makes it a learner), registers,
+  gets replicas of a new topic, and serves produce and fetch for the partitions it leads.
 """
 import argparse
 import os
@@ -156,6 +158,36 @@ def behind_log_start(c, sluice_cli):
     check(True, f"follower {follower} caught up from behind the leader's log start: (end, commit) {ends[0]}")
 
 
+def joining_broker(c):
+    c.start()
+    md = c.wait_brokers(timeout=90.0)
+    check(sorted(md.brokers) == [1, 2, 3, 4], f"broker 4 (not a seed) joined: brokers {sorted(md.brokers)}")
+    err = create(c, "four", 8, 3)
+    check(err is None, f"create four (8 partitions, replication factor 3 over 4 brokers): {err}")
+    leaders = c.wait_leaders("four", 8)
+    md = c.metadata("four", nodes=[4])
+    on4 = [p for p in range(8) if 4 in md.topics["four"].partitions[p].replicas]
+    check(len(on4) >= 4, f"broker 4 holds replicas of four: partitions {on4}; leaders {leaders}")
+    p = Producer({"bootstrap.servers": c.node(4).kafka_address, "acks": "all"})
+    acked = []
+    for i in range(800):
+        p.produce("four", value=str(i).encode(), partition=i % 8,
+                  on_delivery=lambda e, m: acked.append((m.partition(), m.offset())) if e is None else None)
+    p.flush(30)
+    check(len(acked) == 800, f"800 records acknowledged through broker 4 ({len(acked)})")
+    cons = Consumer({"bootstrap.servers": c.node(1).kafka_address, "group.id": "four", "enable.partition.eof": True})
+    cons.assign([TopicPartition("four", q, 0) for q in range(8)])
+    got, eof, deadline = set(), set(), time.monotonic() + 60
+    while len(eof) < 8 and time.monotonic() < deadline:
+        for m in cons.consume(500, 1.0):
+            if m.error() is None:
+                got.add((m.partition(), m.offset()))
+            elif m.error().code() == KafkaError._PARTITION_EOF:
+                eof.add(m.partition())
+    cons.close()
+    check(got == set(acked), f"every record read back through broker 1 ({len(got)} of {len(acked)})")
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--brokerd")
@@ -167,6 +199,18 @@ def main(argv):
         with c:
             scenario(c)
         problems = c.problems
+    except (Failure, clusterlib.ClusterError, Exception) as e:
+        print(f"FAILED: {type(e).__name__}: {e}", flush=True)
+        return 1
+    if problems:
+        print(f"FAILED: broker problems: {problems}", flush=True)
+        return 1
+    c4 = clusterlib.Cluster(nodes=4, seeds=3, brokerd=a.brokerd, plugin_dir=a.plugin_dir, work_dir=a.work_dir,
+                            name="topology-join")
+    try:
+        with c4:
+            joining_broker(c4)
+        problems = c4.problems
     except (Failure, clusterlib.ClusterError, Exception) as e:
         print(f"FAILED: {type(e).__name__}: {e}", flush=True)
         return 1

@@ -61,6 +61,12 @@ task<propose_result> controller_group::propose(std::string command) {
 }
 
 void controller_group::on_round(raft_node& n) {
+  for (node_id id : std::exchange(_learner_requests, {})) {
+    if (n.current_role() != role::leader || n.members().contains(id)) continue;
+    auto r = n.propose_conf_change(conf_change{conf_change_type::add_learner, id});
+    if (r) sdk::log_info("raft: controller: adding broker " + std::to_string(id.value()) + " as a learner");
+    else sdk::log_debug("raft: controller: adding learner " + std::to_string(id.value()) + ": " + r.err().message);
+  }
   while (!_to_propose.empty()) {
     auto p = _to_propose.front();
     _to_propose.pop_front();
@@ -87,6 +93,7 @@ task<void> controller_group::applied(const ready& rd) {
   _term = n.term();
   _leader = n.leader();
   _role = n.current_role();
+  _members = n.members();
   if (rd.commit > _commit) {
     _commit = rd.commit;
     _committed.notify_all();

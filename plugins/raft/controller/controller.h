@@ -44,6 +44,15 @@ class controller_group final : public group {
   // starting from the beginning of the log.
   void subscribe(std::function<sdk::task<void>(log_index, std::string)> apply);
 
+  // Leader only: makes `node` a learner (it receives the log, never votes)
+  // unless it is a member already; one change at a time, retried by the
+  // joining broker until it is in.
+  void add_learner(node_id node) {
+    _learner_requests.push_back(node);
+    poke();
+  }
+  const membership& members() const noexcept { return _members; }
+
   node_id leader() const noexcept { return _leader; }
   term_id term() const noexcept { return _term; }
   role current_role() const noexcept { return _role; }
@@ -79,6 +88,8 @@ class controller_group final : public group {
   uint32_t _heartbeat_ticks;
   std::deque<std::shared_ptr<pending>> _to_propose;
   std::deque<std::shared_ptr<pending>> _waiting;
+  std::vector<node_id> _learner_requests;
+  membership _members;  // as of the last round
   std::function<sdk::task<void>(log_index, std::string)> _apply;
   log_index _delivered;
   log_index _commit;
