@@ -56,6 +56,30 @@ def leaders_from(c, node, topic, partitions):
     return {p: t.partitions[p].leader for p in range(partitions) if p in t.partitions and t.partitions[p].error is None}
 
 
+def produce_and_read_back(c, topic, partitions, count, via_produce, via_read):
+    """count records round-robin over the partitions, acks=all through one broker; every acknowledged
+    record read back from the start through another."""
+    p = Producer({"bootstrap.servers": c.node(via_produce).kafka_address, "acks": "all", "enable.idempotence": True})
+    acked = []
+    for i in range(count):
+        p.produce(topic, value=str(i).encode(), partition=i % partitions,
+                  on_delivery=lambda e, m: acked.append((m.partition(), m.offset(), m.value())) if e is None else None)
+    p.flush(30)
+    check(len(acked) == count, f"{count} records acknowledged through broker {via_produce} ({len(acked)})")
+    cons = Consumer({"bootstrap.servers": c.node(via_read).kafka_address, "group.id": f"read-{topic}",
+                     "enable.partition.eof": True})
+    cons.assign([TopicPartition(topic, q, 0) for q in range(partitions)])
+    got, eof, deadline = set(), set(), time.monotonic() + 60
+    while len(eof) < partitions and time.monotonic() < deadline:
+        for m in cons.consume(500, 1.0):
+            if m.error() is None:
+                got.add((m.partition(), m.offset(), m.value()))
+            elif m.error().code() == KafkaError._PARTITION_EOF:
+                eof.add(m.partition())
+    cons.close()
+    check(got == set(acked), f"every acknowledged record read back through broker {via_read} ({len(got)} of {len(acked)})")
+
+
 def scenario(c):
     c.start()
     c.wait_brokers()
@@ -73,24 +97,7 @@ def scenario(c):
     check(all(len(md.topics["rf1"].partitions[p].replicas) == 1 for p in range(6)), "each rf1 partition has one replica")
 
     # Produce through one broker, read back through another.
-    p = Producer({"bootstrap.servers": c.node(1).kafka_address, "acks": "all", "enable.idempotence": True})
-    acked = []
-    for i in range(600):
-        p.produce("rf1", value=str(i).encode(), partition=i % 6,
-                  on_delivery=lambda e, m: acked.append((m.partition(), m.offset(), m.value())) if e is None else None)
-    p.flush(30)
-    check(len(acked) == 600, f"600 records acknowledged through broker 1 ({len(acked)})")
-    cons = Consumer({"bootstrap.servers": c.node(3).kafka_address, "group.id": "topology", "enable.partition.eof": True})
-    cons.assign([TopicPartition("rf1", q, 0) for q in range(6)])
-    got, eof, deadline = set(), set(), time.monotonic() + 60
-    while len(eof) < 6 and time.monotonic() < deadline:
-        for m in cons.consume(500, 1.0):
-            if m.error() is None:
-                got.add((m.partition(), m.offset(), m.value()))
-            elif m.error().code() == KafkaError._PARTITION_EOF:
-                eof.add(m.partition())
-    cons.close()
-    check(got == set(acked), f"every acknowledged record read back through broker 3 ({len(got)} of {len(acked)})")
+    produce_and_read_back(c, "rf1", 6, 600, via_produce=1, via_read=3)
 
     # Too many replicas.
     err = create(c, "rf4", 1, 4)
@@ -168,24 +175,7 @@ def joining_broker(c):
     md = c.metadata("four", nodes=[4])
     on4 = [p for p in range(8) if 4 in md.topics["four"].partitions[p].replicas]
     check(len(on4) >= 4, f"broker 4 holds replicas of four: partitions {on4}; leaders {leaders}")
-    p = Producer({"bootstrap.servers": c.node(4).kafka_address, "acks": "all"})
-    acked = []
-    for i in range(800):
-        p.produce("four", value=str(i).encode(), partition=i % 8,
-                  on_delivery=lambda e, m: acked.append((m.partition(), m.offset())) if e is None else None)
-    p.flush(30)
-    check(len(acked) == 800, f"800 records acknowledged through broker 4 ({len(acked)})")
-    cons = Consumer({"bootstrap.servers": c.node(1).kafka_address, "group.id": "four", "enable.partition.eof": True})
-    cons.assign([TopicPartition("four", q, 0) for q in range(8)])
-    got, eof, deadline = set(), set(), time.monotonic() + 60
-    while len(eof) < 8 and time.monotonic() < deadline:
-        for m in cons.consume(500, 1.0):
-            if m.error() is None:
-                got.add((m.partition(), m.offset()))
-            elif m.error().code() == KafkaError._PARTITION_EOF:
-                eof.add(m.partition())
-    cons.close()
-    check(got == set(acked), f"every record read back through broker 1 ({len(got)} of {len(acked)})")
+    produce_and_read_back(c, "four", 8, 800, via_produce=4, via_read=1)
 
 
 def main(argv):
@@ -194,29 +184,20 @@ def main(argv):
     ap.add_argument("--plugin-dir")
     ap.add_argument("--work-dir")
     a = ap.parse_args(argv)
-    c = clusterlib.Cluster(nodes=3, brokerd=a.brokerd, plugin_dir=a.plugin_dir, work_dir=a.work_dir, name="topology")
-    try:
-        with c:
-            scenario(c)
-        problems = c.problems
-    except (Failure, clusterlib.ClusterError, Exception) as e:
-        print(f"FAILED: {type(e).__name__}: {e}", flush=True)
-        return 1
-    if problems:
-        print(f"FAILED: broker problems: {problems}", flush=True)
-        return 1
-    c4 = clusterlib.Cluster(nodes=4, seeds=3, brokerd=a.brokerd, plugin_dir=a.plugin_dir, work_dir=a.work_dir,
-                            name="topology-join")
-    try:
-        with c4:
-            joining_broker(c4)
-        problems = c4.problems
-    except (Failure, clusterlib.ClusterError, Exception) as e:
-        print(f"FAILED: {type(e).__name__}: {e}", flush=True)
-        return 1
-    if problems:
-        print(f"FAILED: broker problems: {problems}", flush=True)
-        return 1
+    runs = [(dict(nodes=3, name="topology"), scenario),
+            (dict(nodes=4, seeds=3, name="topology-join"), joining_broker)]
+    for kw, run in runs:
+        c = clusterlib.Cluster(brokerd=a.brokerd, plugin_dir=a.plugin_dir, work_dir=a.work_dir, **kw)
+        try:
+            with c:
+                run(c)
+            problems = c.problems
+        except (Failure, clusterlib.ClusterError, Exception) as e:
+            print(f"FAILED: {type(e).__name__}: {e}", flush=True)
+            return 1
+        if problems:
+            print(f"FAILED: broker problems: {problems}", flush=True)
+            return 1
     print("topology_test: PASSED", flush=True)
     return 0
 
