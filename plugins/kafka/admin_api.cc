@@ -175,13 +175,53 @@ task<http_response> get_partition(broker& b, http_request req) {
   co_return ok(partition_json(b, rows[0]));
 }
 
-task<http_response> get_brokers(broker& b, http_request) { co_return ok(json::array({broker_json(b)})); }
+// Cluster mode: a registered broker as the image knows it (this broker with
+// its own details).
+json cluster_broker_json(broker& b, const broker_info& bi) {
+  json out = bi.id == b.node_id ? broker_json(b)
+                                : json{{"node_id", bi.id}, {"host", bi.host}, {"port", bi.port},
+                                       {"rack", bi.rack.empty() ? json(nullptr) : json(bi.rack)}};
+  out["rpc_address"] = bi.rpc_address;
+  out["maintenance"] = bi.maintenance;
+  out["is_controller"] = bi.id == b.controller_id;
+  if (bi.id != b.node_id) out["is_alive"] = nullptr;  // not tracked for other brokers
+  return out;
+}
+
+task<http_response> get_brokers(broker& b, http_request) {
+  const image_ptr img = b.image();
+  if (!b.clustered() || img->brokers.empty()) co_return ok(json::array({broker_json(b)}));
+  json out = json::array();
+  for (const auto& [_, bi] : img->brokers) out.push_back(cluster_broker_json(b, bi));
+  co_return ok(out);
+}
 
 task<http_response> get_broker(broker& b, http_request req) {
   const auto id = parse_int32(req.params["id"]);
   if (!id) co_return http_response::error(400, "broker id must be an integer, got '" + req.params["id"] + "'");
+  if (b.clustered()) {
+    const image_ptr img = b.image();
+    auto it = img->brokers.find(*id);
+    if (it == img->brokers.end()) co_return not_found("no broker with id " + std::to_string(*id) + " is registered");
+    co_return ok(cluster_broker_json(b, it->second));
+  }
   if (*id != b.node_id) co_return not_found("no broker with id " + std::to_string(*id));
   co_return ok(broker_json(b));
+}
+
+// PUT (on) / DELETE (off) /v1/brokers/{id}/maintenance: the broker's
+// leaderships are handed to other replicas and none comes back while on
+// (before a restart). Committed through the controller.
+task<http_response> set_maintenance(broker& b, http_request req) {
+  const auto id = parse_int32(req.params["id"]);
+  if (!id) co_return http_response::error(400, "broker id must be an integer, got '" + req.params["id"] + "'");
+  if (!b.clustered()) co_return http_response::error(400, "maintenance mode needs a cluster (the raft plugin)");
+  const bool on = req.method == "PUT";
+  op_result r;
+  co_await b.on_controller([&](topic_manager& tm) -> task<void> { r = co_await tm.set_maintenance(*id, on); });
+  if (r.error == error_code::invalid_request) co_return not_found(r.message);
+  if (r.error != error_code::none) co_return http_response::error(503, r.message);
+  co_return ok({{"node_id", *id}, {"maintenance", on}});
 }
 
 task<http_response> get_health(broker& b, http_request) {
@@ -463,6 +503,8 @@ void register_admin_routes(broker& b, sdk::admin_routes& routes) {
   };
   routes.add("GET", "/v1/brokers", bind(&get_brokers));
   routes.add("GET", "/v1/brokers/{id}", bind(&get_broker));
+  routes.add("PUT", "/v1/brokers/{id}/maintenance", bind(&set_maintenance));
+  routes.add("DELETE", "/v1/brokers/{id}/maintenance", bind(&set_maintenance));
   routes.add("GET", "/v1/cluster/health", bind(&get_health));
   routes.add("GET", "/v1/topics", bind(&get_topics));
   routes.add("GET", "/v1/topics/{name}", bind(&get_topic));

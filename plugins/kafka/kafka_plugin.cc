@@ -331,18 +331,20 @@ class kafka_plugin final : public sdk::plugin {
   // they registered (sent when the broker list changed).
   task<void> push_peers() {
     const image_ptr img = _b.topics->image();
-    if (img->brokers.size() == _peers_pushed) co_return;
     cluster::Peers peers;
     for (const auto& [id, bi] : img->brokers) {
+      if (bi.maintenance) peers.add_maintenance(id);
       if (bi.rpc_address.empty()) continue;
       cluster::Peer* p = peers.add_peers();
       p->set_id(id);
       p->set_address(bi.rpc_address);
     }
+    std::string bytes = peers.SerializeAsString();
+    if (bytes == _peers_pushed) co_return;
     sdk::message m;
     m.type = cluster::CONTROLLER_PEERS;
-    m.bytes = peers.SerializeAsString();
-    if ((co_await sdk::call(_b.raft_controller, 0, m)).status == 0) _peers_pushed = img->brokers.size();
+    m.bytes = bytes;
+    if ((co_await sdk::call(_b.raft_controller, 0, m)).status == 0) _peers_pushed = std::move(bytes);
   }
 
   task<sdk::reply> serve_cluster(uint32_t shard, sdk::message req) {
@@ -402,7 +404,7 @@ class kafka_plugin final : public sdk::plugin {
 
   broker _b;
   size_t _voters = 0;  // cluster mode: the controller's voters
-  size_t _peers_pushed = 0;  // cluster mode: brokers in the image when peers last went to raft
+  std::string _peers_pushed;  // cluster mode: the Peers message last handed to raft
   sdk::admin_routes _routes;
 };
 

@@ -55,7 +55,8 @@ std::string image_to_json(const metadata_image& img) {
   }
   auto& brokers = j["brokers"] = nlohmann::json::array();
   for (const auto& [id, b] : img.brokers)
-    brokers.push_back({{"id", b.id}, {"host", b.host}, {"port", b.port}, {"rack", b.rack}, {"rpc_address", b.rpc_address}});
+    brokers.push_back({{"id", b.id}, {"host", b.host}, {"port", b.port}, {"rack", b.rack}, {"rpc_address", b.rpc_address},
+                       {"maintenance", b.maintenance}});
   return j.dump(1) + "\n";
 }
 
@@ -115,6 +116,7 @@ bool image_from_json(const std::string& text, metadata_image& out, std::string& 
         bi.port = b.at("port").get<int32_t>();
         bi.rack = b.value("rack", std::string());
         bi.rpc_address = b.value("rpc_address", std::string());
+        bi.maintenance = b.value("maintenance", false);
         if (bi.id < 0 || bi.port < 0 || bi.port > 65535) {
           error = "broker " + std::to_string(bi.id) + ": invalid id or port";
           return false;

@@ -41,6 +41,7 @@ struct broker_info {
   int32_t port = 0;
   std::string rack;         // empty: none
   std::string rpc_address;  // HOST:PORT of its raft RPC
+  bool maintenance = false;  // leadership drained off it (admin API)
 };
 
 struct metadata_image {

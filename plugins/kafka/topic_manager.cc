@@ -154,7 +154,20 @@ task<op_result> topic_manager::register_broker(const broker_info& b) {
     if (it != cur.brokers.end() && it->second.host == b.host && it->second.port == b.port &&
         it->second.rack == b.rack && it->second.rpc_address == b.rpc_address)
       return op_result{error_code::none, {}, true};
-    next.brokers[b.id] = b;
+    broker_info nb = b;
+    if (it != cur.brokers.end()) nb.maintenance = it->second.maintenance;  // survives restarts
+    next.brokers[b.id] = nb;
+    return op_result{};
+  });
+}
+
+task<op_result> topic_manager::set_maintenance(int32_t id, bool on) {
+  co_return co_await change([id, on](const metadata_image& cur, metadata_image& next) {
+    auto it = cur.brokers.find(id);
+    if (it == cur.brokers.end())
+      return op_result{error_code::invalid_request, "no broker with id " + std::to_string(id) + " is registered"};
+    if (it->second.maintenance == on) return op_result{error_code::none, {}, true};
+    next.brokers[id].maintenance = on;
     return op_result{};
   });
 }

@@ -64,6 +64,9 @@ class topic_manager {
   sdk::task<void> wait_applied(uint64_t index);
   // Cluster mode: adds or updates this broker in the image.
   sdk::task<op_result> register_broker(const broker_info& b);
+  // Cluster mode: maintenance mode on or off for broker id (its leaderships
+  // are drained while on).
+  sdk::task<op_result> set_maintenance(int32_t id, bool on);
 
   // Main thread, at configure: reads the image or creates an empty one
   // (with a new cluster id). "" or an error naming the file.

@@ -90,6 +90,8 @@ struct shard_state {
   uint64_t next_request_id = 1;
   // Partitions whose kafka-facing state changed and is being reported.
   std::unordered_map<group_id, bool> reporting;
+  // Brokers in maintenance mode (from the controller's image, via kafka).
+  std::set<uint64_t> maintenance;
 };
 
 class raft_plugin final : public sdk::plugin {
@@ -439,6 +441,7 @@ class raft_plugin final : public sdk::plugin {
     auto grp = std::make_unique<partition_group>(key, replicas, r.overrides().SerializeAsString(), _psettings, sh.env,
                                                  [this](partition_group& pg) { report(pg); });
     partition_group* p = grp.get();
+    p->set_maintenance(&sh.maintenance);
     sh.groups.emplace(g, std::move(grp));
     co_await set_owner(g, sdk::this_shard());
     auto opened = co_await p->open(_node, seed_for(g), sh.tasks.try_enter());
@@ -574,6 +577,14 @@ class raft_plugin final : public sdk::plugin {
             _known_peers[p.id()] = p.address();
           }
         if (!peers.empty()) co_await set_peers(std::move(peers));
+        std::set<uint64_t> maintenance;
+        for (int32_t id : r.maintenance())
+          if (id > 0) maintenance.insert(static_cast<uint64_t>(id));
+        for (uint32_t s = 0; s < sdk::shard_count(); ++s)
+          co_await _invoker.run_on(s, [this, s, &maintenance]() -> task<void> {
+            _shards.at(s).maintenance = maintenance;
+            co_return;
+          });
         co_return sdk::reply{};
       }
       case CONTROLLER_SUBSCRIBE: {
@@ -815,6 +826,19 @@ class raft_plugin final : public sdk::plugin {
       nlohmann::json j = to_json(st);
       j["voters"] = j["replicas"];
       j["node_id"] = static_cast<int32_t>(_node.value());
+      co_return sdk::http_response::json(200, j.dump());
+    });
+    _routes.add("GET", "/v1/raft/maintenance", [this](sdk::http_request) -> task<sdk::http_response> {
+      // This broker's maintenance mode and what it still leads (0: drained).
+      int64_t leaderships = 0;
+      for (const GroupState& g : co_await all_groups()) leaderships += g.role() == "leader";
+      bool on = false;
+      co_await _invoker.run_on(0, [&]() -> task<void> {
+        on = _shards.at(0).maintenance.count(_node.value()) > 0;
+        co_return;
+      });
+      nlohmann::json j = {{"node_id", static_cast<int32_t>(_node.value())}, {"maintenance", on},
+                          {"leaderships", leaderships}, {"drained", on && leaderships == 0}};
       co_return sdk::http_response::json(200, j.dump());
     });
     _routes.add("GET", "/v1/raft/groups", [this](sdk::http_request) -> task<sdk::http_response> {

@@ -727,11 +727,22 @@ class Cluster:
     def admin_get(self, node_id, path, timeout=3.0):
         """GET on the node's admin API: (status, parsed JSON or text), or (None, error text) when it does
         not answer."""
+        return self.admin_request(node_id, "GET", path, timeout)
+
+    def admin_put(self, node_id, path, timeout=10.0):
+        return self.admin_request(node_id, "PUT", path, timeout)
+
+    def admin_delete(self, node_id, path, timeout=10.0):
+        return self.admin_request(node_id, "DELETE", path, timeout)
+
+    def admin_request(self, node_id, method, path, timeout=3.0):
+        """One request to the node's admin API: (status, parsed JSON or text), or (None, error text)."""
         n = self.node(node_id)
         if not n.admin_port:
             return None, "admin_http is not loaded"
         try:
-            with urllib.request.urlopen(n.admin_url + path, timeout=timeout) as r:
+            req = urllib.request.Request(n.admin_url + path, method=method)
+            with urllib.request.urlopen(req, timeout=timeout) as r:
                 body, status = r.read(), r.status
         except urllib.error.HTTPError as e:
             body, status = e.read(), e.code

@@ -11,6 +11,8 @@
 - a broker restarted after topics changed while it was down catches up before it answers clients;
 - a follower that fell behind the leader's log start (DeleteRecords while it was down, more data than
   the leader keeps in memory) catches up from the snapshot point and holds the same log end;
+- maintenance mode (PUT /v1/brokers/{id}/maintenance) drains a broker's leaderships while writes go on,
+  and DELETE lets the preferred leaderships come back;
 - a fourth broker outside the seed list joins (the controller's leader makes it a learner), registers,
   gets replicas of a new topic, and serves produce and fetch for the partitions it leads.
 """
@@ -130,6 +132,7 @@ def scenario(c):
           f"the restarted broker {ctl} sees the changes made while it was down: {sorted(md.topics)}")
 
     behind_log_start(c, os.path.join(os.path.dirname(c.brokerd), "sluice"))
+    maintenance(c)
 
 
 def behind_log_start(c, sluice_cli):
@@ -176,6 +179,35 @@ def joining_broker(c):
     on4 = [p for p in range(8) if 4 in md.topics["four"].partitions[p].replicas]
     check(len(on4) >= 4, f"broker 4 holds replicas of four: partitions {on4}; leaders {leaders}")
     produce_and_read_back(c, "four", 8, 800, via_produce=4, via_read=1)
+
+
+def maintenance(c):
+    err = create(c, "maint", 6, 3)
+    check(err is None, f"create maint (6 partitions, replication factor 3): {err}")
+    c.wait_leaders("maint", 6)
+    target = 1
+    status, body = c.admin_put(target, f"/v1/brokers/{target}/maintenance")
+    check(status == 200 and body.get("maintenance") is True, f"maintenance mode on for broker {target}: {status} {body}")
+
+    def drained():
+        st, b = c.admin_get(target, "/v1/raft/maintenance")
+        return b if st == 200 and b.get("drained") else None
+
+    body = c._wait(drained, f"broker {target} drained", 30.0, interval=0.3)
+    check(body["leaderships"] == 0, f"broker {target} leads nothing in maintenance: {body}")
+    md = c.metadata("maint", nodes=[2])
+    check(all(md.topics["maint"].partitions[p].leader != target for p in range(6)),
+          f"Metadata names no partition of maint led by broker {target}")
+    produce_and_read_back(c, "maint", 6, 300, via_produce=2, via_read=3)
+    status, body = c.admin_delete(target, f"/v1/brokers/{target}/maintenance")
+    check(status == 200 and body.get("maintenance") is False, f"maintenance mode off: {status} {body}")
+
+    def leads_again():
+        st, b = c.admin_get(target, "/v1/raft/maintenance")
+        return b if st == 200 and b.get("leaderships", 0) > 0 else None
+
+    body = c._wait(leads_again, f"broker {target} leads its preferred partitions again", 30.0, interval=0.5)
+    check(True, f"broker {target} leads {body['leaderships']} group(s) again")
 
 
 def main(argv):

@@ -242,8 +242,26 @@ void partition_group::tick_preferred() {
       sdk::spawn([](partition_group& g, sdk::gate::holder) -> task<void> { co_await g.refresh_log_start(); }(
           *this, std::move(h)));
   }
+  const auto in_maintenance = [this](node_id n) { return _maintenance && _maintenance->count(n.value()) > 0; };
+  if (_role == role::leader && in_maintenance(_self)) {
+    // Drain: every half second, hand over to a caught-up replica that is
+    // not in maintenance (the preferred one first).
+    if (++_drain_ticks < 5 || !node()) return;
+    _drain_ticks = 0;
+    const node_status st = node()->status();
+    node_id target;
+    for (const follower_status& f : st.followers) {
+      if (f.id == _self || f.learner || !f.recent_active || f.match != st.last_index || in_maintenance(f.id)) continue;
+      if (target.is_zero() || f.id == _preferred) target = f.id;
+    }
+    if (!target.is_zero()) {
+      _transfer_to = target;
+      poke();
+    }
+    return;
+  }
   if (_settings.preferred_leader_check_ticks == 0 || _role != role::leader || _preferred == _self ||
-      _preferred.is_zero())
+      _preferred.is_zero() || in_maintenance(_preferred))
     return;
   if (++_preferred_ticks < _settings.preferred_leader_check_ticks) return;
   _preferred_ticks = 0;

@@ -18,6 +18,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 
@@ -95,6 +96,10 @@ class partition_group final : public group {
   role current_role() const noexcept { return _role; }
 
   void tick_preferred();
+  // The brokers in maintenance mode (the shard's set, updated in place): a
+  // leader in it hands leadership to a caught-up replica outside it, and no
+  // leadership goes back to a preferred replica in it.
+  void set_maintenance(const std::set<uint64_t>* m) noexcept { _maintenance = m; }
 
  protected:
   void on_round(raft_node& n) override;
@@ -148,6 +153,8 @@ class partition_group final : public group {
   int64_t _storage_start = 0;  // the storage's log start offset (may be inside the first entry)
   node_id _preferred;
   node_id _transfer_to;
+  const std::set<uint64_t>* _maintenance = nullptr;
+  uint32_t _drain_ticks = 0;
   std::deque<std::shared_ptr<pending_confirm>> _confirms_to_start;
   std::map<uint64_t, std::shared_ptr<pending_confirm>> _confirms;  // started, by read_index request id
   uint64_t _next_confirm = 1;
