@@ -351,9 +351,17 @@ class kafka_plugin final : public sdk::plugin {
     sdk::reply out;
     if (!_b.shards.has(shard)) co_return out;
     shard_state& sh = _b.shards.at(shard);
-    if (req.type == cluster::KAFKA_CONTROLLER_APPLY) {
+    if (req.type == cluster::KAFKA_CONTROLLER_APPLY || req.type == cluster::KAFKA_CONTROLLER_RESTORE) {
       cluster::ApplyRequest a;
-      if (shard == 0 && a.ParseFromString(req.bytes)) co_await _b.topics->apply(a.index(), a.command());
+      if (shard != 0 || !a.ParseFromString(req.bytes)) co_return out;
+      if (req.type == cluster::KAFKA_CONTROLLER_APPLY)
+        co_await _b.topics->apply(a.index(), a.command());
+      else
+        co_await _b.topics->restore(a.index(), a.command());
+      co_return out;
+    }
+    if (req.type == cluster::KAFKA_CONTROLLER_SNAPSHOT) {
+      if (shard == 0) out.msg.bytes = image_to_json(*_b.topics->image());
       co_return out;
     }
     if (req.type == cluster::KAFKA_LEADERS) {

@@ -148,6 +148,20 @@ task<void> topic_manager::apply(uint64_t index, const std::string& command) {
   _applied_cv.notify_all();
 }
 
+task<void> topic_manager::restore(uint64_t index, const std::string& image_json) {
+  metadata_image img;
+  std::string error;
+  if (!image_from_json(image_json, img, error)) {
+    // Every broker would refuse the same bytes: log it, keep the old state.
+    sdk::log_error("kafka: controller snapshot at " + std::to_string(index) + " does not parse: " + error);
+  } else {
+    _image = std::make_shared<const metadata_image>(std::move(img));
+    co_await _publish(_image);
+  }
+  _applied = index;
+  _applied_cv.notify_all();
+}
+
 task<op_result> topic_manager::register_broker(const broker_info& b) {
   co_return co_await change([&b](const metadata_image& cur, metadata_image& next) {
     auto it = cur.brokers.find(b.id);

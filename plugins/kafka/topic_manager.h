@@ -60,6 +60,9 @@ class topic_manager {
   // Cluster mode, shard 0: a committed controller command (in commit order).
   sdk::task<void> apply(uint64_t index, const std::string& command);
   uint64_t applied_index() const noexcept { return _applied; }
+  // Cluster mode, shard 0: the state starts over from a controller
+  // snapshot (an image as JSON) taken at index.
+  sdk::task<void> restore(uint64_t index, const std::string& image_json);
   // Cluster mode: waits until apply() reached index.
   sdk::task<void> wait_applied(uint64_t index);
   // Cluster mode: adds or updates this broker in the image.

@@ -31,6 +31,8 @@ raft_config parse_raft_config(sdk::config_map& cfg, int32_t node_id) {
   c.peer_queue_bytes_max = cfg.get_uint("peer_queue_bytes_max", c.peer_queue_bytes_max, 1u << 20, 1ull << 32);
   c.preferred_leader_check_ms =
       static_cast<uint32_t>(cfg.get_uint("preferred_leader_check_ms", c.preferred_leader_check_ms, 0, 86'400'000));
+  c.controller_snapshot_entries =
+      cfg.get_uint("controller_snapshot_entries", c.controller_snapshot_entries, 10, 100'000'000);
 
   for (const YAML::Node& n : cfg.get_list("seeds")) {
     const std::string s = n.IsScalar() ? n.Scalar() : std::string();

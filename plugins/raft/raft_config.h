@@ -19,6 +19,7 @@ struct raft_config {
   uint64_t tail_cache_bytes = 4u << 20;    // recent entries kept per partition for followers
   uint64_t peer_queue_bytes_max = 32u << 20;
   uint32_t preferred_leader_check_ms = 5000;  // 0: leadership stays where elections put it
+  uint64_t controller_snapshot_entries = 1000;  // compact the controller's log after this many entries
 };
 
 // Parses the `config:` subtree; throws sdk::config_error naming the key.

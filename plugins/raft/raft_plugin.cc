@@ -591,15 +591,30 @@ class raft_plugin final : public sdk::plugin {
         SubscribeRequest r;
         if (!r.ParseFromString(req.bytes) || !sh.controller) break;
         const int32_t service = r.service();
-        sh.controller->subscribe([service](log_index index, std::string command) -> task<void> {
-          ApplyRequest a;
-          a.set_index(index.value());
-          a.set_command(std::move(command));
+        // The kafka plugin holds the state machine: commands, snapshots and
+        // restores go to its service on shard 0.
+        const auto send = [service](uint32_t type) {
+          return [service, type](log_index index, std::string bytes) -> task<void> {
+            ApplyRequest a;
+            a.set_index(index.value());
+            a.set_command(std::move(bytes));
+            sdk::message m;
+            m.type = type;
+            m.bytes = a.SerializeAsString();
+            co_await sdk::call(service, 0, m);
+          };
+        };
+        controller::controller_group::state_machine sm;
+        sm.apply = send(KAFKA_CONTROLLER_APPLY);
+        sm.restore = send(KAFKA_CONTROLLER_RESTORE);
+        sm.snapshot = [service]() -> task<std::string> {
           sdk::message m;
-          m.type = KAFKA_CONTROLLER_APPLY;
-          m.bytes = a.SerializeAsString();
-          co_await sdk::call(service, 0, m);
-        });
+          m.type = KAFKA_CONTROLLER_SNAPSHOT;
+          sdk::reply rep = co_await sdk::call(service, 0, m);
+          co_return std::move(rep.msg.bytes);
+        };
+        sm.snapshot_entries = _cfg.controller_snapshot_entries;
+        sh.controller->subscribe(std::move(sm));
         co_return sdk::reply{};
       }
       default:

@@ -11,6 +11,9 @@
 - a broker restarted after topics changed while it was down catches up before it answers clients;
 - a follower that fell behind the leader's log start (DeleteRecords while it was down, more data than
   the leader keeps in memory) catches up from the snapshot point and holds the same log end;
+- the controller compacts its log into snapshots (every 10 entries here): a broker down while 20 topics
+  are created gets the snapshot installed when it returns, and a restarted broker rebuilds its
+  metadata from its own snapshot;
 - maintenance mode (PUT /v1/brokers/{id}/maintenance) drains a broker's leaderships while writes go on,
   and DELETE lets the preferred leaderships come back;
 - a fourth broker outside the seed list joins (the controller's leader makes it a learner), registers,
@@ -48,6 +51,19 @@ def create(c, name, partitions, rf, nodes=None):
         return None
     except Exception as e:  # the KafkaException carries the broker's error
         return e.args[0] if e.args else e
+
+
+def create_retrying(c, name, partitions, rf, nodes, timeout=30.0):
+    """create() until it succeeds (or the topic exists): a client that bootstrapped while a dead broker
+    was still named controller waits for it until its request times out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        err = create(c, name, partitions, rf, nodes=nodes)
+        if err is None or err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+            return None
+        if time.monotonic() > deadline:
+            return err
+        time.sleep(0.5)
 
 
 def leaders_from(c, node, topic, partitions):
@@ -112,14 +128,7 @@ def scenario(c):
     c.kill(ctl, signal.SIGKILL)
     others = [n for n in c.nodes if n != ctl]
     c._wait(lambda: c.metadata(nodes=others, timeout=3.0).controller_id in others, "a new controller", 30.0, 0.3)
-    err = None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        err = create(c, "after_kill", 3, 2, nodes=others)
-        if err is None or err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
-            err = None
-            break
-        time.sleep(0.5)
+    err = create_retrying(c, "after_kill", 3, 2, nodes=others)
     check(err is None, f"a topic is created with the old controller leader dead: {err}")
     a = AdminClient({"bootstrap.servers": c.bootstrap(others)})
     a.delete_topics(["rf1"], request_timeout=20)["rf1"].result(timeout=30)
@@ -133,6 +142,7 @@ def scenario(c):
 
     behind_log_start(c, os.path.join(os.path.dirname(c.brokerd), "sluice"))
     maintenance(c)
+    controller_snapshots(c)
 
 
 def behind_log_start(c, sluice_cli):
@@ -210,13 +220,37 @@ def maintenance(c):
     check(True, f"broker {target} leads {body['leaderships']} group(s) again")
 
 
+def controller_snapshots(c):
+    down = 3
+    c.kill(down, signal.SIGKILL)
+    up = [n for n in c.nodes if n != down]
+    c._wait(lambda: c.metadata(nodes=up, timeout=3.0).controller_id in up, "a live controller", 30.0, 0.3)
+    for i in range(20):
+        err = create_retrying(c, f"snap{i}", 1, 2, nodes=up)
+        if err is not None:
+            raise Failure(f"create snap{i}: {err}")
+    check(True, "20 topics created with broker 3 down")
+    compacted = [n for n in up if "log compacted into a snapshot" in open(c.node(n).log_path).read()]
+    check(compacted, f"the controller's log was compacted on broker(s) {compacted}")
+    c.restart(down)
+    md = c.wait_brokers(via=[down])
+    c._wait(lambda: all(f"snap{i}" in c.metadata(nodes=[down], timeout=3.0).topics for i in range(20)),
+            f"broker {down} (down during the compaction) lists the 20 topics", 30.0, interval=0.5)
+    check(True, f"broker {down} caught up from the controller's snapshot")
+    c.restart(1)
+    c.wait_brokers(via=[1])
+    c._wait(lambda: all(f"snap{i}" in c.metadata(nodes=[1], timeout=3.0).topics for i in range(20)),
+            "broker 1 lists the 20 topics after a restart", 30.0, interval=0.5)
+    check(True, "a restarted broker rebuilt its metadata from its snapshot and log")
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--brokerd")
     ap.add_argument("--plugin-dir")
     ap.add_argument("--work-dir")
     a = ap.parse_args(argv)
-    runs = [(dict(nodes=3, name="topology"), scenario),
+    runs = [(dict(nodes=3, name="topology", raft_config={"controller_snapshot_entries": 10}), scenario),
             (dict(nodes=4, seeds=3, name="topology-join"), joining_broker)]
     for kw, run in runs:
         c = clusterlib.Cluster(brokerd=a.brokerd, plugin_dir=a.plugin_dir, work_dir=a.work_dir, **kw)

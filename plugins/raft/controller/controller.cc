@@ -25,7 +25,8 @@ task<result<void>> controller_group::open(node_id self, uint64_t seed, sdk::gate
   cfg.election_timeout_ticks = _election_ticks;
   cfg.heartbeat_interval_ticks = _heartbeat_ticks;
   cfg.deliver_committed_entries = false;  // deliver() reads the log itself, from the start
-  _delivered = _log.log().stored_snapshot().meta.index;
+  // deliver() restores the snapshot (if any) first, then applies what follows.
+  _delivered = log_index{};
   cfg.applied = log_index{};
   start(std::make_unique<raft_node>(cfg, _log.log(), seed), std::move(h));
   co_return result<void>{};
@@ -41,9 +42,10 @@ task<void> controller_group::close() {
   co_await _log.close();
 }
 
-void controller_group::subscribe(std::function<task<void>(log_index, std::string)> apply) {
-  SLUICE_ASSERT_MSG(!_apply, "one subscriber");
-  _apply = std::move(apply);
+void controller_group::subscribe(state_machine sm) {
+  SLUICE_ASSERT_MSG(!_sm.apply, "one subscriber");
+  SLUICE_ASSERT(sm.apply && sm.restore && sm.snapshot);
+  _sm = std::move(sm);
   if (auto h = _tasks.try_enter()) sdk::spawn(deliver(std::move(h)));
 }
 
@@ -127,6 +129,15 @@ void controller_group::on_stopped() { fail_all(failed() ? "the controller stoppe
 
 task<void> controller_group::deliver(sdk::gate::holder) {
   while (!_closing) {
+    // A snapshot beyond what the state machine holds (at start, or one the
+    // leader installed): the state machine starts over from it.
+    const snapshot& snap = _log.log().stored_snapshot();
+    if (snap.meta.index > _delivered) {
+      const log_index at = snap.meta.index;
+      co_await _sm.restore(at, std::string(snap.data.view()));
+      _delivered = at;
+      continue;
+    }
     if (_delivered >= _commit) {
       co_await _committed.wait();
       continue;
@@ -134,15 +145,29 @@ task<void> controller_group::deliver(sdk::gate::holder) {
     // Copy what to deliver first: the log may change while apply() waits.
     auto got = _log.log().entries(_delivered + 1, _commit + 1, 4u << 20);
     if (!got) {
-      // Below the snapshot: the state machine must restart from it (not
-      // reached: the controller does not compact its log yet).
-      sdk::log_error("raft: controller: cannot read committed entries: " + got.err().message);
-      co_return;
+      // Compacted meanwhile: the snapshot comes first (next turn).
+      if (_log.log().stored_snapshot().meta.index <= _delivered) {
+        sdk::log_error("raft: controller: cannot read committed entries: " + got.err().message);
+        co_await _committed.wait();
+      }
+      continue;
     }
     for (const entry& e : got.value()) {
-      if (e.type == entry_type::normal) co_await _apply(e.index, std::string(e.data.view()));
+      if (e.type == entry_type::normal) co_await _sm.apply(e.index, std::string(e.data.view()));
       _delivered = e.last();
       if (_closing) co_return;
+    }
+    // Compaction: the state as of _delivered replaces the log up to it.
+    if (_sm.snapshot_entries > 0 &&
+        _delivered.value() - _log.log().stored_snapshot().meta.index.value() >= _sm.snapshot_entries) {
+      const log_index at = _delivered;
+      std::string data = co_await _sm.snapshot();
+      if (at != _delivered || _closing) continue;  // something applied meanwhile: take it next time
+      auto r = co_await _log.compact(at, std::move(data));
+      if (!r)
+        sdk::log_warn("raft: controller: compacting the log failed (it stays whole): " + r.err().message);
+      else
+        sdk::log_info("raft: controller: log compacted into a snapshot at index " + std::to_string(at.value()));
     }
   }
 }

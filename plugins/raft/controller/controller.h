@@ -40,9 +40,19 @@ class controller_group final : public group {
 
   // Leader only: appends the command and returns once it is committed.
   sdk::task<propose_result> propose(std::string command);
-  // Committed commands go to `apply(index, command)` (awaited, in order),
-  // starting from the beginning of the log.
-  void subscribe(std::function<sdk::task<void>(log_index, std::string)> apply);
+  // The state machine: committed commands go to `apply(index, command)`
+  // (awaited, in order); `restore(index, data)` replaces the state with a
+  // snapshot (at start, or one installed from the leader) before the
+  // commands after it; `snapshot()` answers the state as of the last
+  // command applied, taken every `snapshot_entries` entries to compact the
+  // log (0: never).
+  struct state_machine {
+    std::function<sdk::task<void>(log_index, std::string)> apply;
+    std::function<sdk::task<void>(log_index, std::string)> restore;
+    std::function<sdk::task<std::string>()> snapshot;
+    uint64_t snapshot_entries = 0;
+  };
+  void subscribe(state_machine sm);
 
   // Leader only: makes `node` a learner (it receives the log, never votes)
   // unless it is a member already; one change at a time, retried by the
@@ -90,7 +100,7 @@ class controller_group final : public group {
   std::deque<std::shared_ptr<pending>> _waiting;
   std::vector<node_id> _learner_requests;
   membership _members;  // as of the last round
-  std::function<sdk::task<void>(log_index, std::string)> _apply;
+  state_machine _sm;
   log_index _delivered;
   log_index _commit;
   node_id _leader;

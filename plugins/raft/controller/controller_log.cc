@@ -59,6 +59,7 @@ sdk::task<result<void>> controller_log::write_all(const std::string& bytes) {
 }
 
 sdk::task<result<void>> controller_log::persist(const ready& rd) {
+  auto guard = co_await _mu.lock();
   std::string out;
   if (rd.snap) out += encode_snapshot_record(*rd.snap);
   for (const entry& e : rd.entries) out += encode_entry_record(e);
@@ -70,6 +71,35 @@ sdk::task<result<void>> controller_log::persist(const ready& rd) {
     if (!w) co_return w.err();
   }
   _log.persist(rd);
+  co_return result<void>{};
+}
+
+sdk::task<result<void>> controller_log::compact(log_index index, std::string data) {
+  auto guard = co_await _mu.lock();
+  if (index <= _log.stored_snapshot().meta.index || index > _log.last_index()) co_return result<void>{};
+  _log.compact(index, payload(std::move(data)));
+  std::string out = encode_hard_record(_log.initial_hard_state());
+  out += encode_snapshot_record(_log.stored_snapshot());
+  for (const entry& e : _log.stored_entries()) out += encode_entry_record(e);
+  // If this fails the old file stands: it holds everything the snapshot does.
+  const std::string tmp = _path + ".tmp";
+  const int32_t fd = co_await sdk::openat(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) co_return io_error("cannot create", tmp, fd);
+  size_t done = 0;
+  int32_t rc = 0;
+  while (done < out.size() && (rc = co_await sdk::write(fd, out.data() + done, out.size() - done, done)) > 0)
+    done += static_cast<size_t>(rc);
+  if (done == out.size()) rc = co_await sdk::fdatasync(fd);
+  (void)co_await sdk::close(fd);
+  if (done != out.size() || rc < 0) co_return io_error("cannot write", tmp, rc < 0 ? rc : -EIO);
+  if (const int32_t r = co_await sdk::rename(tmp.c_str(), _path.c_str()); r < 0) co_return io_error("cannot rename", tmp, r);
+  const std::string dir = _path.substr(0, _path.rfind('/'));
+  if (const int32_t ds = co_await sdk::fsync_dir(dir); ds < 0) co_return io_error("cannot fsync", dir, ds);
+  const int32_t nfd = co_await sdk::openat(_path.c_str(), O_RDWR | O_CLOEXEC, 0);
+  if (nfd < 0) co_return io_error("cannot open", _path, nfd);
+  if (_fd >= 0) (void)co_await sdk::close(_fd);
+  _fd = nfd;
+  _size = out.size();
   co_return result<void>{};
 }
 

@@ -37,6 +37,10 @@ class controller_log {
   sdk::task<result<void>> open();
   // Persists what a ready asks (snapshot, entries, hard state), durable on return.
   sdk::task<result<void>> persist(const ready& rd);
+  // Replaces the log up to `index` (an entry's last, applied) with a
+  // snapshot holding `data`, and rewrites the file: hard state, snapshot,
+  // the entries after it (tmp file, fdatasync, rename, directory fsync).
+  sdk::task<result<void>> compact(log_index index, std::string data);
   sdk::task<void> close();
 
   memory_log& log() noexcept { return _log; }
@@ -49,6 +53,7 @@ class controller_log {
   memory_log _log;
   int32_t _fd = -1;
   uint64_t _size = 0;
+  sdk::fifo_mutex _mu;  // one writer of the file at a time (persist, compact)
 };
 
 }  // namespace sluice::raft::controller
