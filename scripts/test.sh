@@ -2,7 +2,9 @@
 # Installs what is missing, builds everything and runs every test:
 #   1. the debug preset (AddressSanitizer + UndefinedBehaviorSanitizer): unit
 #      and integration tests under CTest;
-#   2. the fuzz preset (clang 14, libFuzzer): each fuzzer for a bounded time.
+#   2. the fuzz preset (clang 14, libFuzzer): each fuzzer for a bounded time;
+#   3. the release preset: what scripts/run.sh and scripts/cluster.sh build
+#      (-O2 reports warnings, errors under -Werror, that -O1 does not).
 # Usage: scripts/test.sh [extra ctest arguments, e.g. -R channel]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,4 +28,8 @@ if [ $# -eq 0 ]; then
   cmake --preset fuzz >/dev/null
   cmake --build build/fuzz -j "$jobs" --target config_fuzz echo_protocol_fuzz kafka_request_fuzz kafka_batch_fuzz admin_http_fuzz cluster_config_fuzz raft_rpc_fuzz raft_formats_fuzz
   ctest --test-dir build/fuzz --output-on-failure -L fuzz -j "$jobs"
+
+  echo "== release build (the quickstart's and the cluster script's binaries)"
+  cmake --preset release >/dev/null
+  cmake --build build/release -j "$jobs" --target brokerd sluice
 fi

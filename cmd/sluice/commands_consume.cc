@@ -233,9 +233,10 @@ int consume(context& ctx) {
   if (auto o = ctx.args.value("offset")) {
     start_offset = parse_start_offset(*o);
   }
-  const std::optional<int64_t> timestamp =
-      ctx.args.has("timestamp") ? std::optional<int64_t>(ctx.args.int_value("timestamp", 0, 0, INT64_MAX))
-                                : std::nullopt;
+  // A plain flag and value, not an optional: GCC 12 at -O2 warns (an error
+  // with -Werror) that an engaged optional's value "may be used uninitialized".
+  const bool by_timestamp = ctx.args.has("timestamp");
+  const int64_t timestamp_ms = by_timestamp ? ctx.args.int_value("timestamp", 0, 0, INT64_MAX) : 0;
 
   check_brokers_reachable(ctx.conf);
   consume_state st;
@@ -271,8 +272,9 @@ int consume(context& ctx) {
   const std::vector<int32_t> ids =
       ctx.args.has("partition") ? select_partitions(*ctx.args.value("partition"), topic, "-p") : topic.partition_ids();
   const std::vector<topic_partition> tps = partitions_of(topic, ids);
-  if (timestamp) {
-    for (const auto& [tp, offset] : client.offsets_for_timestamp(tps, *timestamp)) {
+  if (by_timestamp) {
+    const auto found = client.offsets_for_timestamp(tps, timestamp_ms);
+    for (const auto& [tp, offset] : found) {
       st.start_offsets[tp] = offset < 0 ? RD_KAFKA_OFFSET_END : offset;
     }
   } else if (start_offset && (!group || (*start_offset != RD_KAFKA_OFFSET_BEGINNING &&
