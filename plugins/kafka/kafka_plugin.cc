@@ -394,7 +394,7 @@ class kafka_plugin final : public sdk::plugin {
       const bool leads = gs.leader() == _b.node_id && gs.role() == "leader" && !gs.failed();
       if (!leads)
         sh.groups.unload_partition(gs.id().partition());
-      else if (gs.high_watermark() >= gs.log_end_offset())
+      else if (gs.commit_offset() >= gs.log_end_offset())
         sdk::spawn([](shard_state& s, int32_t p, sdk::gate::holder) -> task<void> { co_await s.groups.load_partition(p); }(
             sh, gs.id().partition(), sh.tasks.try_enter()));
     }

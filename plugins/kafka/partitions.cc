@@ -142,6 +142,15 @@ task<sdk::reply> partition_table::raft_call(uint32_t type, const std::string& bo
   co_return co_await sdk::call(_raft, sdk::this_shard(), m);
 }
 
+task<std::optional<LogState>> partition_table::log_state(const state& st) {
+  PartitionRequest pr;
+  *pr.mutable_id() = st.id;
+  sdk::reply rep = co_await storage_call(STORAGE_STATE, pr.SerializeAsString());
+  LogState ls;
+  if (rep.status != 0 || !ls.ParseFromString(rep.msg.bytes)) co_return std::nullopt;
+  co_return ls;
+}
+
 task<bool> partition_table::confirm_leader(const state& st) {
   cluster::GroupRequest gr;
   *gr.mutable_id() = st.id;
@@ -189,14 +198,10 @@ void partition_table::on_group_update(const std::string& bytes) {
 // committed batch (and maybe uncommitted ones of the previous term, which
 // its first entry commits).
 task<void> partition_table::become_leader(std::shared_ptr<state> st) {
-  PartitionRequest pr;
-  *pr.mutable_id() = st->id;
-  sdk::reply rep = co_await storage_call(STORAGE_STATE, pr.SerializeAsString());
-  LogState ls;
   int64_t end = st->high_watermark;
-  if (rep.status == 0 && ls.ParseFromString(rep.msg.bytes)) {
-    st->log_start = std::max(st->log_start, ls.start_offset());
-    end = ls.next_offset();  // rebuild up to the log end
+  if (const std::optional<LogState> ls = co_await log_state(*st)) {
+    st->log_start = std::max(st->log_start, ls->start_offset());
+    end = ls->next_offset();  // rebuild up to the log end
   }
   // Concurrent rebuilds (leadership lost and regained meanwhile): the last
   // one started wins; each fills its own table.
@@ -567,13 +572,8 @@ task<read_outcome> partition_table::read(const std::string& topic, int32_t parti
     // watermark and the log end (a leader whose commit index lags, e.g.
     // just elected or resumed after a pause) the answer is empty.
     int64_t log_end = st->high_watermark;
-    if (clustered()) {
-      PartitionRequest pr;
-      *pr.mutable_id() = st->id;
-      sdk::reply rep = co_await storage_call(STORAGE_STATE, pr.SerializeAsString());
-      LogState ls;
-      if (rep.status == 0 && ls.ParseFromString(rep.msg.bytes)) log_end = ls.next_offset();
-    }
+    if (clustered())
+      if (const std::optional<LogState> ls = co_await log_state(*st)) log_end = ls->next_offset();
     if (offset > log_end) {
       out.error = error_code::offset_out_of_range;
       // A deposed leader that has not heard of its successor yet (resumed
@@ -610,11 +610,7 @@ task<offset_outcome> partition_table::list_offset(const std::string& topic, int3
   if (!st) co_return out;
   if ((out.error = leader_check(*st)) != error_code::none) co_return out;
   // Refresh the start offset: retention runs in the storage.
-  PartitionRequest pr;
-  *pr.mutable_id() = st->id;
-  sdk::reply srep = co_await storage_call(STORAGE_STATE, pr.SerializeAsString());
-  LogState ls;
-  if (srep.status == 0 && ls.ParseFromString(srep.msg.bytes)) st->log_start = ls.start_offset();
+  if (const std::optional<LogState> ls = co_await log_state(*st)) st->log_start = ls->start_offset();
   if (timestamp == -2) {
     out.offset = st->log_start;
     co_return out;
@@ -696,16 +692,18 @@ task<offset_outcome> partition_table::epoch_end(const std::string& topic, int32_
   sdk::reply rep = co_await storage_call(STORAGE_EPOCHS, pr.SerializeAsString());
   EpochTable table;
   if ((out.error = parse_reply(rep, table)) != error_code::none) co_return out;
-  rep = co_await storage_call(STORAGE_STATE, pr.SerializeAsString());
-  LogState ls;
-  if ((out.error = parse_reply(rep, ls)) != error_code::none) co_return out;
+  const std::optional<LogState> ls = co_await log_state(*st);
+  if (!ls) {
+    out.error = error_code::kafka_storage_error;
+    co_return out;
+  }
   const auto& e = table.entries();
   out.offset = -1;
   out.timestamp = -1;
   if (epoch < 0 || e.empty()) co_return out;
   if (e[e.size() - 1].epoch() == epoch) {
     out.timestamp = epoch;
-    out.offset = ls.next_offset();
+    out.offset = ls->next_offset();
     co_return out;
   }
   int higher = -1;
@@ -724,13 +722,9 @@ task<partition_summary> partition_table::summary(const std::string& topic, int32
   partition_summary out;
   auto st = co_await get(topic, partition, out.error);
   if (!st) co_return out;
-  PartitionRequest pr;
-  *pr.mutable_id() = st->id;
-  sdk::reply rep = co_await storage_call(STORAGE_STATE, pr.SerializeAsString());
-  LogState ls;
-  if (rep.status == 0 && ls.ParseFromString(rep.msg.bytes)) {
-    st->log_start = ls.start_offset();
-    st->size_bytes = ls.size_bytes();
+  if (const std::optional<LogState> ls = co_await log_state(*st)) {
+    st->log_start = ls->start_offset();
+    st->size_bytes = ls->size_bytes();
   }
   out.log_start_offset = st->log_start;
   out.high_watermark = st->high_watermark;

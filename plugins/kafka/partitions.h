@@ -19,9 +19,14 @@
 
 #include <list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+namespace sluice::storage {
+class LogState;  // proto/sluice/storage.proto
+}
 
 namespace sluice::kafka {
 
@@ -143,6 +148,8 @@ class partition_table {
   sdk::task<void> become_leader(std::shared_ptr<state> st);
   sdk::task<sdk::reply> raft_call(uint32_t type, const std::string& body, sdk::buffer buf = {});
   error_code leader_check(const state& st) const;
+  // The storage's LogState of the partition (nullopt if the call failed).
+  sdk::task<std::optional<storage::LogState>> log_state(const state& st);
   // Cluster mode: a read_index round confirms this broker still leads.
   sdk::task<bool> confirm_leader(const state& st);
 

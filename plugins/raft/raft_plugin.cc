@@ -254,6 +254,7 @@ class raft_plugin final : public sdk::plugin {
     s.set_term(static_cast<int64_t>(g.term().value()));
     s.set_role(role_name(g.current_role()));
     s.set_high_watermark(g.high_watermark());
+    s.set_commit_offset(static_cast<int64_t>(g.commit_index().value()));
     s.set_log_start_offset(g.log_start_offset());
     s.set_log_end_offset(g.log_end_offset());
     s.set_failed(g.failed());
@@ -778,7 +779,7 @@ class raft_plugin final : public sdk::plugin {
     j["leader"] = g.leader();
     j["term"] = g.term();
     j["role"] = g.role();
-    j["commit_index"] = g.high_watermark();
+    j["commit_index"] = g.has_id() ? g.commit_offset() : g.high_watermark();
     j["high_watermark"] = g.high_watermark();
     j["log_start_offset"] = g.log_start_offset();
     j["log_end_offset"] = g.log_end_offset();

@@ -385,6 +385,22 @@ def resume_after(history, t_fault, partitions):
     return out
 
 
+def watermarks(consumer, topic, partition, timeout=20.0):
+    """(low, high) of a partition, retried while the cluster settles: right after a broker restarts,
+    Metadata may not name a partition's leader yet (LEADER_NOT_AVAILABLE), which librdkafka reports
+    as an unknown partition; a real client retries the same way."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5, cached=False)
+        except KafkaException as e:
+            transient = (KafkaError._UNKNOWN_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                         KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError._TIMED_OUT, KafkaError._TRANSPORT)
+            if e.args[0].code() not in transient or time.monotonic() > deadline:
+                raise
+            time.sleep(0.25)
+
+
 def drain(cluster, topic, partitions, timeout=90.0):
     """Reads every partition from the beginning with assign(): {partition: [(offset, value)]}."""
     c = Consumer({"bootstrap.servers": cluster.bootstrap(), "group.id": f"drain-{uuid.uuid4().hex[:8]}",
@@ -393,7 +409,7 @@ def drain(cluster, topic, partitions, timeout=90.0):
     try:
         ends = {}
         for p in range(partitions):
-            lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=15, cached=False)
+            lo, hi = watermarks(c, topic, p)
             ends[p] = hi
         c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
         got = {p: [] for p in range(partitions)}
@@ -685,8 +701,7 @@ class Scenario:
         cons = Consumer({"bootstrap.servers": self.c.bootstrap(), "group.id": f"hw-{self.run_id}",
                          **CLIENT_LOG.config()})
         try:
-            return {p: cons.get_watermark_offsets(TopicPartition(self.topic, p), timeout=15, cached=False)[1]
-                    for p in range(self.a.partitions)}
+            return {p: watermarks(cons, self.topic, p)[1] for p in range(self.a.partitions)}
         finally:
             cons.close()
 

@@ -138,6 +138,17 @@ result<std::vector<entry>> log_view::entries(log_index lo, log_index hi, uint64_
   return make_raft_error(errc::unavailable, "index " + std::to_string(lo.value()) + " is being read from disk");
 }
 
+log_index log_view::visible_end(log_index commit) const {
+  auto it = std::upper_bound(_tail.begin(), _tail.end(), commit, [](log_index v, const entry& e) { return v < e.index; });
+  while (it != _tail.begin()) {
+    const entry& e = *std::prev(it);
+    if (e.last() != commit || e.type == entry_type::normal) break;
+    commit = e.index - 1;
+    --it;
+  }
+  return commit;
+}
+
 snapshot_meta log_view::snapshot_meta_of() const {
   snapshot_meta m;
   m.index = _first - 1;

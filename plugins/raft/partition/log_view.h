@@ -69,6 +69,10 @@ class log_view final : public log_reader {
   result<snapshot> current_snapshot() const override;
   std::optional<membership_record> last_membership(log_index) const override { return std::nullopt; }
 
+  // `commit` moved back before the control entries (noop, conf_change) that
+  // end the committed log, as far as the tail cache holds them.
+  log_index visible_end(log_index commit) const;
+
   const std::vector<epoch_start>& epochs() const noexcept { return _epochs; }
   const membership& members() const noexcept { return _members; }
   uint64_t tail_bytes() const noexcept { return _tail_bytes; }

@@ -97,5 +97,18 @@ TEST(log_view, prefix_removal_keeps_the_term_before_the_start) {
   EXPECT_FALSE(v.entries(log_index(5), log_index(11), 1 << 20));
 }
 
+TEST(log_view, the_visible_end_stops_before_trailing_control_entries) {
+  log_view v(three(), 1 << 20);
+  v.reset(0, 0, {}, term_id(0), {});
+  v.appended({make(1, 1, 5), entry{term_id(2), log_index(6), 1, entry_type::noop, payload()},
+              entry{term_id(3), log_index(7), 1, entry_type::noop, payload()}});
+  EXPECT_EQ(v.visible_end(log_index(7)), log_index(5));  // both noops at the end are hidden
+  EXPECT_EQ(v.visible_end(log_index(6)), log_index(5));
+  EXPECT_EQ(v.visible_end(log_index(5)), log_index(5));
+  v.appended({make(3, 8, 2)});
+  EXPECT_EQ(v.visible_end(log_index(9)), log_index(9));  // data after them: everything is visible
+  EXPECT_EQ(v.visible_end(log_index(7)), log_index(5));  // not committed past the noops yet
+}
+
 }  // namespace
 }  // namespace sluice::raft::partition

@@ -435,7 +435,7 @@ task<result<void>> partition_group::persist(const ready& rd) {
 void partition_group::complete_waiters() {
   for (auto it = _waiting.begin(); it != _waiting.end();) {
     pending& p = **it;
-    const bool done = p.acks == -1 ? p.last.value() <= static_cast<uint64_t>(_hw) : p.last <= _persisted;
+    const bool done = p.acks == -1 ? p.last <= _commit : p.last <= _persisted;
     if (!done) {
       ++it;
       continue;
@@ -472,7 +472,15 @@ void partition_group::fail_waiters(replicate_status st, const std::string& why, 
 task<void> partition_group::applied(const ready& rd) {
   raft_node& n = mutable_node();
   bool changed = false;
-  const auto hw = static_cast<int64_t>(rd.commit.value());
+  if (rd.commit > _commit) {
+    _commit = rd.commit;
+    changed = true;  // the kafka plugin also follows the raw commit (group loading)
+  }
+  // The high watermark clients see stops before committed control batches
+  // at the end of the log (a new leader's noop): a consumer, which skips
+  // them, reaches the high watermark (lag 0) instead of stopping one short
+  // until the next record. Data committed after them moves it past them.
+  const auto hw = static_cast<int64_t>(_view.visible_end(_commit).value());
   if (hw > _hw) {
     _hw = hw;
     changed = true;

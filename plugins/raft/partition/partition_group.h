@@ -89,6 +89,7 @@ class partition_group final : public group {
   const partition_key& key() const noexcept { return _key; }
   const membership& replicas() const noexcept { return _view.members(); }
   int64_t high_watermark() const noexcept { return _hw; }
+  log_index commit_index() const noexcept { return _commit; }
   int64_t log_start_offset() const noexcept { return offset_of_index(_view.first_index()); }
   int64_t log_end_offset() const noexcept { return static_cast<int64_t>(_view.last_index().value()); }
   node_id leader() const noexcept { return _leader; }
@@ -142,7 +143,8 @@ class partition_group final : public group {
   std::deque<std::shared_ptr<pending>> _to_propose;
   std::deque<std::shared_ptr<pending>> _waiting;  // proposed, by index
   log_index _persisted;  // last index appended to the storage (written, maybe not fsynced)
-  int64_t _hw = 0;
+  int64_t _hw = 0;     // the high watermark reported (see applied())
+  log_index _commit;   // the commit index
   node_id _leader;
   term_id _term;
   role _role = role::follower;
