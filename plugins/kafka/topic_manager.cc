@@ -50,24 +50,9 @@ std::string topic_manager::load() {
 
 task<std::string> topic_manager::persist(const metadata_image& img) {
   const std::string text = image_to_json(img);
-  const std::string tmp = _dir + "/metadata.json.tmp";
   const std::string dst = _dir + "/metadata.json";
-  const int32_t fd = co_await sdk::openat(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) co_return "open " + tmp + ": " + std::strerror(-fd);
-  size_t done = 0;
-  int32_t rc = 0;
-  while (done < text.size()) {
-    rc = co_await sdk::write(fd, text.data() + done, text.size() - done, done);
-    if (rc <= 0) break;
-    done += static_cast<size_t>(rc);
-  }
-  if (rc >= 0 && done == text.size()) rc = co_await sdk::fsync(fd);
-  (void)co_await sdk::close(fd);
-  if (rc < 0 || done != text.size()) co_return "write " + tmp + ": " + std::strerror(rc < 0 ? -rc : EIO);
-  rc = co_await sdk::rename(tmp.c_str(), dst.c_str());
-  if (rc < 0) co_return "rename " + tmp + ": " + std::strerror(-rc);
-  rc = co_await sdk::fsync_dir(_dir);
-  if (rc < 0) co_return "fsync " + _dir + ": " + std::strerror(-rc);
+  if (const sdk::replace_file_error e = co_await sdk::replace_file(dst, text))
+    co_return std::string(e.step) + " " + dst + ": " + std::strerror(-e.rc);
   co_return std::string();
 }
 

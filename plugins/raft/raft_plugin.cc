@@ -259,6 +259,9 @@ class raft_plugin final : public sdk::plugin {
     s.set_log_end_offset(g.log_end_offset());
     s.set_failed(g.failed());
     for (node_id r : g.replicas().voters) s.add_replicas(to_kafka_id(r));
+    for (node_id r : g.replicas().learners) s.add_learners(to_kafka_id(r));
+    for (node_id r : g.assigned()) s.add_assigned(to_kafka_id(r));
+    s.set_moving(g.moving());
     if (g.current_role() == role::leader && g.node()) {
       const node_status st = g.node()->status();
       for (const follower_status& f : st.followers) {
@@ -428,18 +431,25 @@ class raft_plugin final : public sdk::plugin {
   task<sdk::reply> ensure(shard_state& sh, const EnsureRequest& r) {
     const partition_key key = key_of(r.id());
     const group_id g = partition::group_of(key);
-    if (auto it = sh.groups.find(g); it != sh.groups.end()) co_return encode_reply(state_of(*it->second));
-    std::vector<node_id> replicas;
-    for (int32_t id : r.replicas()) {
-      if (id < 1) {
-        GroupState bad;
-        bad.set_status(CLUSTER_STATUS_INVALID);
-        bad.set_message("replica ids must be >= 1");
-        co_return encode_reply(bad);
+    std::vector<node_id> replicas, bootstrap;
+    for (auto [from, to] : {std::pair{&r.replicas(), &replicas}, std::pair{&r.bootstrap(), &bootstrap}}) {
+      for (int32_t id : *from) {
+        if (id < 1) {
+          GroupState bad;
+          bad.set_status(CLUSTER_STATUS_INVALID);
+          bad.set_message("replica ids must be >= 1");
+          co_return encode_reply(bad);
+        }
+        to->push_back(node_id(static_cast<uint64_t>(id)));
       }
-      replicas.push_back(node_id(static_cast<uint64_t>(id)));
     }
-    auto grp = std::make_unique<partition_group>(key, replicas, r.overrides().SerializeAsString(), _psettings, sh.env,
+    if (auto it = sh.groups.find(g); it != sh.groups.end()) {
+      // Running: the assignment may have changed (a move started or ended).
+      if (it->second->assigned() != replicas) it->second->set_assigned(std::move(replicas));
+      co_return encode_reply(state_of(*it->second));
+    }
+    auto grp = std::make_unique<partition_group>(key, bootstrap, std::move(replicas), r.overrides().SerializeAsString(),
+                                                 _psettings, sh.env,
                                                  [this](partition_group& pg) { report(pg); });
     partition_group* p = grp.get();
     p->set_maintenance(&sh.maintenance);
@@ -784,6 +794,11 @@ class raft_plugin final : public sdk::plugin {
     j["log_start_offset"] = g.log_start_offset();
     j["log_end_offset"] = g.log_end_offset();
     j["replicas"] = std::vector<int32_t>(g.replicas().begin(), g.replicas().end());
+    if (g.has_id()) {
+      j["learners"] = std::vector<int32_t>(g.learners().begin(), g.learners().end());
+      j["assigned"] = std::vector<int32_t>(g.assigned().begin(), g.assigned().end());
+      j["moving"] = g.moving();
+    }
     j["failed"] = g.failed();
     auto& f = j["followers"] = nlohmann::json::array();
     for (const FollowerState& fs : g.followers())

@@ -579,11 +579,7 @@ sdk::task<result<void>> partition_log::zero_from(segment& s, uint64_t pos, uint6
 // ---- segments -------------------------------------------------------------------
 
 sdk::task<result<void>> partition_log::sync_dir() {
-  const int32_t dfd = co_await sdk::openat(_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-  if (dfd < 0) co_return io_error(-dfd, "cannot open directory " + _dir);
-  const int32_t rc = co_await sdk::fsync(dfd);
-  co_await sdk::close(dfd);
-  if (rc < 0) co_return io_error(-rc, "fsync directory " + _dir);
+  if (const int32_t rc = co_await sdk::fsync_dir(_dir); rc < 0) co_return io_error(-rc, "fsync directory " + _dir);
   co_return result<void>{};
 }
 
@@ -1087,24 +1083,9 @@ sdk::task<result<void>> partition_log::write_meta(int64_t truncating_to) {
   m.epochs = _epochs.entries();
   const uint64_t version = _epochs_version;
   const std::string bytes = encode_meta(m);
-  const std::string tmp = _dir + "/" + meta_file + ".tmp";
   const std::string final_path = _dir + "/" + meta_file;
-  const int32_t fd = co_await sdk::openat(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
-  if (fd < 0) co_return io_error(-fd, "cannot create " + tmp);
-  int32_t rc = 0;
-  uint64_t done = 0;
-  while (done < bytes.size()) {
-    rc = co_await sdk::write(fd, bytes.data() + done, bytes.size() - done, done);
-    if (rc <= 0) break;
-    done += static_cast<uint64_t>(rc);
-  }
-  const int32_t sync = done == bytes.size() ? co_await sdk::fdatasync(fd) : -EIO;
-  co_await sdk::close(fd);
-  if (done != bytes.size() || sync < 0)
-    co_return io_error(rc < 0 ? -rc : (sync < 0 ? -sync : EIO), "cannot write " + tmp);
-  rc = co_await sdk::rename(tmp.c_str(), final_path.c_str());
-  if (rc < 0) co_return io_error(-rc, "cannot rename " + tmp);
-  if (auto r = co_await sync_dir(); !r) co_return r;
+  if (const sdk::replace_file_error e = co_await sdk::replace_file(final_path, bytes))
+    co_return io_error(-e.rc, std::string("cannot ") + e.step + " " + final_path);
   _epochs_persisted = version;
   _meta_written = true;
   co_return result<void>{};

@@ -1,6 +1,7 @@
 // The raft plugin's own formats, read back from disk or from a peer's
 // entries: the controller log's records (replayed at start), a partition's
-// hard-state slots, and stored batches turned into Raft entries. None may
+// hard-state slots and membership records, and stored batches turned into
+// Raft entries. None may
 // crash or assert on any input; what they accept must re-encode the same.
 #include "batch_codec.h"
 #include "controller_records.h"
@@ -16,7 +17,7 @@ using namespace sluice::raft;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
-  const uint8_t mode = data[0] % 3;
+  const uint8_t mode = data[0] % 4;
   const std::string bytes(reinterpret_cast<const char*>(data + 1), size - 1);
   if (mode == 0) {
     membership m;
@@ -30,6 +31,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       const std::string again = partition::encode_hard_state_slot(d->first, d->second);
       if (std::memcmp(again.data(), bytes.data(), 52) != 0) __builtin_trap();
     }
+  } else if (mode == 3) {
+    auto d = partition::decode_conf_records(bytes);
+    if (d && !bytes.empty() && partition::encode_conf_records(d.value()) != bytes) __builtin_trap();
   } else {
     // As the storage hands it over: one whole batch whose header and CRC passed.
     sluice::storage::batch_header h;

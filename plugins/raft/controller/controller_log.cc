@@ -82,19 +82,8 @@ sdk::task<result<void>> controller_log::compact(log_index index, std::string dat
   out += encode_snapshot_record(_log.stored_snapshot());
   for (const entry& e : _log.stored_entries()) out += encode_entry_record(e);
   // If this fails the old file stands: it holds everything the snapshot does.
-  const std::string tmp = _path + ".tmp";
-  const int32_t fd = co_await sdk::openat(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) co_return io_error("cannot create", tmp, fd);
-  size_t done = 0;
-  int32_t rc = 0;
-  while (done < out.size() && (rc = co_await sdk::write(fd, out.data() + done, out.size() - done, done)) > 0)
-    done += static_cast<size_t>(rc);
-  if (done == out.size()) rc = co_await sdk::fdatasync(fd);
-  (void)co_await sdk::close(fd);
-  if (done != out.size() || rc < 0) co_return io_error("cannot write", tmp, rc < 0 ? rc : -EIO);
-  if (const int32_t r = co_await sdk::rename(tmp.c_str(), _path.c_str()); r < 0) co_return io_error("cannot rename", tmp, r);
-  const std::string dir = _path.substr(0, _path.rfind('/'));
-  if (const int32_t ds = co_await sdk::fsync_dir(dir); ds < 0) co_return io_error("cannot fsync", dir, ds);
+  if (const sdk::replace_file_error e = co_await sdk::replace_file(_path, out))
+    co_return io_error(std::string("cannot ") + e.step, _path, e.rc);
   const int32_t nfd = co_await sdk::openat(_path.c_str(), O_RDWR | O_CLOEXEC, 0);
   if (nfd < 0) co_return io_error("cannot open", _path, nfd);
   if (_fd >= 0) (void)co_await sdk::close(_fd);

@@ -27,5 +27,25 @@ TEST(hard_state_slot, torn_or_foreign_slots_are_rejected) {
   EXPECT_FALSE(decode_hard_state_slot(reinterpret_cast<const uint8_t*>(slot.data()), 20));
 }
 
+TEST(conf_records, round_trip_and_reject_damage) {
+  membership a;
+  a.voters = {node_id(1), node_id(2), node_id(3)};
+  membership b = a;
+  b.learners = {node_id(7)};
+  const std::vector<conf_record> recs{{log_index(5), term_id(2), a}, {log_index(9), term_id(3), b}};
+  const std::string bytes = encode_conf_records(recs);
+  auto back = decode_conf_records(bytes);
+  ASSERT_TRUE(back) << back.err().message;
+  EXPECT_EQ(back.value(), recs);
+  EXPECT_TRUE(decode_conf_records("").value().empty());
+  std::string flipped = bytes;
+  flipped[20] ^= 1;
+  auto bad = decode_conf_records(flipped);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.err().message.find("CRC"), std::string::npos);
+  EXPECT_FALSE(decode_conf_records(bytes.substr(0, bytes.size() - 3)));
+  EXPECT_FALSE(decode_conf_records(std::string(32, 'x')));
+}
+
 }  // namespace
 }  // namespace sluice::raft::partition

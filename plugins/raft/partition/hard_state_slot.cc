@@ -61,4 +61,57 @@ std::optional<std::pair<persisted_state, uint64_t>> decode_hard_state_slot(const
   return std::make_pair(s, seq);
 }
 
+namespace {
+constexpr uint32_t conf_magic = 0x424d5253;  // "SRMB" read little-endian
+constexpr uint32_t conf_version = 1;
+
+error bad_conf(const std::string& why) { return make_raft_error(errc::invalid_argument, "membership records: " + why); }
+}  // namespace
+
+std::string encode_conf_records(const std::vector<conf_record>& recs) {
+  std::string out;
+  put32(out, conf_magic);
+  put32(out, conf_version);
+  put32(out, static_cast<uint32_t>(recs.size()));
+  for (const conf_record& r : recs) {
+    put64(out, r.index.value());
+    put64(out, r.term.value());
+    const std::string m = encode_membership(r.members);
+    put32(out, static_cast<uint32_t>(m.size()));
+    out += m;
+  }
+  put32(out, storage::crc32c(0, out.data(), out.size()));
+  return out;
+}
+
+result<std::vector<conf_record>> decode_conf_records(std::string_view bytes) {
+  std::vector<conf_record> out;
+  if (bytes.empty()) return out;
+  const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
+  if (bytes.size() < 16) return bad_conf(std::to_string(bytes.size()) + " bytes, shorter than the header and CRC");
+  if (get32(p) != conf_magic) return bad_conf("not a membership file (bad magic)");
+  if (get32(p + 4) != conf_version) return bad_conf("unknown version " + std::to_string(get32(p + 4)));
+  const size_t body = bytes.size() - 4;
+  if (get32(p + body) != storage::crc32c(0, p, body)) return bad_conf("CRC mismatch (torn or corrupt)");
+  const uint32_t count = get32(p + 8);
+  size_t at = 12;
+  for (uint32_t k = 0; k < count; ++k) {
+    if (body - at < 20) return bad_conf("record " + std::to_string(k) + " is cut short");
+    conf_record r;
+    r.index = log_index(get64(p + at));
+    r.term = term_id(get64(p + at + 8));
+    const uint32_t len = get32(p + at + 16);
+    at += 20;
+    if (body - at < len) return bad_conf("record " + std::to_string(k) + "'s membership is cut short");
+    auto m = decode_membership(bytes.substr(at, len));
+    if (!m) return bad_conf("record " + std::to_string(k) + ": " + m.err().message);
+    r.members = std::move(m.value());
+    at += len;
+    if (!out.empty() && out.back().index >= r.index) return bad_conf("record indexes do not ascend");
+    out.push_back(std::move(r));
+  }
+  if (at != body) return bad_conf(std::to_string(body - at) + " bytes after the last record");
+  return out;
+}
+
 }  // namespace sluice::raft::partition

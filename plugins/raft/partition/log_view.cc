@@ -18,6 +18,7 @@ void log_view::reset(int64_t start_offset, int64_t next_offset, std::vector<epoc
                       "the epoch table ascends");
   _snap_term = snapshot_term;
   _hard = hs;
+  _confs.clear();
   _tail.clear();
   _tail_bytes = 0;
   _readback.clear();
@@ -32,11 +33,58 @@ void log_view::note_term(const entry& e) {
   SLUICE_ASSERT_MSG(_epochs.back().term == e.term, "terms never decrease along a log");
 }
 
+void log_view::add_conf(std::vector<conf_record>& to, const entry& e) {
+  if (e.type != entry_type::conf_change) return;
+  auto m = decode_membership(e.data.view());
+  SLUICE_ASSERT_MSG(m.has_value(), "a conf_change entry holds a valid membership");
+  SLUICE_ASSERT_MSG(to.empty() || to.back().index < e.index, "membership records ascend");
+  to.push_back(conf_record{e.index, e.term, std::move(m.value())});
+}
+
+std::vector<conf_record> log_view::confs_after(const std::vector<entry>& ents) const {
+  std::vector<conf_record> out = _confs;
+  for (const entry& e : ents) add_conf(out, e);
+  return out;
+}
+
+bool log_view::set_confs(std::vector<conf_record> recs) {
+  const std::vector<conf_record> before = _confs;
+  _confs.clear();
+  for (conf_record& r : recs) {
+    if (r.index > _last) break;  // written to the file, never to the log
+    if (r.index + 1 >= _first) {
+      auto t = term(r.index);
+      if (!t || t.value() != r.term) break;  // the log holds another entry there: it and all after were replaced
+    }
+    if (!_confs.empty()) SLUICE_ASSERT_MSG(_confs.back().index < r.index, "membership records ascend");
+    _confs.push_back(std::move(r));
+  }
+  // Of the records before the log start, the latest is the snapshot's membership.
+  size_t keep = 0;
+  for (size_t k = 0; k < _confs.size(); ++k)
+    if (_confs[k].index < _first) keep = k;
+  _confs.erase(_confs.begin(), _confs.begin() + static_cast<ptrdiff_t>(keep));
+  return _confs != before;
+}
+
+const conf_record* log_view::conf_at(log_index at) const {
+  auto it = std::upper_bound(_confs.begin(), _confs.end(), at,
+                             [](log_index v, const conf_record& r) { return v < r.index; });
+  return it == _confs.begin() ? nullptr : &*std::prev(it);
+}
+
+std::optional<membership_record> log_view::last_membership(log_index at) const {
+  const conf_record* r = conf_at(at);
+  if (r == nullptr) return std::nullopt;
+  return membership_record{r->index, r->members};
+}
+
 void log_view::appended(const std::vector<entry>& ents) {
   for (const entry& e : ents) {
     SLUICE_ASSERT_MSG(e.index == _last + 1, "appends continue the log");
     SLUICE_ASSERT(e.count >= 1);
     note_term(e);
+    add_conf(_confs, e);
     _last = e.last();
     _tail.push_back(e);
     _tail_bytes += e.bytes();
@@ -62,6 +110,7 @@ void log_view::truncated(log_index from) {
   SLUICE_ASSERT(_tail.empty() || _tail.back().last() == _last);
   while (!_epochs.empty() && _epochs.back().start >= from) _epochs.pop_back();
   while (!_readback.empty() && _readback.back().last() >= from) _readback.pop_back();
+  while (!_confs.empty() && _confs.back().index >= from) _confs.pop_back();
 }
 
 void log_view::restored(const snapshot_meta& s) {
@@ -73,6 +122,7 @@ void log_view::restored(const snapshot_meta& s) {
   _tail_bytes = 0;
   _readback.clear();
   _want.reset();
+  _confs.assign(1, conf_record{s.index, s.term, s.members});
 }
 
 void log_view::prefix_removed(int64_t start_offset) {
@@ -86,6 +136,7 @@ void log_view::prefix_removed(int64_t start_offset) {
     _tail.pop_front();
   }
   while (!_readback.empty() && _readback.front().index < _first) _readback.pop_front();
+  while (_confs.size() > 1 && _confs[1].index < _first) _confs.erase(_confs.begin());
 }
 
 void log_view::fill_readback(std::vector<entry> ents) {
@@ -154,7 +205,8 @@ snapshot_meta log_view::snapshot_meta_of() const {
   m.index = _first - 1;
   auto t = term(m.index);
   m.term = t ? t.value() : _snap_term;
-  m.members = _members;
+  const conf_record* r = conf_at(m.index);
+  m.members = r ? r->members : _bootstrap;
   return m;
 }
 

@@ -17,10 +17,15 @@
 // The group updates it after every change it makes to the storage log
 // (appended, truncated, reset), so it never disagrees with the disk.
 //
-// Partitions keep no membership in their log: a partition's voters are its
-// replicas as the controller assigned them (the bootstrap).
+//
+// Membership: a brand-new group's voters are its replicas as the controller
+// assigned them (the bootstrap). Moving a replica adds conf_change entries
+// (control batches) to the log; the view keeps every one it knows of as a
+// conf_record (index, term, membership), which the group also persists in
+// the .members file, so last_membership() needs no scan of the log.
 #pragma once
 
+#include "hard_state_slot.h"
 #include "log_reader.h"
 
 #include <deque>
@@ -36,7 +41,8 @@ struct epoch_start {
 
 class log_view final : public log_reader {
  public:
-  log_view(membership replicas, uint64_t tail_bytes_max) : _members(std::move(replicas)), _tail_bytes_max(tail_bytes_max) {}
+  log_view(membership bootstrap, uint64_t tail_bytes_max)
+      : _bootstrap(std::move(bootstrap)), _tail_bytes_max(tail_bytes_max) {}
 
   // ---- set up from the storage and the persisted hard state
   // start_offset/next_offset: the storage's LogState; epochs ascending.
@@ -54,6 +60,20 @@ class log_view final : public log_reader {
   void prefix_removed(int64_t start_offset);
   void set_hard_state(const hard_state& hs) { _hard = hs; }
 
+  // ---- membership records
+  // After reset(): the records persisted in the .members file. Records the
+  // log does not hold (past its end, or another term at that index: a crash
+  // between the file and the log) are dropped; of those before the log
+  // start only the latest stays. True if the list changed (rewrite the file).
+  bool set_confs(std::vector<conf_record> recs);
+  // The records after appending `ents` (what appended() will make of them):
+  // the group persists them before the entries reach the log.
+  std::vector<conf_record> confs_after(const std::vector<entry>& ents) const;
+  const std::vector<conf_record>& confs() const noexcept { return _confs; }
+  // The membership in effect now: the latest record's, or the bootstrap.
+  const membership& members() const noexcept { return _confs.empty() ? _bootstrap : _confs.back().members; }
+  const membership& bootstrap() const noexcept { return _bootstrap; }
+
   // ---- background reads for followers behind the tail cache
   std::optional<log_index> wanted_read() const noexcept { return _want; }
   void clear_wanted() noexcept { _want.reset(); }
@@ -67,14 +87,13 @@ class log_view final : public log_reader {
   result<std::vector<entry>> entries(log_index lo, log_index hi, uint64_t max_bytes) const override;
   snapshot_meta snapshot_meta_of() const override;
   result<snapshot> current_snapshot() const override;
-  std::optional<membership_record> last_membership(log_index) const override { return std::nullopt; }
+  std::optional<membership_record> last_membership(log_index at) const override;
 
   // `commit` moved back before the control entries (noop, conf_change) that
   // end the committed log, as far as the tail cache holds them.
   log_index visible_end(log_index commit) const;
 
   const std::vector<epoch_start>& epochs() const noexcept { return _epochs; }
-  const membership& members() const noexcept { return _members; }
   uint64_t tail_bytes() const noexcept { return _tail_bytes; }
 
  private:
@@ -82,8 +101,12 @@ class log_view final : public log_reader {
                      std::vector<entry>& out);
   void trim_tail();
   void note_term(const entry& e);
+  static void add_conf(std::vector<conf_record>& to, const entry& e);
+  // The latest record at or below `at`, if any.
+  const conf_record* conf_at(log_index at) const;
 
-  membership _members;
+  membership _bootstrap;
+  std::vector<conf_record> _confs;  // ascending by index, all <= _last
   uint64_t _tail_bytes_max;
   hard_state _hard;
   log_index _first{1};  // snapshot index + 1

@@ -110,5 +110,58 @@ TEST(log_view, the_visible_end_stops_before_trailing_control_entries) {
   EXPECT_EQ(v.visible_end(log_index(7)), log_index(5));  // not committed past the noops yet
 }
 
+entry conf(uint64_t term, uint64_t index, membership m) {
+  return entry{term_id(term), log_index(index), 1, entry_type::conf_change, payload(encode_membership(m))};
+}
+
+membership with_learner(uint64_t learner) {
+  membership m = three();
+  m.learners = {node_id(learner)};
+  return m;
+}
+
+TEST(log_view, membership_follows_conf_change_entries) {
+  log_view v(three(), 1 << 20);
+  v.reset(0, 0, {}, term_id(0), {});
+  EXPECT_FALSE(v.last_membership(log_index(0)));  // the bootstrap applies
+  v.appended({make(1, 1, 2), conf(1, 3, with_learner(4)), make(1, 4, 1)});
+  EXPECT_FALSE(v.last_membership(log_index(2)));
+  ASSERT_TRUE(v.last_membership(log_index(4)));
+  EXPECT_EQ(v.last_membership(log_index(4))->index, log_index(3));
+  EXPECT_EQ(v.members(), with_learner(4));
+  EXPECT_EQ(v.bootstrap(), three());
+  // A conflicting suffix removed takes its membership change with it.
+  v.truncated(log_index(3));
+  EXPECT_EQ(v.members(), three());
+  EXPECT_TRUE(v.confs().empty());
+}
+
+TEST(log_view, persisted_records_the_log_does_not_hold_are_dropped) {
+  log_view v(three(), 1 << 20);
+  // Offsets 0..9, all of term 2.
+  v.reset(0, 10, {{term_id(2), log_index(1)}}, term_id(0), {});
+  std::vector<conf_record> recs{{log_index(4), term_id(2), with_learner(4)},
+                                {log_index(8), term_id(1), with_learner(5)},  // another term there: replaced
+                                {log_index(12), term_id(2), three()}};        // never reached the log
+  EXPECT_TRUE(v.set_confs(recs));
+  ASSERT_EQ(v.confs().size(), 1u);
+  EXPECT_EQ(v.members(), with_learner(4));
+  EXPECT_FALSE(v.set_confs(v.confs()));  // unchanged
+}
+
+TEST(log_view, the_snapshot_carries_the_membership_before_the_log_start) {
+  log_view v(three(), 1 << 20);
+  v.reset(0, 0, {}, term_id(0), {});
+  v.appended({conf(1, 1, with_learner(4)), make(1, 2, 5), conf(1, 7, with_learner(5)), make(1, 8, 3)});
+  v.prefix_removed(8);  // the log starts at index 9
+  EXPECT_EQ(v.snapshot_meta_of().index, log_index(8));
+  EXPECT_EQ(v.snapshot_meta_of().members, with_learner(5));
+  EXPECT_EQ(v.confs().size(), 1u);  // only the latest before the start stays
+  snapshot_meta s{log_index(20), term_id(3), with_learner(6)};
+  v.restored(s);
+  EXPECT_EQ(v.members(), with_learner(6));
+  EXPECT_EQ(v.snapshot_meta_of().members, with_learner(6));
+}
+
 }  // namespace
 }  // namespace sluice::raft::partition

@@ -4,7 +4,10 @@
 #include "record_batch.h"
 #include "sluice/storage.pb.h"
 
+#include <fcntl.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 namespace sluice::raft::partition {
@@ -64,23 +67,57 @@ membership voters_of(const std::vector<node_id>& replicas) {
 }
 }  // namespace
 
-partition_group::partition_group(partition_key key, const std::vector<node_id>& replicas, std::string overrides,
-                                 const partition_settings& s, group_env& env,
-                                 std::function<void(partition_group&)> on_change)
+partition_group::partition_group(partition_key key, const std::vector<node_id>& bootstrap,
+                                 std::vector<node_id> assigned, std::string overrides, const partition_settings& s,
+                                 group_env& env, std::function<void(partition_group&)> on_change)
     : group(group_of(key), key.name(), env),
       _key(std::move(key)),
       _overrides(std::move(overrides)),
       _settings(s),
       _on_change(std::move(on_change)),
-      _view(voters_of(replicas), s.tail_cache_bytes),
+      _view(voters_of(bootstrap), s.tail_cache_bytes),
       _hs(s.state_dir + "/" + _key.topic + "-" + std::to_string(_key.partition) + "-" +
-          std::to_string(_key.revision) + ".state") {
+          std::to_string(_key.revision) + ".state"),
+      _members_path(s.state_dir + "/" + _key.topic + "-" + std::to_string(_key.partition) + "-" +
+                    std::to_string(_key.revision) + ".members") {
   PartitionId id;
   id.set_topic(_key.topic);
   id.set_partition(_key.partition);
   id.set_revision(_key.revision);
   _id_bytes = id.SerializeAsString();
-  if (!replicas.empty()) _preferred = replicas.front();
+  set_assigned(std::move(assigned));
+}
+
+void partition_group::set_assigned(std::vector<node_id> assigned) {
+  _assigned = std::move(assigned);
+  _preferred = _assigned.empty() ? node_id{} : _assigned.front();
+  _move_ticks = 0;
+}
+
+task<result<void>> partition_group::load_confs() {
+  const int32_t fd = co_await sdk::openat(_members_path.c_str(), O_RDONLY | O_CLOEXEC, 0);
+  if (fd == -ENOENT) co_return result<void>{};  // no membership change yet
+  if (fd < 0) co_return make_io("cannot open " + _members_path + ": " + std::strerror(-fd));
+  std::string bytes;
+  int32_t n = 0;
+  do {
+    const size_t at = bytes.size();
+    bytes.resize(at + 65536);
+    n = co_await sdk::read(fd, bytes.data() + at, 65536, at);
+    bytes.resize(at + static_cast<size_t>(std::max(n, 0)));
+  } while (n > 0 && bytes.size() < (16u << 20));
+  (void)co_await sdk::close(fd);
+  if (n < 0) co_return make_io("cannot read " + _members_path + ": " + std::strerror(-n));
+  auto recs = decode_conf_records(bytes);
+  if (!recs) co_return make_io(_members_path + ": " + recs.err().message);
+  if (_view.set_confs(std::move(recs.value()))) co_return co_await write_confs(_view.confs());
+  co_return result<void>{};
+}
+
+task<result<void>> partition_group::write_confs(const std::vector<conf_record>& recs) {
+  if (const sdk::replace_file_error e = co_await sdk::replace_file(_members_path, encode_conf_records(recs)))
+    co_return make_io(std::string("cannot ") + e.step + " " + _members_path + ": " + std::strerror(-e.rc));
+  co_return result<void>{};
 }
 
 partition_group::~partition_group() {
@@ -122,6 +159,7 @@ task<result<void>> partition_group::open(node_id self, uint64_t seed, sdk::gate:
   const persisted_state& st = hs.value();
   _view.reset(ls.start_offset(), ls.next_offset(), std::move(epochs), st.snapshot_term,
               hard_state{st.term, st.vote, log_index{}});
+  if (auto c = co_await load_confs(); !c) co_return c.err();
   _persisted = _view.last_index();
   _hw = ls.start_offset();
   _storage_start = ls.start_offset();
@@ -129,7 +167,7 @@ task<result<void>> partition_group::open(node_id self, uint64_t seed, sdk::gate:
 
   config cfg;
   cfg.self = self;
-  cfg.bootstrap = _view.members();
+  cfg.bootstrap = _view.bootstrap();
   cfg.election_timeout_ticks = _settings.election_timeout_ticks;
   cfg.heartbeat_interval_ticks = _settings.heartbeat_interval_ticks;
   cfg.deliver_committed_entries = false;
@@ -147,9 +185,10 @@ task<void> partition_group::close(bool delete_data) {
   PartitionRequest pr;
   pr.mutable_id()->ParseFromString(_id_bytes);
   co_await storage_call(delete_data ? STORAGE_REMOVE : STORAGE_CLOSE, pr.SerializeAsString());
-  if (delete_data)
+  if (delete_data) {
     co_await _hs.remove();
-  else
+    (void)co_await sdk::unlink(_members_path.c_str());
+  } else
     co_await _hs.close();
 }
 
@@ -233,7 +272,59 @@ result<void> partition_group::transfer(node_id target) {
   return result<void>{};
 }
 
+bool partition_group::moving() const {
+  if (_assigned.empty()) return false;
+  const membership& m = _view.members();
+  if (!m.learners.empty() || m.voters.size() != _assigned.size()) return true;
+  for (node_id n : _assigned)
+    if (!m.is_voter(n)) return true;
+  return !_view.confs().empty() && _view.confs().back().index > _commit;
+}
+
+void partition_group::move_replicas() {
+  const raft_node* n = node();
+  if (!n || _role != role::leader || _assigned.empty() || _conf_to_propose) return;
+  const membership& m = n->members();
+  const auto assigned = [this](node_id id) { return std::find(_assigned.begin(), _assigned.end(), id) != _assigned.end(); };
+  const node_status st = n->status();
+  const auto caught_up = [&](node_id id) {
+    for (const follower_status& f : st.followers)
+      if (f.id == id) return f.recent_active && f.match >= st.commit;
+    return false;
+  };
+  std::optional<conf_change> next;
+  for (node_id id : _assigned)  // 1. each assigned replica joins as a learner
+    if (!next && !m.contains(id)) next = conf_change{conf_change_type::add_learner, id};
+  for (node_id id : m.learners)  // 2. and votes once it holds what is committed; unassigned learners go
+    if (!next && (!assigned(id) || caught_up(id)))
+      next = conf_change{assigned(id) ? conf_change_type::promote : conf_change_type::remove_voter, id};
+  bool all_vote = true;
+  for (node_id id : _assigned) all_vote &= m.is_voter(id);
+  if (!next && all_vote) {
+    for (node_id id : m.voters) {  // 3. then the replicas not assigned leave
+      if (assigned(id)) continue;
+      if (id != _self) {
+        next = conf_change{conf_change_type::remove_voter, id};
+        break;
+      }
+      // The leader cannot remove itself: it hands leadership to a caught-up
+      // assigned replica (the preferred one first), which removes it.
+      node_id to;
+      for (node_id a : _assigned)
+        if (caught_up(a) && (to.is_zero() || a == _preferred)) to = a;
+      if (!to.is_zero()) _transfer_to = to;
+      break;
+    }
+  }
+  if (next) _conf_to_propose = next;
+  if (next || !_transfer_to.is_zero()) poke();
+}
+
 void partition_group::tick_preferred() {
+  if (_role == role::leader && ++_move_ticks >= 5) {
+    _move_ticks = 0;
+    move_replicas();
+  }
   // The storage's retention moves the log start on its own: the leader
   // looks every few seconds, so followers behind it get the snapshot point.
   if (_role == role::leader && ++_start_ticks >= 50 && !_closed) {
@@ -268,7 +359,7 @@ void partition_group::tick_preferred() {
   const raft_node* n = node();
   if (!n) return;
   for (const follower_status& f : n->status().followers)
-    if (f.id == _preferred && f.recent_active && f.match == n->last_index()) {
+    if (f.id == _preferred && !f.learner && f.recent_active && f.match == n->last_index()) {
       _transfer_to = _preferred;
       poke();
     }
@@ -287,6 +378,17 @@ void partition_group::on_round(raft_node& n) {
   }
   for (auto it = _confirms.begin(); it != _confirms.end();)
     it = it->second->finished ? _confirms.erase(it) : std::next(it);
+  if (_conf_to_propose) {
+    const conf_change cc = *std::exchange(_conf_to_propose, std::nullopt);
+    if (n.current_role() == role::leader) {
+      auto r = n.propose_conf_change(cc);
+      const std::string what = std::string(to_string(cc.type)) + " " + std::to_string(cc.node.value());
+      if (r)
+        sdk::log_info("raft: " + name() + ": moving replicas: " + what + " (membership " + to_string(n.members()) + ")");
+      else
+        sdk::log_debug("raft: " + name() + ": moving replicas: " + what + ": " + r.err().message);
+    }
+  }
   if (!_transfer_to.is_zero()) {
     const node_id t = std::exchange(_transfer_to, node_id{});
     if (n.current_role() == role::leader && t != _self) {
@@ -380,6 +482,7 @@ task<result<void>> partition_group::persist(const ready& rd) {
     sdk::reply rep = co_await storage_call(STORAGE_TRUNCATE_PREFIX, t.SerializeAsString());
     if (rep.status != 0) co_return make_io(name() + ": " + storage_error(rep, "resetting the log to the leader's start"));
     _view.restored(rd.snap->meta);
+    if (auto w = co_await write_confs(_view.confs()); !w) co_return w.err();
     _persisted = rd.snap->meta.index;
     persisted_state st = _hs.current();
     st.snapshot_index = rd.snap->meta.index;
@@ -392,6 +495,7 @@ task<result<void>> partition_group::persist(const ready& rd) {
     if (!w) co_return w.err();
   }
   if (!rd.entries.empty()) {
+    bool confs_cut = false;
     if (rd.truncate_from) {
       const log_index from = *rd.truncate_from;
       SLUICE_ASSERT(from == rd.entries.front().index);
@@ -401,12 +505,21 @@ task<result<void>> partition_group::persist(const ready& rd) {
         t.set_offset(offset_of_index(from));
         sdk::reply rep = co_await storage_call(STORAGE_TRUNCATE_SUFFIX, t.SerializeAsString());
         if (rep.status != 0) co_return make_io(name() + ": " + storage_error(rep, "truncating a conflicting suffix"));
+        const size_t confs_before = _view.confs().size();
         _view.truncated(from);
+        confs_cut = _view.confs().size() != confs_before;
         _persisted = from - 1;
         fail_waiters(replicate_status::not_leader, name() + ": the entry was replaced by a new leader's", from);
       }
     }
     SLUICE_ASSERT_MSG(rd.entries.front().index == _view.last_index() + 1, "a ready's entries continue the stored log");
+    // Membership records reach the .members file before their entries reach
+    // the log (opening drops records the log does not hold).
+    const bool conf = std::any_of(rd.entries.begin(), rd.entries.end(),
+                                  [](const entry& e) { return e.type == entry_type::conf_change; });
+    if (conf || confs_cut) {
+      if (auto w = co_await write_confs(conf ? _view.confs_after(rd.entries) : _view.confs()); !w) co_return w.err();
+    }
     auto a = co_await append(rd.entries);
     if (!a) co_return a.err();
     _view.appended(rd.entries);

@@ -20,6 +20,7 @@
 #include <map>
 #include <set>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace sluice::storage {
@@ -64,12 +65,15 @@ struct partition_settings {
 
 class partition_group final : public group {
  public:
-  // `on_change`: called after a round that changed the leader, term or high
-  // watermark (the plugin tells the kafka plugin).
-  // replicas: node ids in the controller's order; the first is preferred.
-  partition_group(partition_key key, const std::vector<node_id>& replicas, std::string overrides,
-                  const partition_settings& s,
-                  group_env& env, std::function<void(partition_group&)> on_change);
+  // `on_change`: called after a round that changed the leader, term, high
+  // watermark or membership (the plugin tells the kafka plugin).
+  // bootstrap: the voters of a brand-new group (used only while the log
+  // holds no membership); empty: this replica joins a running group, whose
+  // leader adds it as a learner. assigned: the controller's replicas, the
+  // first preferred; the leader moves the membership to them (a move).
+  partition_group(partition_key key, const std::vector<node_id>& bootstrap, std::vector<node_id> assigned,
+                  std::string overrides, const partition_settings& s, group_env& env,
+                  std::function<void(partition_group&)> on_change);
   ~partition_group() override;
 
   // Opens the storage log and the hard state, then starts the driver.
@@ -87,7 +91,14 @@ class partition_group final : public group {
   result<void> transfer(node_id target);
 
   const partition_key& key() const noexcept { return _key; }
+  // The membership in effect (as persisted in this replica's log).
   const membership& replicas() const noexcept { return _view.members(); }
+  // The controller's assignment changed (a move started, or was cancelled).
+  void set_assigned(std::vector<node_id> assigned);
+  const std::vector<node_id>& assigned() const noexcept { return _assigned; }
+  // True while the membership differs from the assignment or its last
+  // change is not committed.
+  bool moving() const;
   int64_t high_watermark() const noexcept { return _hw; }
   log_index commit_index() const noexcept { return _commit; }
   int64_t log_start_offset() const noexcept { return offset_of_index(_view.first_index()); }
@@ -96,6 +107,7 @@ class partition_group final : public group {
   term_id term() const noexcept { return _term; }
   role current_role() const noexcept { return _role; }
 
+  // Per tick: preferred-leader return, maintenance drain, replica moves.
   void tick_preferred();
   // The brokers in maintenance mode (the shard's set, updated in place): a
   // leader in it hands leadership to a caught-up replica outside it, and no
@@ -123,6 +135,12 @@ class partition_group final : public group {
     }
   };
   void fail_confirms();
+  // Leader: the next single-server step from the membership towards the
+  // assignment (add a learner, promote it once caught up, remove what is
+  // not assigned; a leader that is not assigned hands leadership over).
+  void move_replicas();
+  sdk::task<result<void>> load_confs();
+  sdk::task<result<void>> write_confs(const std::vector<conf_record>& recs);
   sdk::task<sdk::reply> storage_call(uint32_t type, const std::string& body, sdk::buffer buf = {});
   sdk::task<result<void>> append(const std::vector<entry>& ents);
   sdk::task<void> read_back(log_index from, sdk::gate::holder);
@@ -138,6 +156,10 @@ class partition_group final : public group {
   std::function<void(partition_group&)> _on_change;
   log_view _view;
   hard_state_file _hs;
+  std::string _members_path;  // the .members file (conf_records)
+  std::vector<node_id> _assigned;
+  std::optional<conf_change> _conf_to_propose;
+  uint32_t _move_ticks = 0;
   node_id _self;
 
   std::deque<std::shared_ptr<pending>> _to_propose;

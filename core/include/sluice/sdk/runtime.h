@@ -276,6 +276,38 @@ inline task<int32_t> fsync_dir(const std::string& dir) {
   co_return rc;
 }
 
+// What replace_file() did when it failed, for the error message.
+struct replace_file_error {
+  int32_t rc = 0;       // -errno; 0: success
+  const char* step = "";  // "create", "write", "fdatasync", "rename", "fsync directory"
+  explicit operator bool() const noexcept { return rc < 0; }
+};
+
+// Replaces the file at `path` with `bytes`, durably and atomically: writes
+// <path>.tmp, fdatasyncs it, renames it over `path` and fsyncs the
+// directory. A crash leaves the old file or the new one, whole.
+inline task<replace_file_error> replace_file(const std::string& path, std::string_view bytes) {
+  const std::string tmp = path + ".tmp";
+  const int32_t fd = co_await openat(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) co_return replace_file_error{fd, "create"};
+  size_t done = 0;
+  int32_t rc = 0;
+  while (done < bytes.size()) {
+    rc = co_await write(fd, bytes.data() + done, bytes.size() - done, done);
+    if (rc <= 0) break;
+    done += static_cast<size_t>(rc);
+  }
+  const int32_t sync = done == bytes.size() ? co_await fdatasync(fd) : 0;
+  (void)co_await close(fd);
+  if (done != bytes.size()) co_return replace_file_error{rc < 0 ? rc : -EIO, "write"};
+  if (sync < 0) co_return replace_file_error{sync, "fdatasync"};
+  if (const int32_t r = co_await rename(tmp.c_str(), path.c_str()); r < 0) co_return replace_file_error{r, "rename"};
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  if (const int32_t r = co_await fsync_dir(dir); r < 0) co_return replace_file_error{r, "fsync directory"};
+  co_return replace_file_error{};
+}
+
 // Sleeps for ns nanoseconds. Returns -ETIME when the time passed, or
 // -ECANCELED when as was aborted first.
 inline io_awaitable sleep_ns(uint64_t ns, abort_source* as = nullptr) noexcept {
