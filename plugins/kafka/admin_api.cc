@@ -183,6 +183,7 @@ json cluster_broker_json(broker& b, const broker_info& bi) {
                                        {"rack", bi.rack.empty() ? json(nullptr) : json(bi.rack)}};
   out["rpc_address"] = bi.rpc_address;
   out["maintenance"] = bi.maintenance;
+  out["decommissioned"] = bi.decommissioned;
   out["is_controller"] = bi.id == b.controller_id;
   if (bi.id != b.node_id) out["is_alive"] = nullptr;  // not tracked for other brokers
   return out;
@@ -222,6 +223,100 @@ task<http_response> set_maintenance(broker& b, http_request req) {
   if (r.error == error_code::invalid_request) co_return not_found(r.message);
   if (r.error != error_code::none) co_return http_response::error(503, r.message);
   co_return ok({{"node_id", *id}, {"maintenance", on}});
+}
+
+// ---- replica moves (docs/CLUSTER.md, "Moving replicas") -------------------------
+
+json move_json(const topic_info& t, int32_t p) {
+  return {{"topic", t.name},
+          {"partition", p},
+          {"replicas", t.replicas[static_cast<size_t>(p)]},
+          {"previous", previous_of(t, p)}};
+}
+
+http_response move_error(const op_result& r) {
+  if (r.error == error_code::invalid_request || r.error == error_code::unknown_topic_or_partition)
+    return not_found(r.message);
+  if (r.error == error_code::invalid_replica_assignment) return http_response::error(400, r.message);
+  return http_response::error(503, r.message);
+}
+
+// PUT (decommission) / DELETE (recommission) /v1/brokers/{id}/decommission.
+task<http_response> set_decommission(broker& b, http_request req) {
+  const auto id = parse_int32(req.params["id"]);
+  if (!id) co_return http_response::error(400, "broker id must be an integer, got '" + req.params["id"] + "'");
+  if (!b.clustered()) co_return http_response::error(400, "decommissioning needs a cluster (the raft plugin)");
+  const bool on = req.method == "PUT";
+  op_result r;
+  int32_t moves = 0;
+  co_await b.on_controller([&](topic_manager& tm) -> task<void> { r = co_await tm.set_decommissioned(*id, on, &moves); });
+  if (r.error != error_code::none) co_return move_error(r);
+  co_return ok({{"node_id", *id}, {"decommissioned", on}, {"moves_started", moves}});
+}
+
+// GET /v1/brokers/{id}/decommission: the replicas still on the broker.
+task<http_response> get_decommission(broker& b, http_request req) {
+  const auto id = parse_int32(req.params["id"]);
+  if (!id) co_return http_response::error(400, "broker id must be an integer, got '" + req.params["id"] + "'");
+  const image_ptr img = b.image();
+  auto it = img->brokers.find(*id);
+  if (!b.clustered() || it == img->brokers.end()) co_return not_found("no broker with id " + std::to_string(*id) + " is registered");
+  json left = json::array();
+  for (const auto& [_, t] : img->topics)
+    for (int32_t p = 0; p < t.partitions; ++p) {
+      const std::vector<int32_t> h = hosts_of(t, p, b.node_id);
+      if (std::find(h.begin(), h.end(), *id) != h.end()) left.push_back(move_json(t, p));
+    }
+  co_return ok({{"node_id", *id},
+                {"decommissioned", it->second.decommissioned},
+                {"finished", it->second.decommissioned && left.empty()},
+                {"replicas_left", left.size()},
+                {"partitions", left}});
+}
+
+// POST /v1/partitions/{topic}/{partition}/replicas, body [1, 2, 4] or
+// {"replicas": [1, 2, 4]}: moves the partition to those brokers.
+task<http_response> move_partition(broker& b, http_request req) {
+  if (!b.clustered()) co_return http_response::error(400, "moving replicas needs a cluster (the raft plugin)");
+  const auto p = parse_int32(req.params["partition"]);
+  if (!p) co_return http_response::error(400, "partition must be an integer, got '" + req.params["partition"] + "'");
+  json body = json::parse(req.body, nullptr, false);
+  if (body.is_object() && body.contains("replicas")) body = body["replicas"];
+  std::vector<int32_t> replicas;
+  if (!body.is_array()) co_return http_response::error(400, "the body must be a list of broker ids, or {\"replicas\": [...]}");
+  for (const json& r : body) {
+    if (!r.is_number_integer() || r.get<int64_t>() < 0 || r.get<int64_t>() > INT32_MAX)
+      co_return http_response::error(400, "replica " + r.dump() + " is not a broker id");
+    replicas.push_back(r.get<int32_t>());
+  }
+  op_result r;
+  const std::string topic = req.params["topic"];
+  co_await b.on_controller([&](topic_manager& tm) -> task<void> { r = co_await tm.move_partition(topic, *p, replicas); });
+  if (r.error != error_code::none) co_return move_error(r);
+  const image_ptr img = b.image();
+  const topic_info* t = img->find(topic);
+  if (!t || *p >= static_cast<int32_t>(t->replicas.size())) co_return not_found("no partition " + topic + "/" + std::to_string(*p));
+  co_return ok(move_json(*t, *p));
+}
+
+// POST /v1/cluster/rebalance: evens out replica counts over the brokers.
+task<http_response> post_rebalance(broker& b, http_request) {
+  if (!b.clustered()) co_return http_response::error(400, "rebalancing needs a cluster (the raft plugin)");
+  op_result r;
+  int32_t moves = 0;
+  co_await b.on_controller([&](topic_manager& tm) -> task<void> { r = co_await tm.rebalance(&moves); });
+  if (r.error != error_code::none) co_return move_error(r);
+  co_return ok({{"moves_started", moves}});
+}
+
+// GET /v1/cluster/moves: the partitions moving now.
+task<http_response> get_moves(broker& b, http_request) {
+  const image_ptr img = b.image();
+  json out = json::array();
+  for (const auto& [_, t] : img->topics)
+    for (size_t p = 0; p < t.previous.size(); ++p)
+      if (!t.previous[p].empty()) out.push_back(move_json(t, static_cast<int32_t>(p)));
+  co_return ok(out);
 }
 
 task<http_response> get_health(broker& b, http_request) {
@@ -505,6 +600,12 @@ void register_admin_routes(broker& b, sdk::admin_routes& routes) {
   routes.add("GET", "/v1/brokers/{id}", bind(&get_broker));
   routes.add("PUT", "/v1/brokers/{id}/maintenance", bind(&set_maintenance));
   routes.add("DELETE", "/v1/brokers/{id}/maintenance", bind(&set_maintenance));
+  routes.add("PUT", "/v1/brokers/{id}/decommission", bind(&set_decommission));
+  routes.add("DELETE", "/v1/brokers/{id}/decommission", bind(&set_decommission));
+  routes.add("GET", "/v1/brokers/{id}/decommission", bind(&get_decommission));
+  routes.add("POST", "/v1/partitions/{topic}/{partition}/replicas", bind(&move_partition));
+  routes.add("POST", "/v1/cluster/rebalance", bind(&post_rebalance));
+  routes.add("GET", "/v1/cluster/moves", bind(&get_moves));
   routes.add("GET", "/v1/cluster/health", bind(&get_health));
   routes.add("GET", "/v1/topics", bind(&get_topics));
   routes.add("GET", "/v1/topics/{name}", bind(&get_topic));

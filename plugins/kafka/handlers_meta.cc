@@ -95,13 +95,17 @@ void describe_topic(broker& b, const topic_info& t, msg::metadata_response::meta
     mp.error_code = 0;
     mp.partition_index = p;
     if (b.clustered()) {
-      // The Raft group's leader and term; replicas as the controller assigned them.
+      // The Raft group's leader and term; replicas as the controller
+      // assigned them, plus those leaving in a move in flight (as Kafka lists
+      // adding and removing replicas during a reassignment). In sync: the
+      // replicas before the move (the new ones may still be catching up).
       const auto [leader, epoch] = b.leader_of(t.name, p);
       mp.leader_id = leader;
       mp.leader_epoch = epoch;
       if (leader < 0) mp.error_code = code(error_code::leader_not_available);
-      mp.replica_nodes = replicas_of(t, p, b.node_id);
-      mp.isr_nodes = mp.replica_nodes;
+      mp.replica_nodes = hosts_of(t, p, b.node_id);
+      const std::vector<int32_t> before = previous_of(t, p);
+      mp.isr_nodes = before.empty() ? replicas_of(t, p, b.node_id) : before;
       continue;
     }
     mp.leader_id = b.node_id;

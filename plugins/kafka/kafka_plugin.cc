@@ -147,7 +147,21 @@ class kafka_plugin final : public sdk::plugin {
     if (_b.storage_service < 0) return "the storage plugin's storage.log service is missing: list `storage` before `kafka`";
     shard_state& sh = _b.shards.emplace(shard, _b.cfg, _b.storage_service);
     if (_b.clustered()) {
-      sh.parts.set_cluster(_b.raft_partition, _b.node_id);
+      sh.parts.set_cluster(
+          _b.raft_partition, _b.node_id,
+          [this, &sh](const std::string& topic, int64_t revision, int32_t partition, std::vector<int32_t> voters) {
+            auto h = sh.tasks.try_enter();
+            if (!h) return;
+            sdk::spawn([](broker& b, std::string t, int64_t rev, int32_t p, std::vector<int32_t> v,
+                          sdk::gate::holder) -> task<void> {
+              op_result r;
+              co_await b.on_controller([&](topic_manager& tm) -> task<void> { r = co_await tm.finish_move(t, rev, p, v); });
+              if (r.error != error_code::none)
+                sdk::log_warn("kafka: reporting the move of " + t + "-" + std::to_string(p) + " done: " + r.message);
+              else if (!r.unchanged)
+                sdk::log_info("kafka: the move of " + t + "-" + std::to_string(p) + " is done");
+            }(_b, topic, revision, partition, std::move(voters), std::move(h)));
+          });
       sh.groups.set_clustered();
     }
     sh.image = _b.topics->image();

@@ -32,6 +32,11 @@ struct topic_info {
   // first (assigned by the controller). Empty on a single node: every
   // partition is on this node alone.
   std::vector<std::vector<int32_t>> replicas;
+  // Cluster mode: per partition, the replicas before the move in flight
+  // (empty: none moving). Every broker in either list holds a replica until
+  // the partition's leader reports the move done (finish_move). Empty as a
+  // whole when no partition of the topic moves.
+  std::vector<std::vector<int32_t>> previous;
 };
 
 // Cluster mode: a broker that registered with the controller.
@@ -42,6 +47,7 @@ struct broker_info {
   std::string rack;         // empty: none
   std::string rpc_address;  // HOST:PORT of its raft RPC
   bool maintenance = false;  // leadership drained off it (admin API)
+  bool decommissioned = false;  // its replicas move away; new ones are not placed on it
 };
 
 struct metadata_image {
@@ -72,6 +78,31 @@ using image_ptr = std::shared_ptr<const metadata_image>;
 
 // The replicas of a partition: the assignment in cluster mode, else {self}.
 std::vector<int32_t> replicas_of(const topic_info& t, int32_t partition, int32_t self);
+
+// Cluster mode: the replicas before the move in flight (empty: none).
+std::vector<int32_t> previous_of(const topic_info& t, int32_t partition);
+// The brokers that hold a replica of the partition now: the assignment,
+// then those of a move in flight that are leaving.
+std::vector<int32_t> hosts_of(const topic_info& t, int32_t partition, int32_t self);
+
+// Cluster mode: starts moving a partition to `replicas` (or changes the
+// target of the move in flight). "" or why not (unknown broker, duplicates,
+// a size other than the replication factor).
+std::string start_move(metadata_image& img, const std::string& topic, int32_t partition,
+                       const std::vector<int32_t>& replicas);
+// The partition's leader saw its group's voters equal the assignment: the
+// move is done. False if it is not the move in flight any more.
+bool finish_move(metadata_image& img, const std::string& topic, int64_t revision, int32_t partition,
+                 const std::vector<int32_t>& voters);
+// Moves every replica off broker `id` (decommission): each goes to the
+// eligible broker (registered, not decommissioned, not already a replica)
+// with the fewest replicas, preferring a rack the partition does not use.
+// "" or why not (no broker to take a replica). Counts the moves started.
+std::string move_off_broker(metadata_image& img, int32_t id, int32_t& moves);
+// Evens out replica counts over the eligible brokers (a broker that just
+// joined gets its share): moves replicas from the most loaded to the least
+// loaded until they differ by at most one. Counts the moves started.
+void rebalance_replicas(metadata_image& img, int32_t& moves);
 
 // Cluster mode: assigns `partitions` new partitions (numbered from `first`)
 // of `rf` replicas each over `brokers`, spreading replicas and preferred

@@ -50,6 +50,8 @@ struct partition_table::state {
   int32_t last_appended_epoch = -1;  // the term it was appended in
   uint64_t rebuild_generation = 0;
   sdk::condition changed;        // leader or high watermark moved
+  int64_t move_done_sent_ms = 0;  // when this leader last reported its move done
+  bool retiring = false;          // moved off this broker: retire_later() runs
 };
 
 namespace {
@@ -192,6 +194,35 @@ void partition_table::on_group_update(const std::string& bytes) {
   if (!st->is_leader) st->producers_ready = false;
   st->changed.notify_all();
   wake(*st);
+  check_move_done(*st, {gs.replicas().begin(), gs.replicas().end()}, {gs.assigned().begin(), gs.assigned().end()},
+                  gs.moving());
+}
+
+void partition_table::check_move_done(state& st, const std::vector<int32_t>& voters,
+                                      const std::vector<int32_t>& assigned, bool moving) {
+  if (!st.is_leader || moving || !_move_done || !_image) return;
+  const topic_info* t = _image->find(st.topic);
+  if (!t || t->revision != st.revision || previous_of(*t, st.partition).empty()) return;
+  if (assigned != replicas_of(*t, st.partition, _self)) return;  // the group has not heard of this assignment yet
+  // One report per second at most (a lost one is sent again on a later update).
+  const int64_t now = now_ms();
+  if (now - st.move_done_sent_ms < 1000) return;
+  st.move_done_sent_ms = now;
+  _move_done(st.topic, st.revision, st.partition, voters);
+}
+
+task<sdk::reply> partition_table::ensure_group(const state& st, const topic_info& t) {
+  cluster::EnsureRequest er;
+  *er.mutable_id() = st.id;
+  for (int32_t r : replicas_of(t, st.partition, _self)) er.add_replicas(r);
+  // A brand-new group starts with the voters before the move in flight (or
+  // the assignment); a replica not among them joins as a learner.
+  std::vector<int32_t> bootstrap = previous_of(t, st.partition);
+  if (bootstrap.empty()) bootstrap = replicas_of(t, st.partition, _self);
+  if (std::find(bootstrap.begin(), bootstrap.end(), _self) != bootstrap.end())
+    for (int32_t r : bootstrap) er.add_bootstrap(r);
+  *er.mutable_overrides() = open_request(st.id, st.settings).overrides();
+  co_return co_await raft_call(cluster::PARTITION_ENSURE, er.SerializeAsString());
 }
 
 // A new leader's producer state comes from its log, which holds every
@@ -233,7 +264,7 @@ task<std::shared_ptr<partition_table::state>> partition_table::get(const std::st
   }
   SLUICE_ASSERT(shard_of(topic, partition, sdk::shard_count()) == sdk::this_shard());
   if (clustered()) {
-    const std::vector<int32_t> reps = replicas_of(*t, partition, _self);
+    const std::vector<int32_t> reps = hosts_of(*t, partition, _self);
     if (std::find(reps.begin(), reps.end(), _self) == reps.end()) {
       err = error_code::not_leader_or_follower;  // not a replica here
       co_return nullptr;
@@ -260,11 +291,7 @@ task<std::shared_ptr<partition_table::state>> partition_table::get(const std::st
   if (clustered()) {
     // The raft plugin opens the log and runs the partition's group; the
     // leader, term and high watermark arrive through on_group_update().
-    cluster::EnsureRequest er;
-    *er.mutable_id() = st->id;
-    for (int32_t r : replicas_of(*t, partition, _self)) er.add_replicas(r);
-    *er.mutable_overrides() = open_request(st->id, st->settings).overrides();
-    sdk::reply rep = co_await raft_call(cluster::PARTITION_ENSURE, er.SerializeAsString());
+    sdk::reply rep = co_await ensure_group(*st, *t);
     cluster::GroupState gs;
     if (rep.status != 0 || !gs.ParseFromString(rep.msg.bytes) || gs.status() != cluster::CLUSTER_STATUS_OK) {
       sdk::log_error("kafka: cannot start the replica of " + topic + "-" + std::to_string(partition) + ": " +
@@ -315,19 +342,34 @@ task<void> partition_table::apply_image(image_ptr img) {
   _image = std::move(img);
   // Partitions whose topic is gone, or was re-created (new revision), or
   // lost partitions: remove their logs.
-  std::vector<std::shared_ptr<state>> gone, changed;
+  std::vector<std::shared_ptr<state>> gone, changed, reassigned;
   for (auto it = _parts.begin(); it != _parts.end();) {
     const topic_info* t = _image->find(it->second->topic);
     if (t == nullptr || t->revision != it->second->revision || it->second->partition >= t->partitions) {
       gone.push_back(it->second);
       it = _parts.erase(it);
     } else {
+      if (clustered()) {
+        const std::vector<int32_t> h = hosts_of(*t, it->second->partition, _self);
+        if (std::find(h.begin(), h.end(), _self) == h.end() && !it->second->retiring) {
+          if (auto g = _tasks.try_enter()) {
+            it->second->retiring = true;
+            sdk::spawn(retire_later(it->second, std::move(g)));
+          }
+        }
+      }
       const log_settings next = effective_log_settings(_cfg, t->configs);
       const log_settings& cur = it->second->settings;
       if (next.retention_ms != cur.retention_ms || next.retention_bytes != cur.retention_bytes ||
           next.segment_bytes != cur.segment_bytes || next.segment_ms != cur.segment_ms)
         changed.push_back(it->second);
       it->second->settings = next;
+      if (clustered()) {
+        const topic_info* old = previous ? previous->find(t->name) : nullptr;
+        const int32_t p = it->second->partition;
+        if (!old || replicas_of(*old, p, _self) != replicas_of(*t, p, _self) || previous_of(*old, p) != previous_of(*t, p))
+          reassigned.push_back(it->second);
+      }
       ++it;
     }
   }
@@ -340,35 +382,22 @@ task<void> partition_table::apply_image(image_ptr img) {
       sdk::log_warn("kafka: applying new configs to " + st->topic + "-" + std::to_string(st->partition) + ": " +
                     error_text(rep));
   }
-  for (auto& st : gone) {
+  // A move started, changed or ended: the group learns its new assignment.
+  for (auto& st : reassigned) {
     while (st->opening) co_await st->opened.wait();
-    st->removed = true;
-    wake(*st);
-    st->changed.notify_all();
-    if (st->open_error != error_code::none) continue;
-    if (clustered()) {
-      cluster::RemoveRequest r;
-      *r.mutable_id() = st->id;
-      r.set_delete_data(true);
-      sdk::reply rep = co_await raft_call(cluster::PARTITION_REMOVE, r.SerializeAsString());
-      if (rep.status != 0)
-        sdk::log_warn("kafka: removing the replica of " + st->topic + "-" + std::to_string(st->partition) +
-                      ": raft status " + std::to_string(rep.status));
-      continue;
-    }
-    PartitionRequest r;
-    *r.mutable_id() = st->id;
-    sdk::reply rep = co_await storage_call(STORAGE_REMOVE, r.SerializeAsString());
-    if (rep.status != 0)
-      sdk::log_warn("kafka: removing " + st->topic + "-" + std::to_string(st->partition) + ": " + error_text(rep));
+    const topic_info* t = _image->find(st->topic);
+    if (st->open_error != error_code::none || st->removed || !t) continue;
+    sdk::reply rep = co_await ensure_group(*st, *t);
+    if (rep.status == 0) on_group_update(rep.msg.bytes);
   }
+  for (auto& st : gone) co_await remove_replica(st);
   // Cluster mode: every replica this node holds runs its group, whether or
   // not clients use it (followers replicate, and any may become leader).
   if (clustered()) {
     for (const auto& [name, t] : _image->topics) {
       for (int32_t p = 0; p < t.partitions; ++p) {
         if (shard_of(name, p, sdk::shard_count()) != sdk::this_shard()) continue;
-        const std::vector<int32_t> reps = replicas_of(t, p, _self);
+        const std::vector<int32_t> reps = hosts_of(t, p, _self);
         if (std::find(reps.begin(), reps.end(), _self) == reps.end()) continue;
         error_code err;
         (void)co_await get(name, p, err);
@@ -399,6 +428,46 @@ task<void> partition_table::apply_image(image_ptr img) {
         sdk::log_warn("kafka: removing " + name + "-" + std::to_string(p) + ": " + error_text(rep));
     }
   }
+}
+
+task<void> partition_table::remove_replica(std::shared_ptr<state> st) {
+  while (st->opening) co_await st->opened.wait();
+  st->removed = true;
+  wake(*st);
+  st->changed.notify_all();
+  if (st->open_error != error_code::none) co_return;
+  if (clustered()) {
+    cluster::RemoveRequest r;
+    *r.mutable_id() = st->id;
+    r.set_delete_data(true);
+    sdk::reply rep = co_await raft_call(cluster::PARTITION_REMOVE, r.SerializeAsString());
+    if (rep.status != 0)
+      sdk::log_warn("kafka: removing the replica of " + st->topic + "-" + std::to_string(st->partition) +
+                    ": raft status " + std::to_string(rep.status));
+    co_return;
+  }
+  PartitionRequest r;
+  *r.mutable_id() = st->id;
+  sdk::reply rep = co_await storage_call(STORAGE_REMOVE, r.SerializeAsString());
+  if (rep.status != 0)
+    sdk::log_warn("kafka: removing " + st->topic + "-" + std::to_string(st->partition) + ": " + error_text(rep));
+}
+
+task<void> partition_table::retire_later(std::shared_ptr<state> st, sdk::gate::holder) {
+  constexpr uint64_t settle_ms = 5000;
+  if (co_await sdk::sleep_ms(settle_ms, &_stop) != -ETIME) co_return;
+  st->retiring = false;
+  auto it = _parts.find(key_of(st->topic, st->partition));
+  if (it == _parts.end() || it->second != st || !_image) co_return;
+  const topic_info* t = _image->find(st->topic);
+  if (t && t->revision == st->revision) {
+    const std::vector<int32_t> h = hosts_of(*t, st->partition, _self);
+    if (std::find(h.begin(), h.end(), _self) != h.end()) co_return;  // moved back meanwhile
+  }
+  _parts.erase(it);
+  sdk::log_info("kafka: the replica of " + st->topic + "-" + std::to_string(st->partition) +
+                " moved off this broker: removing it");
+  co_await remove_replica(st);
 }
 
 task<produce_outcome> partition_table::produce(const std::string& topic, int32_t partition, sdk::buffer batches,
@@ -802,6 +871,8 @@ task<void> partition_table::wait_for_data(const std::vector<fetch_position>& pos
 
 task<void> partition_table::close_all() {
   _closed = true;
+  _stop.request_abort();
+  co_await _tasks.close();
   for (auto& [key, st] : _parts) {
     while (st->opening) co_await st->opened.wait();
     wake(*st);

@@ -17,6 +17,7 @@
 
 #include <sluice/sdk/runtime.h>
 
+#include <functional>
 #include <list>
 #include <memory>
 #include <optional>
@@ -86,9 +87,14 @@ class partition_table {
   // Cluster mode: partitions are Raft groups of the raft plugin (its
   // "raft.partition" service on this shard); this node serves the ones it
   // leads and answers NOT_LEADER_OR_FOLLOWER for the others.
-  void set_cluster(int32_t raft_service, int32_t self) {
+  // move_done(topic, revision, partition, voters): this broker leads a
+  // partition whose move is done (its group's voters are the assignment);
+  // the broker tells the controller (topic_manager::finish_move).
+  using move_done_fn = std::function<void(const std::string&, int64_t, int32_t, std::vector<int32_t>)>;
+  void set_cluster(int32_t raft_service, int32_t self, move_done_fn move_done) {
     _raft = raft_service;
     _self = self;
+    _move_done = std::move(move_done);
   }
   bool clustered() const noexcept { return _raft >= 0; }
   // Cluster mode: the raft plugin reports a group's leader, term and high
@@ -147,6 +153,15 @@ class partition_table {
   sdk::task<void> rebuild_producers(state& st, int64_t end, producer_state_table& into);
   sdk::task<void> become_leader(std::shared_ptr<state> st);
   sdk::task<sdk::reply> raft_call(uint32_t type, const std::string& body, sdk::buffer buf = {});
+  // Cluster mode: starts (or updates the assignment of) the partition's group.
+  sdk::task<sdk::reply> ensure_group(const state& st, const topic_info& t);
+  void check_move_done(state& st, const std::vector<int32_t>& voters, const std::vector<int32_t>& assigned, bool moving);
+  // Stops the partition's replica here and deletes its data.
+  sdk::task<void> remove_replica(std::shared_ptr<state> st);
+  // Cluster mode: a replica moved off this broker is removed only if the
+  // image still says so a while later: a restarting broker replays old
+  // images (a move away and back) before it reaches the current one.
+  sdk::task<void> retire_later(std::shared_ptr<state> st, sdk::gate::holder);
   error_code leader_check(const state& st) const;
   // The storage's LogState of the partition (nullopt if the call failed).
   sdk::task<std::optional<storage::LogState>> log_state(const state& st);
@@ -157,6 +172,9 @@ class partition_table {
   int32_t _storage;
   int32_t _raft = -1;
   int32_t _self = 0;
+  move_done_fn _move_done;
+  sdk::gate _tasks;
+  sdk::abort_source _stop;
   image_ptr _image;
   bool _closed = false;
   std::unordered_map<std::string, std::shared_ptr<state>> _parts;  // key: topic + '\0' + partition

@@ -171,6 +171,72 @@ task<op_result> topic_manager::set_maintenance(int32_t id, bool on) {
   });
 }
 
+task<op_result> topic_manager::move_partition(const std::string& topic, int32_t partition,
+                                              std::vector<int32_t> replicas) {
+  co_return co_await change([&](const metadata_image& cur, metadata_image& next) {
+    const topic_info* t = cur.find(topic);
+    if (!t) return op_result{error_code::unknown_topic_or_partition, "no topic " + topic};
+    if (replicas.size() != static_cast<size_t>(t->replication_factor))
+      return op_result{error_code::invalid_replica_assignment,
+                       std::to_string(replicas.size()) + " replicas for a topic of replication factor " +
+                           std::to_string(t->replication_factor)};
+    for (int32_t r : replicas)
+      if (auto b = cur.brokers.find(r); b != cur.brokers.end() && b->second.decommissioned)
+        return op_result{error_code::invalid_replica_assignment, "broker " + std::to_string(r) + " is decommissioned"};
+    if (std::string why = start_move(next, topic, partition, replicas); !why.empty())
+      return op_result{error_code::invalid_replica_assignment, why};
+    if (next.topics.at(topic).replicas == t->replicas && next.topics.at(topic).previous == t->previous)
+      return op_result{error_code::none, {}, true};
+    return op_result{};
+  });
+}
+
+task<op_result> topic_manager::finish_move(const std::string& topic, int64_t revision, int32_t partition,
+                                           std::vector<int32_t> voters) {
+  co_return co_await change([&](const metadata_image&, metadata_image& next) {
+    if (!kafka::finish_move(next, topic, revision, partition, voters)) return op_result{error_code::none, {}, true};
+    return op_result{};
+  });
+}
+
+task<op_result> topic_manager::set_decommissioned(int32_t id, bool on, int32_t* moves) {
+  *moves = 0;
+  co_return co_await change([id, on, moves](const metadata_image& cur, metadata_image& next) {
+    auto it = cur.brokers.find(id);
+    if (it == cur.brokers.end())
+      return op_result{error_code::invalid_request, "no broker with id " + std::to_string(id) + " is registered"};
+    next.brokers[id].decommissioned = on;
+    if (on) {
+      if (std::string why = move_off_broker(next, id, *moves); !why.empty())
+        return op_result{error_code::invalid_replica_assignment, "cannot decommission broker " + std::to_string(id) + ": " + why};
+    } else {
+      // Recommission: moves off it that are still in flight go back.
+      for (auto& [name, t] : next.topics)
+        for (size_t p = 0; p < t.previous.size(); ++p) {
+          const std::vector<int32_t> prev = t.previous[p];
+          const std::vector<int32_t>& reps = t.replicas[p];
+          if (std::find(prev.begin(), prev.end(), id) == prev.end() || std::find(reps.begin(), reps.end(), id) != reps.end())
+            continue;
+          std::vector<int32_t> back;
+          for (int32_t r : prev)
+            if (back.size() < reps.size()) back.push_back(r);
+          (void)start_move(next, name, static_cast<int32_t>(p), back);
+          ++*moves;
+        }
+    }
+    if (it->second.decommissioned == on && *moves == 0) return op_result{error_code::none, {}, true};
+    return op_result{};
+  });
+}
+
+task<op_result> topic_manager::rebalance(int32_t* moves) {
+  *moves = 0;
+  co_return co_await change([moves](const metadata_image&, metadata_image& next) {
+    rebalance_replicas(next, *moves);
+    return op_result{error_code::none, {}, *moves == 0};
+  });
+}
+
 task<op_result> topic_manager::create_topic(const create_topic_spec& spec) {
   if (std::string why = validate_topic_name(spec.name); !why.empty())
     co_return op_result{error_code::invalid_topic_exception, why};

@@ -70,6 +70,18 @@ class topic_manager {
   // Cluster mode: maintenance mode on or off for broker id (its leaderships
   // are drained while on).
   sdk::task<op_result> set_maintenance(int32_t id, bool on);
+  // Cluster mode, replica moves (docs/CLUSTER.md, "Moving replicas"):
+  // a partition to an explicit replica list;
+  sdk::task<op_result> move_partition(const std::string& topic, int32_t partition, std::vector<int32_t> replicas);
+  // the leader's report that its group's voters are the assignment;
+  sdk::task<op_result> finish_move(const std::string& topic, int64_t revision, int32_t partition,
+                                   std::vector<int32_t> voters);
+  // decommission (every replica moves off the broker, none is placed on it)
+  // or recommission (moves off it still in flight go back); *moves counts
+  // the partitions set moving;
+  sdk::task<op_result> set_decommissioned(int32_t id, bool on, int32_t* moves);
+  // even out replica counts over the brokers (after one joined).
+  sdk::task<op_result> rebalance(int32_t* moves);
 
   // Main thread, at configure: reads the image or creates an empty one
   // (with a new cluster id). "" or an error naming the file.

@@ -429,18 +429,21 @@ class Cluster:
         self._allocate()
         return self
 
-    def start(self, wait=True, timeout=None):
-        """Checks the build, writes every node's YAML and starts every node; with wait, returns once every
-        node's ports accept connections. Retries on fresh ports if another process took one first."""
+    def start(self, wait=True, timeout=None, only=None):
+        """Checks the build, writes every node's YAML and starts every node (or the ids in `only`; the
+        others can join later with start_node); with wait, returns once their ports accept connections.
+        Retries on fresh ports if another process took one first."""
         self.check_built()
         for attempt in range(3):
             self.prepare()
-            for node in self.nodes.values():
+            started = [n for n in self.nodes.values() if only is None or n.id in only]
+            for node in started:
                 self._spawn(node)
             if not wait:
                 return self
             try:
-                self.wait_all_ready(timeout)
+                for node in started:
+                    self.wait_node_ready(node.id, timeout)
                 break
             except ClusterError:
                 busy = [n for n in self.nodes.values() if not n.running() and self._address_in_use(n)]
@@ -450,8 +453,8 @@ class Cluster:
                     self._kill_all()
                     continue
                 raise
-        self.event(f"{self.n} node(s) up in {self.base_dir}: " +
-                   ", ".join(f"{n.id}={n.kafka_address}" for n in self.nodes.values()))
+        self.event(f"{len(started)} of {self.n} node(s) up in {self.base_dir}: " +
+                   ", ".join(f"{n.id}={n.kafka_address}" for n in started))
         return self
 
     def _spawn(self, node):
@@ -735,13 +738,22 @@ class Cluster:
     def admin_delete(self, node_id, path, timeout=10.0):
         return self.admin_request(node_id, "DELETE", path, timeout)
 
-    def admin_request(self, node_id, method, path, timeout=3.0):
+    def admin_post(self, node_id, path, body=None, timeout=10.0):
+        """POST with `body` (JSON-encoded unless bytes or str)."""
+        return self.admin_request(node_id, "POST", path, timeout, body=body)
+
+    def admin_request(self, node_id, method, path, timeout=3.0, body=None):
         """One request to the node's admin API: (status, parsed JSON or text), or (None, error text)."""
         n = self.node(node_id)
         if not n.admin_port:
             return None, "admin_http is not loaded"
+        if body is not None and not isinstance(body, (bytes, str)):
+            body = json.dumps(body)
+        if isinstance(body, str):
+            body = body.encode()
         try:
-            req = urllib.request.Request(n.admin_url + path, method=method)
+            req = urllib.request.Request(n.admin_url + path, method=method, data=body,
+                                         headers={"Content-Type": "application/json"} if body is not None else {})
             with urllib.request.urlopen(req, timeout=timeout) as r:
                 body, status = r.read(), r.status
         except urllib.error.HTTPError as e:

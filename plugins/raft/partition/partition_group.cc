@@ -115,7 +115,8 @@ task<result<void>> partition_group::load_confs() {
 }
 
 task<result<void>> partition_group::write_confs(const std::vector<conf_record>& recs) {
-  if (const sdk::replace_file_error e = co_await sdk::replace_file(_members_path, encode_conf_records(recs)))
+  const std::string bytes = encode_conf_records(recs);
+  if (const sdk::replace_file_error e = co_await sdk::replace_file(_members_path, bytes))
     co_return make_io(std::string("cannot ") + e.step + " " + _members_path + ": " + std::strerror(-e.rc));
   co_return result<void>{};
 }
@@ -518,7 +519,10 @@ task<result<void>> partition_group::persist(const ready& rd) {
     const bool conf = std::any_of(rd.entries.begin(), rd.entries.end(),
                                   [](const entry& e) { return e.type == entry_type::conf_change; });
     if (conf || confs_cut) {
-      if (auto w = co_await write_confs(conf ? _view.confs_after(rd.entries) : _view.confs()); !w) co_return w.err();
+      // A named local: GCC 12 destroys a temporary in a co_await operand twice.
+      const std::vector<conf_record> recs = conf ? _view.confs_after(rd.entries) : _view.confs();
+      auto w = co_await write_confs(recs);
+      if (!w) co_return w.err();
     }
     auto a = co_await append(rd.entries);
     if (!a) co_return a.err();

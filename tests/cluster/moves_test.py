@@ -1,0 +1,234 @@
+#!/usr/bin/python3
+"""Moving replicas (issue 8) on four brokers, under a steady acks=all load, with real clients:
+
+- a topic of replication factor 3 is created on the first three brokers; a fourth joins (it is not a
+  seed), and POST /v1/cluster/rebalance moves replicas onto it: the partitions' leaders add it as a
+  learner, promote it once it holds what is committed, then remove the replica it replaces, and report
+  the move done to the controller; Metadata then lists three replicas per partition, some on broker 4;
+- PUT /v1/brokers/1/decommission moves every replica off broker 1 (leaderships on it are handed over
+  first); GET .../decommission reports it finished, no partition lists broker 1, and broker 1 holds no
+  group and no partition data any more; a move onto a decommissioned broker is refused;
+- DELETE .../decommission (recommission) and an explicit move
+  (POST /v1/partitions/{topic}/{partition}/replicas) put a replica back on broker 1;
+- a move survives the SIGKILL of the partition's leader half-way;
+- through all of it an idempotent producer keeps writing with acks=all: every acknowledged record is
+  read back exactly once, at the offset it was acknowledged with, in offset order.
+"""
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cluster as clusterlib  # noqa: E402
+
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+
+TOPIC = "moving"
+PARTITIONS = 6
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Failure(what)
+    print(f"ok: {what}", flush=True)
+
+
+class Load:
+    """An idempotent acks=all producer writing unique values round-robin until stopped."""
+
+    def __init__(self, c, rate=200):
+        self.c, self.rate = c, rate
+        self.acked, self.failed, self.sent = [], [], 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        p = Producer({"bootstrap.servers": self.c.bootstrap(), "acks": "all", "enable.idempotence": True,
+                      "linger.ms": 5, "message.timeout.ms": 120000})
+
+        def done(err, m):
+            if err is None:
+                self.acked.append((m.partition(), m.offset(), m.value()))
+            else:
+                self.failed.append(str(err))
+
+        i = 0
+        while not self.stop.is_set():
+            p.produce(TOPIC, value=f"v{i}".encode(), partition=i % PARTITIONS, on_delivery=done)
+            i += 1
+            self.sent = i
+            p.poll(0)
+            time.sleep(1.0 / self.rate)
+        left = p.flush(120)
+        if left:
+            self.failed.append(f"{left} record(s) still in flight after 120 s")
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(180)
+
+
+def replicas(c, nodes=None):
+    md = c.metadata(TOPIC, nodes=nodes, timeout=5.0)
+    t = md.topics.get(TOPIC)
+    if t is None or t.error is not None:
+        return None
+    return {p: sorted(t.partitions[p].replicas) for p in range(PARTITIONS)}
+
+
+def wait_moves_done(c, via, what, timeout=90.0):
+    def done():
+        st, body = c.admin_get(via, "/v1/cluster/moves")
+        return True if st == 200 and body == [] else None
+
+    c._wait(done, f"{what}: no move in flight", timeout, interval=0.5)
+    check(True, f"{what}: every move finished")
+
+
+def groups_on(c, node):
+    st, body = c.admin_get(node, "/v1/raft/groups")
+    if st != 200:
+        raise Failure(f"GET /v1/raft/groups on node {node}: {st} {body}")
+    return {g["partition"]: g for g in body if g.get("topic") == TOPIC}
+
+
+def wait_voters_match(c, holders):
+    """Every replica's group on every broker has the assigned voters and no learner."""
+    def ok():
+        for node in holders:
+            for p, g in groups_on(c, node).items():
+                if g["moving"] or g["learners"] or sorted(g["replicas"]) != sorted(g["assigned"]):
+                    return None
+        return True
+
+    c._wait(ok, "every group's voters equal its assignment", 60.0, interval=0.5)
+
+
+def scenario(c):
+    c.start(only=[1, 2, 3])
+    c.wait_brokers(ids=[1, 2, 3])
+    a = AdminClient({"bootstrap.servers": c.bootstrap([1, 2, 3])})
+    a.create_topics([NewTopic(TOPIC, num_partitions=PARTITIONS, replication_factor=3)])[TOPIC].result(30)
+    c.wait_leaders(TOPIC, PARTITIONS)
+    check(all(r == [1, 2, 3] for r in replicas(c, [1, 2, 3]).values()), "the topic is on brokers 1, 2 and 3")
+
+    with Load(c) as load:
+        time.sleep(3)
+        # A fourth broker joins; the rebalance moves replicas onto it.
+        c.start_node(4)
+        c.wait_brokers(ids=[1, 2, 3, 4])
+        st, body = c.admin_post(2, "/v1/cluster/rebalance")
+        check(st == 200 and body.get("moves_started", 0) >= 4, f"rebalance started moves onto broker 4: {st} {body}")
+        wait_moves_done(c, 2, "rebalance")
+        reps = replicas(c)
+        on4 = [p for p, r in reps.items() if 4 in r]
+        check(all(len(r) == 3 for r in reps.values()) and len(on4) >= 4,
+              f"3 replicas per partition, broker 4 holds {len(on4)} of them: {reps}")
+        wait_voters_match(c, [1, 2, 3, 4])
+        check(set(groups_on(c, 4)) == set(on4), f"broker 4 runs the groups of partitions {on4}")
+
+        # Decommission broker 1.
+        st, body = c.admin_put(3, "/v1/brokers/1/decommission")
+        check(st == 200 and body.get("decommissioned") is True, f"decommission broker 1: {st} {body}")
+
+        def finished():
+            s, b = c.admin_get(3, "/v1/brokers/1/decommission")
+            return b if s == 200 and b.get("finished") else None
+
+        body = c._wait(finished, "broker 1 decommissioned", 90.0, interval=0.5)
+        check(body["replicas_left"] == 0, f"no replica left on broker 1: {body}")
+        reps = replicas(c)
+        check(all(1 not in r and len(r) == 3 for r in reps.values()), f"no partition lists broker 1: {reps}")
+        c._wait(lambda: groups_on(c, 1) == {} or None, "broker 1 stops its groups", 30.0, interval=0.5)
+        data = os.path.join(c.node(1).data_dir)
+        left = [d for d, _, files in os.walk(data) if TOPIC in os.path.basename(d) and files]
+        check(not left, f"broker 1 removed the partitions' data: {left}")
+        st, body = c.admin_post(3, f"/v1/partitions/{TOPIC}/0/replicas", [1, 2, 3])
+        check(st == 400 and "decommissioned" in str(body), f"a move onto decommissioned broker 1 is refused: {st} {body}")
+
+        # Recommission, then move partition 0 back onto broker 1, killing its leader half-way.
+        st, body = c.admin_delete(3, "/v1/brokers/1/decommission")
+        check(st == 200 and body.get("decommissioned") is False, f"recommission broker 1: {st} {body}")
+        before = replicas(c)[0]
+        target = [1] + [r for r in before if r != before[0]][:2]
+        st, body = c.admin_post(3, f"/v1/partitions/{TOPIC}/0/replicas", {"replicas": target})
+        check(st == 200 and sorted(body.get("replicas", [])) == sorted(target),
+              f"move {TOPIC}/0 from {before} to {target}: {st} {body}")
+        leader = c.wait_leader(TOPIC, 0)
+        c.sigkill(leader)
+        c.event(f"SIGKILLed node {leader}, the leader of {TOPIC}/0, during its move")
+        time.sleep(2)
+        c.start_node(leader)
+        wait_moves_done(c, 3, f"move of {TOPIC}/0 with its leader killed")
+        check(replicas(c)[0] == sorted(target), f"{TOPIC}/0 is on {sorted(target)}")
+        wait_voters_match(c, [1, 2, 3, 4])
+        time.sleep(2)
+
+    check(not load.failed, f"no produce failed ({load.failed[:3]})")
+    check(len(load.acked) == load.sent, f"{len(load.acked)} of {load.sent} records acknowledged")
+    drain(c, load.acked)
+
+
+def drain(c, acked):
+    cons = Consumer({"bootstrap.servers": c.bootstrap(), "group.id": "moves-drain", "enable.partition.eof": True,
+                     "enable.auto.commit": False})
+    cons.assign([TopicPartition(TOPIC, p, 0) for p in range(PARTITIONS)])
+    got, eof, deadline = {}, set(), time.monotonic() + 90
+    while len(eof) < PARTITIONS and time.monotonic() < deadline:
+        for m in cons.consume(1000, 1.0):
+            if m.error() is None:
+                got.setdefault(m.partition(), []).append((m.offset(), m.value()))
+            elif m.error().code() == KafkaError._PARTITION_EOF:
+                eof.add(m.partition())
+    cons.close()
+    check(len(eof) == PARTITIONS, f"read every partition to its end ({sorted(eof)})")
+    read = {(p, o, v) for p, msgs in got.items() for o, v in msgs}
+    values = [v for msgs in got.values() for _, v in msgs]
+    lost = [a for a in acked if a not in read]
+    dups = len(values) - len(set(values))
+    sent = {v for _, _, v in acked}
+    phantom = [v for v in values if v not in sent]
+    # Offsets ascend; they skip the control batches (a new leader's noop, membership changes).
+    unordered = [p for p, msgs in got.items() if any(a[0] >= b[0] for a, b in zip(msgs, msgs[1:]))]
+    check(not lost, f"every acknowledged record read back at its offset ({len(lost)} lost: {lost[:3]})")
+    check(dups == 0 and not phantom, f"no duplicate and no unsent value ({dups} duplicates, {len(phantom)} phantoms)")
+    check(not unordered, f"offsets ascend in every partition ({unordered})")
+    check(True, f"{len(acked)} acknowledged records read back exactly once")
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--brokerd")
+    ap.add_argument("--plugin-dir")
+    ap.add_argument("--work-dir")
+    a = ap.parse_args(argv)
+    c = clusterlib.Cluster(nodes=4, seeds=3, name="moves", brokerd=a.brokerd, plugin_dir=a.plugin_dir,
+                           work_dir=a.work_dir)
+    try:
+        with c:
+            scenario(c)
+        problems = c.problems
+    except (Failure, clusterlib.ClusterError, Exception) as e:
+        print(f"FAILED: {type(e).__name__}: {e}", flush=True)
+        return 1
+    if problems:
+        print(f"FAILED: broker problems: {problems}", flush=True)
+        return 1
+    print("moves_test: PASSED", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
