@@ -84,6 +84,84 @@ TEST(metadata_image, consecutive_partitions_spread_over_shards) {
   EXPECT_EQ(shard_of("t", 1, 4), shard_of("t", 1, 4));
 }
 
+// A cluster image of `brokers` brokers (ids 1..n) and one topic.
+metadata_image cluster_of(int32_t brokers, std::vector<std::vector<int32_t>> replicas) {
+  metadata_image img;
+  img.next_revision = 2;
+  for (int32_t id = 1; id <= brokers; ++id) img.brokers[id] = broker_info{id, "127.0.0.1", 9000 + id};
+  topic_info t;
+  t.name = "t";
+  t.partitions = static_cast<int32_t>(replicas.size());
+  t.replication_factor = static_cast<int16_t>(replicas.front().size());
+  t.revision = 1;
+  t.replicas = std::move(replicas);
+  img.topics["t"] = t;
+  return img;
+}
+
+TEST(replica_moves, a_move_keeps_the_leaving_replicas_until_the_leader_reports_it_done) {
+  metadata_image img = cluster_of(4, {{1, 2, 3}, {1, 2, 3}});
+  ASSERT_EQ(start_move(img, "t", 0, {4, 2, 3}), "");
+  const topic_info& t = img.topics.at("t");
+  EXPECT_EQ(t.replicas[0], (std::vector<int32_t>{4, 2, 3}));
+  EXPECT_EQ(previous_of(t, 0), (std::vector<int32_t>{1, 2, 3}));
+  EXPECT_EQ(hosts_of(t, 0, 1), (std::vector<int32_t>{4, 2, 3, 1}));
+  EXPECT_TRUE(previous_of(t, 1).empty());
+  // The target changes in flight: every possible member stays a host.
+  ASSERT_EQ(start_move(img, "t", 0, {2, 3, 1}), "");
+  EXPECT_EQ(hosts_of(t, 0, 1).size(), 4u);
+  EXPECT_FALSE(finish_move(img, "t", 1, 0, {2, 3, 4}));  // not the assignment
+  EXPECT_FALSE(finish_move(img, "t", 7, 0, {1, 2, 3}));  // another incarnation of the topic
+  EXPECT_TRUE(finish_move(img, "t", 1, 0, {1, 2, 3}));
+  EXPECT_TRUE(t.previous.empty());
+  // JSON keeps a move in flight.
+  ASSERT_EQ(start_move(img, "t", 1, {1, 2, 4}), "");
+  metadata_image back;
+  std::string error;
+  ASSERT_TRUE(image_from_json(image_to_json(img), back, error)) << error;
+  EXPECT_EQ(back.topics.at("t").previous, t.previous);
+  EXPECT_NE(start_move(img, "t", 0, {1, 1, 2}), "");  // repeated broker
+  EXPECT_NE(start_move(img, "t", 0, {1, 2, 9}), "");  // unknown broker
+  EXPECT_NE(start_move(img, "t", 5, {1, 2, 3}), "");  // no such partition
+}
+
+TEST(replica_moves, decommission_moves_every_replica_to_the_least_loaded_brokers) {
+  metadata_image img = cluster_of(5, {{1, 2, 3}, {2, 3, 1}, {3, 1, 2}, {1, 2, 3}});
+  img.brokers[1].decommissioned = true;
+  int32_t moves = 0;
+  ASSERT_EQ(move_off_broker(img, 1, moves), "");
+  EXPECT_EQ(moves, 4);
+  std::map<int32_t, int> count;
+  for (const auto& rs : img.topics.at("t").replicas) {
+    EXPECT_EQ(std::count(rs.begin(), rs.end(), 1), 0);
+    for (int32_t r : rs) ++count[r];
+  }
+  EXPECT_EQ(count[4], 2);  // the four replicas spread over brokers 4 and 5
+  EXPECT_EQ(count[5], 2);
+  // New topics skip a decommissioned broker.
+  std::vector<std::vector<int32_t>> out;
+  ASSERT_EQ(assign_replicas(img, img.brokers, 0, 8, 3, out), "");
+  for (const auto& rs : out) EXPECT_EQ(std::count(rs.begin(), rs.end(), 1), 0);
+  // Nowhere to go: three brokers, replication factor 3.
+  metadata_image small = cluster_of(3, {{1, 2, 3}});
+  EXPECT_NE(move_off_broker(small, 1, moves), "");
+}
+
+TEST(replica_moves, rebalance_gives_a_new_broker_its_share) {
+  metadata_image img = cluster_of(4, {{1, 2, 3}, {2, 3, 1}, {3, 1, 2}, {1, 2, 3}, {2, 3, 1}, {3, 1, 2}});
+  int32_t moves = 0;
+  rebalance_replicas(img, moves);
+  std::map<int32_t, int> count;
+  for (const auto& rs : img.topics.at("t").replicas) {
+    EXPECT_EQ(std::set<int32_t>(rs.begin(), rs.end()).size(), 3u);  // still three distinct replicas
+    for (int32_t r : rs) ++count[r];
+  }
+  EXPECT_EQ(moves, 4);  // 18 replicas over 4 brokers: 4 or 5 each
+  for (int32_t id = 1; id <= 4; ++id) EXPECT_TRUE(count[id] == 4 || count[id] == 5) << id << ": " << count[id];
+  rebalance_replicas(img, moves);
+  EXPECT_EQ(moves, 0);  // balanced, and the moving partitions are left alone
+}
+
 TEST(topic_configs, validation_names_the_config) {
   EXPECT_EQ(validate_topic_config("retention.ms", std::string("-1")), "");
   EXPECT_EQ(validate_topic_config("cleanup.policy", std::string("compact,delete")), "");
