@@ -236,6 +236,9 @@ sdk::task<bool> handle_alter_configs(broker&, request_context&, reader&, respons
 sdk::task<bool> handle_incremental_alter_configs(broker&, request_context&, reader&, response&);
 sdk::task<bool> handle_describe_cluster(broker&, request_context&, reader&, response&);
 sdk::task<bool> handle_describe_log_dirs(broker&, request_context&, reader&, response&);
+// handlers_reassign.cc
+sdk::task<bool> handle_alter_partition_reassignments(broker&, request_context&, reader&, response&);
+sdk::task<bool> handle_list_partition_reassignments(broker&, request_context&, reader&, response&);
 // handlers_group.cc
 sdk::task<bool> handle_find_coordinator(broker&, request_context&, reader&, response&);
 sdk::task<bool> handle_join_group(broker&, request_context&, reader&, response&);

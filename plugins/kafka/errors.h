@@ -62,6 +62,7 @@ enum class error_code : int16_t {
   group_id_not_found = 69,
   member_id_required = 79,
   fenced_instance_id = 82,
+  no_reassignment_in_progress = 85,
   group_subscribed_to_topic = 86,
   unknown_topic_id = 100,
   inconsistent_topic_id = 103,

@@ -62,6 +62,8 @@ constexpr handler_spec handler_specs[] = {
     {37, 0, 3, &handle_create_partitions},
     {42, 0, 2, &handle_delete_groups},
     {44, 0, 1, &handle_incremental_alter_configs},
+    {45, 0, 0, &handle_alter_partition_reassignments},
+    {46, 0, 0, &handle_list_partition_reassignments},
     {47, 0, 0, &handle_offset_delete},
     {60, 0, 1, &handle_describe_cluster},
     {61, 0, 0, &handle_describe_producers},
@@ -380,7 +382,9 @@ class kafka_plugin final : public sdk::plugin {
     }
     if (req.type == cluster::KAFKA_LEADERS) {
       // Leaders announced by the brokers that lead (for partitions this
-      // broker holds no replica of): a later term wins, on every shard.
+      // broker holds no replica of): a later term wins, on every shard, and
+      // so does a leader for the term in which this broker knew none (its
+      // replica was moved away or is between elections).
       cluster::GroupList list;
       if (shard != 0 || !list.ParseFromString(req.bytes)) co_return out;
       std::vector<std::pair<std::string, std::pair<int32_t, int32_t>>> news;
@@ -391,7 +395,8 @@ class kafka_plugin final : public sdk::plugin {
           auto& leaders = _b.local().leaders;
           for (const auto& [key, lead] : news) {
             auto [it, fresh] = leaders.try_emplace(key, lead);
-            if (!fresh && it->second.second < lead.second) it->second = lead;
+            if (!fresh && (it->second.second < lead.second || (it->second.second == lead.second && it->second.first < 0)))
+              it->second = lead;
           }
           co_return;
         });

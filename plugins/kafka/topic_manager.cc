@@ -175,7 +175,8 @@ task<op_result> topic_manager::move_partition(const std::string& topic, int32_t 
                                               std::vector<int32_t> replicas) {
   co_return co_await change([&](const metadata_image& cur, metadata_image& next) {
     const topic_info* t = cur.find(topic);
-    if (!t) return op_result{error_code::unknown_topic_or_partition, "no topic " + topic};
+    if (!t || partition < 0 || partition >= t->partitions)
+      return op_result{error_code::unknown_topic_or_partition, "no partition " + topic + "-" + std::to_string(partition)};
     if (replicas.size() != static_cast<size_t>(t->replication_factor))
       return op_result{error_code::invalid_replica_assignment,
                        std::to_string(replicas.size()) + " replicas for a topic of replication factor " +
@@ -187,6 +188,25 @@ task<op_result> topic_manager::move_partition(const std::string& topic, int32_t 
       return op_result{error_code::invalid_replica_assignment, why};
     if (next.topics.at(topic).replicas == t->replicas && next.topics.at(topic).previous == t->previous)
       return op_result{error_code::none, {}, true};
+    return op_result{};
+  });
+}
+
+task<op_result> topic_manager::cancel_move(const std::string& topic, int32_t partition) {
+  co_return co_await change([&](const metadata_image& cur, metadata_image& next) {
+    const topic_info* t = cur.find(topic);
+    if (!t || partition < 0 || partition >= t->partitions)
+      return op_result{error_code::unknown_topic_or_partition, "no partition " + topic + "-" + std::to_string(partition)};
+    const std::vector<int32_t> prev = previous_of(*t, partition);
+    if (prev.empty())
+      return op_result{error_code::no_reassignment_in_progress,
+                       topic + "-" + std::to_string(partition) + " is not moving"};
+    // The replicas before the move come first in `previous` (brokers of
+    // an earlier target, merged in, follow them).
+    const size_t rf = t->replicas[static_cast<size_t>(partition)].size();
+    const std::vector<int32_t> back(prev.begin(), prev.begin() + static_cast<ptrdiff_t>(std::min(rf, prev.size())));
+    if (std::string why = start_move(next, topic, partition, back); !why.empty())
+      return op_result{error_code::invalid_replica_assignment, why};
     return op_result{};
   });
 }

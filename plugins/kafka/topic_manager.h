@@ -73,6 +73,9 @@ class topic_manager {
   // Cluster mode, replica moves (docs/CLUSTER.md, "Moving replicas"):
   // a partition to an explicit replica list;
   sdk::task<op_result> move_partition(const std::string& topic, int32_t partition, std::vector<int32_t> replicas);
+  // cancel the move in flight (back to the replicas before it);
+  // NO_REASSIGNMENT_IN_PROGRESS if none;
+  sdk::task<op_result> cancel_move(const std::string& topic, int32_t partition);
   // the leader's report that its group's voters are the assignment;
   sdk::task<op_result> finish_move(const std::string& topic, int64_t revision, int32_t partition,
                                    std::vector<int32_t> voters);

@@ -11,12 +11,15 @@
 - DELETE .../decommission (recommission) and an explicit move
   (POST /v1/partitions/{topic}/{partition}/replicas) put a replica back on broker 1;
 - a move survives the SIGKILL of the partition's leader half-way;
+- kafkajs moves a partition through Kafka's AlterPartitionReassignments and watches it in
+  ListPartitionReassignments (reassign_kafkajs.js);
 - through all of it an idempotent producer keeps writing with acks=all: every acknowledged record is
   read back exactly once, at the offset it was acknowledged with, in offset order.
 """
 import argparse
 import os
-import signal
+import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -28,6 +31,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition  # no
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 TOPIC = "moving"
+NODE = shutil.which("node") or "node"
 PARTITIONS = 6
 
 
@@ -174,6 +178,33 @@ def scenario(c):
         wait_moves_done(c, 3, f"move of {TOPIC}/0 with its leader killed")
         check(replicas(c)[0] == sorted(target), f"{TOPIC}/0 is on {sorted(target)}")
         wait_voters_match(c, [1, 2, 3, 4])
+
+        # Every broker names a leader for every partition (kafkajs refuses a Metadata answer with one missing).
+        def leaderless():
+            out = []
+            for n in c.nodes:
+                md = c.metadata(nodes=[n], timeout=5.0)
+                for name, t in md.topics.items():
+                    out += [(n, name, p) for p, pm in t.partitions.items() if pm.error is not None or pm.leader < 0]
+            return out
+
+        try:
+            c._wait(lambda: not leaderless() or None, "every broker names every partition's leader", 30.0, interval=0.5)
+        except clusterlib.ClusterError:
+            raise Failure(f"partitions without a leader (broker, topic, partition): {leaderless()}")
+        check(True, "every broker names a leader for every partition")
+
+        # Kafka's own API (KIP-455) through kafkajs: AlterPartitionReassignments, watched in
+        # ListPartitionReassignments until done.
+        before = replicas(c)[1]
+        spare = [n for n in (1, 2, 3, 4) if n not in before][0]
+        target = [spare] + before[1:]
+        js = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reassign_kafkajs.js")
+        r = subprocess.run([NODE, js, c.bootstrap(), TOPIC, "1", ",".join(map(str, target))],
+                           capture_output=True, text=True, timeout=150)
+        check(r.returncode == 0, f"kafkajs moved {TOPIC}/1 from {before} to {target}: {r.stdout.strip()} "
+                                 f"{r.stderr.strip()[-2000:]}")
+        check(replicas(c)[1] == sorted(target), f"{TOPIC}/1 is on {sorted(target)}")
         time.sleep(2)
 
     check(not load.failed, f"no produce failed ({load.failed[:3]})")
@@ -213,7 +244,10 @@ def main(argv):
     ap.add_argument("--brokerd")
     ap.add_argument("--plugin-dir")
     ap.add_argument("--work-dir")
+    ap.add_argument("--node", help="the node.js binary for the kafkajs step")
     a = ap.parse_args(argv)
+    global NODE
+    NODE = a.node or NODE
     c = clusterlib.Cluster(nodes=4, seeds=3, name="moves", brokerd=a.brokerd, plugin_dir=a.plugin_dir,
                            work_dir=a.work_dir)
     try:
