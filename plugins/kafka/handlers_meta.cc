@@ -215,22 +215,28 @@ task<bool> handle_create_topics(broker& b, request_context& ctx, reader& r, resp
       continue;
     }
     op_result result;
+    create_topic_spec spec;
     if (!t.assignments.empty()) {
-      // Manual assignment: only this node, one replica per partition.
+      // Manual assignment: partitions 0..n-1 in order; on one broker, each
+      // on this node alone; in a cluster, checked by the controller.
       bool ok = t.num_partitions == -1 && t.replication_factor == -1;
       for (size_t i = 0; ok && i < t.assignments.size(); ++i)
         ok = t.assignments[i].partition_index == static_cast<int32_t>(i) &&
-             t.assignments[i].broker_ids == std::vector<int32_t>{b.node_id};
+             (b.clustered() || t.assignments[i].broker_ids == std::vector<int32_t>{b.node_id});
       if (!ok) {
         result = {error_code::invalid_replica_assignment,
-                  "Replica assignments must list partitions 0..n-1, each on broker " + std::to_string(b.node_id) +
-                      " alone, with num_partitions and replication_factor -1"};
+                  b.clustered() ? std::string("Replica assignments must list partitions 0..n-1, with num_partitions and "
+                                              "replication_factor -1")
+                                : "Replica assignments must list partitions 0..n-1, each on broker " +
+                                      std::to_string(b.node_id) + " alone, with num_partitions and replication_factor -1"};
       }
+      if (b.clustered())
+        for (const auto& a : t.assignments) spec.assignments.push_back(a.broker_ids);
     }
-    create_topic_spec spec;
     spec.name = t.name;
     spec.partitions = t.assignments.empty() ? t.num_partitions : static_cast<int32_t>(t.assignments.size());
-    spec.replication_factor = t.assignments.empty() ? t.replication_factor : int16_t{1};
+    spec.replication_factor =
+        t.assignments.empty() ? t.replication_factor : static_cast<int16_t>(t.assignments.front().broker_ids.size());
     spec.validate_only = req.validate_only;
     for (const auto& c : t.configs) {
       if (!c.value) continue;  // null: use the default
@@ -317,15 +323,18 @@ task<bool> handle_create_partitions(broker& b, request_context& ctx, reader& r, 
     if (t.name == offsets_topic)
       result = {error_code::invalid_topic_exception,
                 std::string("The partition count of ") + offsets_topic + " decides where every group lives; it cannot change"};
+    std::vector<std::vector<int32_t>> assignments;
     if (t.assignments) {
-      for (const auto& a : *t.assignments)
-        if (a.broker_ids != std::vector<int32_t>{b.node_id})
+      for (const auto& a : *t.assignments) {
+        if (!b.clustered() && a.broker_ids != std::vector<int32_t>{b.node_id})
           result = {error_code::invalid_replica_assignment,
                     "Every new partition must be on broker " + std::to_string(b.node_id) + " alone"};
+        if (b.clustered()) assignments.push_back(a.broker_ids);
+      }
     }
     if (result.error == error_code::none)
       co_await b.on_controller([&](topic_manager& tm) -> task<void> {
-        result = co_await tm.create_partitions(t.name, t.count, req.validate_only);
+        result = co_await tm.create_partitions(t.name, t.count, req.validate_only, std::move(assignments));
       });
     res.error_code = code(result.error);
     if (!result.message.empty()) res.error_message = result.message;

@@ -145,6 +145,23 @@ std::vector<int32_t> replicas_of(const topic_info& t, int32_t partition, int32_t
   return {self};
 }
 
+std::string validate_assignment(const metadata_image& img, const std::vector<std::vector<int32_t>>& lists) {
+  for (size_t p = 0; p < lists.size(); ++p) {
+    const std::vector<int32_t>& rs = lists[p];
+    const std::string where = "partition " + std::to_string(p) + "'s replicas: ";
+    if (rs.empty()) return where + "empty";
+    if (rs.size() != lists.front().size()) return where + "not as many as the first partition's";
+    for (size_t i = 0; i < rs.size(); ++i) {
+      if (std::find(rs.begin(), rs.begin() + static_cast<ptrdiff_t>(i), rs[i]) != rs.begin() + static_cast<ptrdiff_t>(i))
+        return where + "broker " + std::to_string(rs[i]) + " listed twice";
+      auto b = img.brokers.find(rs[i]);
+      if (b == img.brokers.end()) return where + "no broker " + std::to_string(rs[i]) + " is registered";
+      if (b->second.decommissioned) return where + "broker " + std::to_string(rs[i]) + " is decommissioned";
+    }
+  }
+  return {};
+}
+
 std::vector<int32_t> previous_of(const topic_info& t, int32_t partition) {
   if (partition >= 0 && static_cast<size_t>(partition) < t.previous.size()) return t.previous[static_cast<size_t>(partition)];
   return {};

@@ -79,6 +79,11 @@ using image_ptr = std::shared_ptr<const metadata_image>;
 // The replicas of a partition: the assignment in cluster mode, else {self}.
 std::vector<int32_t> replicas_of(const topic_info& t, int32_t partition, int32_t self);
 
+// Cluster mode: a replica assignment given by a client (CreateTopics,
+// CreatePartitions): every list of the same size, its brokers distinct,
+// registered and not decommissioned. "" or what is wrong.
+std::string validate_assignment(const metadata_image& img, const std::vector<std::vector<int32_t>>& lists);
+
 // Cluster mode: the replicas before the move in flight (empty: none).
 std::vector<int32_t> previous_of(const topic_info& t, int32_t partition);
 // The brokers that hold a replica of the partition now: the assignment,

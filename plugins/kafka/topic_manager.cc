@@ -276,8 +276,14 @@ task<op_result> topic_manager::create_topic(const create_topic_spec& spec) {
       // The internal offsets topic takes what the cluster has, up to its setting.
       if (spec.name == "__consumer_offsets" && spec.replication_factor == -1)
         rf = static_cast<int16_t>(std::min<size_t>(static_cast<size_t>(rf), std::max<size_t>(1, cur.brokers.size())));
-      if (std::string why = assign_replicas(cur, cur.brokers, 0, partitions, rf, replicas); !why.empty())
+      if (!spec.assignments.empty()) {
+        if (std::string why = validate_assignment(cur, spec.assignments); !why.empty())
+          return op_result{error_code::invalid_replica_assignment, why};
+        replicas = spec.assignments;
+        rf = static_cast<int16_t>(replicas.front().size());
+      } else if (std::string why = assign_replicas(cur, cur.brokers, 0, partitions, rf, replicas); !why.empty()) {
         return op_result{error_code::invalid_replication_factor, why};
+      }
     } else if (rf > 1) {
       return op_result{error_code::invalid_replication_factor,
                        "Replication factor: " + std::to_string(rf) + " larger than available brokers: 1."};
@@ -305,7 +311,8 @@ task<op_result> topic_manager::delete_topic(const std::string& name) {
   });
 }
 
-task<op_result> topic_manager::create_partitions(const std::string& name, int32_t count, bool validate_only) {
+task<op_result> topic_manager::create_partitions(const std::string& name, int32_t count, bool validate_only,
+                                                 std::vector<std::vector<int32_t>> assignments) {
   const bool cluster = clustered();
   co_return co_await change([&](const metadata_image& cur, metadata_image& next) -> op_result {
     const topic_info* t = cur.find(name);
@@ -318,7 +325,19 @@ task<op_result> topic_manager::create_partitions(const std::string& name, int32_
                                                            std::to_string(count) + "."};
     if (count > 100000) return op_result{error_code::invalid_partitions, "At most 100000 partitions per topic."};
     std::vector<std::vector<int32_t>> more;
-    if (cluster) {
+    if (cluster && !assignments.empty()) {
+      if (assignments.size() != static_cast<size_t>(count - t->partitions))
+        return op_result{error_code::invalid_replica_assignment,
+                         std::to_string(assignments.size()) + " replica lists for " +
+                             std::to_string(count - t->partitions) + " new partitions"};
+      if (std::string why = validate_assignment(cur, assignments); !why.empty())
+        return op_result{error_code::invalid_replica_assignment, why};
+      if (assignments.front().size() != static_cast<size_t>(t->replication_factor))
+        return op_result{error_code::invalid_replica_assignment,
+                         std::to_string(assignments.front().size()) + " replicas per partition for a topic of replication factor " +
+                             std::to_string(t->replication_factor)};
+      more = std::move(assignments);
+    } else if (cluster) {
       if (std::string why = assign_replicas(cur, cur.brokers, t->partitions, count - t->partitions,
                                             t->replication_factor, more);
           !why.empty())
@@ -328,6 +347,8 @@ task<op_result> topic_manager::create_partitions(const std::string& name, int32_
     topic_info& nt = next.topics[name];
     nt.partitions = count;
     for (auto& r : more) nt.replicas.push_back(std::move(r));
+    // A move in flight keeps one `previous` list per partition.
+    if (!nt.previous.empty()) nt.previous.resize(nt.replicas.size());
     return op_result{};
   });
 }

@@ -45,6 +45,9 @@ struct create_topic_spec {
   int16_t replication_factor = -1;  // -1: default_replication_factor
   std::map<std::string, std::string> configs;
   bool validate_only = false;
+  // Cluster mode: the client's replica lists, one per partition (empty:
+  // the controller assigns them). partitions and replication_factor follow.
+  std::vector<std::vector<int32_t>> assignments;
 };
 
 class topic_manager {
@@ -94,7 +97,9 @@ class topic_manager {
   // Shard 0 only.
   sdk::task<op_result> create_topic(const create_topic_spec& spec);
   sdk::task<op_result> delete_topic(const std::string& name);
-  sdk::task<op_result> create_partitions(const std::string& name, int32_t count, bool validate_only);
+  // assignments (cluster mode): the new partitions' replica lists, or empty.
+  sdk::task<op_result> create_partitions(const std::string& name, int32_t count, bool validate_only,
+                                         std::vector<std::vector<int32_t>> assignments = {});
   // changes: name -> value (nullopt removes the override). incremental:
   // apply changes on top of the overrides; otherwise they replace them all.
   sdk::task<op_result> alter_configs(const std::string& name,

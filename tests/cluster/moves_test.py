@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """Moving replicas (issue 8) on four brokers, under a steady acks=all load, with real clients:
 
+- CreateTopics and CreatePartitions place replicas as the client asks (an unknown broker is refused with
+  INVALID_REPLICA_ASSIGNMENT);
 - a topic of replication factor 3 is created on the first three brokers; a fourth joins (it is not a
   seed), and POST /v1/cluster/rebalance moves replicas onto it: the partitions' leaders add it as a
   learner, promote it once it holds what is committed, then remove the replica it replaces, and report
@@ -28,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cluster as clusterlib  # noqa: E402
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition  # noqa: E402
-from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic  # noqa: E402
 
 TOPIC = "moving"
 NODE = shutil.which("node") or "node"
@@ -127,6 +129,7 @@ def scenario(c):
     a.create_topics([NewTopic(TOPIC, num_partitions=PARTITIONS, replication_factor=3)])[TOPIC].result(30)
     c.wait_leaders(TOPIC, PARTITIONS)
     check(all(r == [1, 2, 3] for r in replicas(c, [1, 2, 3]).values()), "the topic is on brokers 1, 2 and 3")
+    explicit_assignments(c, a)
 
     with Load(c) as load:
         time.sleep(3)
@@ -210,6 +213,27 @@ def scenario(c):
     check(not load.failed, f"no produce failed ({load.failed[:3]})")
     check(len(load.acked) == load.sent, f"{len(load.acked)} of {load.sent} records acknowledged")
     drain(c, load.acked)
+
+
+def explicit_assignments(c, a):
+    """CreateTopics and CreatePartitions with the client's replica lists."""
+    want = [[1, 2], [3, 1], [2, 3]]
+    a.create_topics([NewTopic("placed", 3, replica_assignment=want)])["placed"].result(30)
+    md = c.metadata("placed", nodes=[2])
+    got = [md.topics["placed"].partitions[p].replicas for p in range(3)]
+    check(got == want, f"CreateTopics places replicas as asked: {got}")
+    a.create_partitions([NewPartitions("placed", 4, replica_assignment=[[3, 2]])])["placed"].result(30)
+    c.wait_leaders("placed", 4)
+    md = c.metadata("placed", nodes=[1])
+    check(md.topics["placed"].partitions[3].replicas == [3, 2],
+          f"CreatePartitions places the new partition as asked: {md.topics['placed'].partitions[3].replicas}")
+    try:
+        a.create_topics([NewTopic("misplaced", 1, replica_assignment=[[1, 9]])])["misplaced"].result(30)
+        raise Failure("CreateTopics on unknown broker 9 succeeded")
+    except Exception as e:  # KafkaException
+        err = e.args[0] if e.args else None
+        check(err is not None and err.code() == KafkaError.INVALID_REPLICA_ASSIGNMENT,
+              f"CreateTopics on unknown broker 9 is refused: {err}")
 
 
 def drain(c, acked):
