@@ -1,5 +1,7 @@
 #include "partition_log.h"
 
+#include "fault_hook.h"
+
 #include "crc32c.h"
 
 #include <sluice/sdk/assert.h>
@@ -380,7 +382,8 @@ sdk::task<result<void>> partition_log::recover() {
   SLUICE_ASSERT(_failed || epoch_table::valid(_epochs.entries(), _start_offset));
 
   // What survived a crash may still sit in the device's cache: make it durable.
-  rc = co_await sdk::fdatasync(active().fd);
+  rc = fault_hook::instance().take(fault_op::sync);
+  if (rc == 0) rc = co_await sdk::fdatasync(active().fd);
   if (rc < 0) co_return io_error(-rc, "fdatasync " + active().log_path);
   sdk::log_info(_name + ": opened with " + std::to_string(_segments.size()) + " segment(s), offsets [" +
                 std::to_string(_start_offset) + ", " + std::to_string(_next_offset) + "), leader epoch " +
@@ -542,7 +545,8 @@ sdk::task<result<void>> partition_log::recover_segment(segment& s, bool last, sc
     if (nonzero && last && why != nullptr && !stale) {
       // Zero the torn tail so a later scan cannot mistake it for data.
       if (auto z = co_await zero_from(s, pos, window_end); !z) co_return z;
-      rc = co_await sdk::fdatasync(s.fd);
+      rc = fault_hook::instance().take(fault_op::sync);
+      if (rc == 0) rc = co_await sdk::fdatasync(s.fd);
       if (rc < 0) co_return io_error(-rc, "fdatasync " + s.log_path);
       sdk::log_warn(_name + ": cut a torn tail of up to " + std::to_string(window_end - pos) + " byte(s) from " + s.log_path +
                     " at byte " + std::to_string(pos) + " (" + (why ? why : "garbage") + "); the log ends at offset " +
@@ -564,7 +568,8 @@ sdk::task<result<void>> partition_log::zero_from(segment& s, uint64_t pos, uint6
     sdk::buffer b = r.value().data;
     if (b.capacity() < page) co_return make(errc::io_error, s.log_path + ": short read of the tail page");
     std::memset(b.data() + (pos - tail_page), 0, page - (pos - tail_page));
-    const int32_t rc = co_await sdk::write(s.fd, b.data(), page, tail_page);
+    int32_t rc = fault_hook::instance().take(fault_op::write);
+    if (rc == 0) rc = co_await sdk::write(s.fd, b.data(), page, tail_page);
     if (rc != static_cast<int32_t>(page))
       co_return io_error(rc < 0 ? -rc : EIO, "zeroing " + s.log_path + " from byte " + std::to_string(pos));
   }
@@ -621,7 +626,8 @@ sdk::task<result<void>> partition_log::close_segment(segment& s) {
   std::memcpy(b.data(), bytes.data(), bytes.size());
   const int32_t fd = co_await sdk::openat(s.index_path.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_DIRECT | O_CLOEXEC, 0644);
   if (fd < 0) co_return io_error(-fd, "cannot create index " + s.index_path);
-  const int32_t rc = co_await sdk::write(fd, b.data(), bytes.size(), 0);
+  int32_t rc = fault_hook::instance().take(fault_op::write);
+  if (rc == 0) rc = co_await sdk::write(fd, b.data(), bytes.size(), 0);
   co_await sdk::close(fd);
   if (rc != static_cast<int32_t>(bytes.size()))
     co_return io_error(rc < 0 ? -rc : EIO, "cannot write index " + s.index_path);
@@ -635,7 +641,8 @@ sdk::task<result<void>> partition_log::roll() {
   if (_failed) co_return _failure;
   SLUICE_ASSERT(old.written == old.size);
   const uint64_t t0 = sdk::now_ns();
-  const int32_t rc = co_await sdk::fdatasync(old.fd);
+  int32_t rc = fault_hook::instance().take(fault_op::sync);
+  if (rc == 0) rc = co_await sdk::fdatasync(old.fd);
   if (rc < 0) co_return fail(-rc, "fdatasync " + old.log_path);
   _flushed_offset = std::max(_flushed_offset, old.next_offset);
   _synced.notify_all();
@@ -827,7 +834,8 @@ sdk::task<void> partition_log::write_loop() {
     // tell it from a torn write. An append may copy past size while the
     // write is in flight; those bytes lie past the end the write covers.
     std::memset(s.wbuf.data() + (s.size - s.wbuf_pos), 0, to - s.size);
-    const int32_t rc = co_await sdk::write(s.fd, s.wbuf.data() + (from - s.wbuf_pos), to - from, from);
+    int32_t rc = fault_hook::instance().take(fault_op::write);
+    if (rc == 0) rc = co_await sdk::write(s.fd, s.wbuf.data() + (from - s.wbuf_pos), to - from, from);
     if (rc != static_cast<int32_t>(to - from)) {
       fail(rc < 0 ? -rc : ENOSPC, "write to " + s.log_path + " at byte " + std::to_string(from));
       break;
@@ -872,7 +880,8 @@ sdk::task<result<int64_t>> partition_log::flush() {
     segment& s = active();
     const int64_t covers = _written_offset;
     ++_syncs;
-    const int32_t rc = co_await sdk::fdatasync(s.fd);
+    int32_t rc = fault_hook::instance().take(fault_op::sync);
+    if (rc == 0) rc = co_await sdk::fdatasync(s.fd);
     _syncing = false;
     if (rc < 0) {
       // After a failed fdatasync the kernel may have dropped the dirty state:
@@ -1274,7 +1283,8 @@ sdk::task<result<void>> partition_log::cut_suffix(int64_t offset) {
   // the caller holds the sync path, so the sync is done here.
   if (_flushed_offset < offset) {
     ++_syncs;
-    const int32_t rc = co_await sdk::fdatasync(active().fd);
+    int32_t rc = fault_hook::instance().take(fault_op::sync);
+    if (rc == 0) rc = co_await sdk::fdatasync(active().fd);
     if (rc < 0) co_return fail(-rc, "fdatasync " + active().log_path);
     _flushed_offset = _written_offset;
   }
@@ -1331,7 +1341,8 @@ sdk::task<result<void>> partition_log::cut_segments(segment& s, uint64_t pos, in
   // removed batch can be found again by a scan.
   if (auto z = co_await zero_from(s, pos, std::max<uint64_t>(st.stx_size, pos)); !z) co_return z;
   // fsync, not fdatasync: the punched range changes the file's block map.
-  rc = co_await sdk::fsync(s.fd);
+  rc = fault_hook::instance().take(fault_op::sync);
+  if (rc == 0) rc = co_await sdk::fsync(s.fd);
   if (rc < 0) co_return io_error(-rc, "fsync " + s.log_path);
   // A closed segment's index covers what is gone; the active one has none.
   rc = co_await sdk::unlink(s.index_path.c_str());

@@ -5,8 +5,12 @@
 // for it to that shard. Each shard owns its logs, a batch cache with its
 // share of the memory budget, and a retention loop. Record batches arrive
 // and leave as buffer handles; only control fields are protobuf.
+#include "fault_hook.h"
 #include "partition_log.h"
 #include "sluice/storage.pb.h"
+
+#include <nlohmann/json.hpp>
+#include <sluice/sdk/admin.h>
 
 #include <sluice/sdk/plugin.h>
 
@@ -76,6 +80,9 @@ class storage_plugin final : public sdk::plugin {
         static_cast<uint32_t>(cfg.get_uint("read_chunk_bytes", d.read_chunk_bytes, 4096, 64 << 20) / 4096 * 4096);
     _cache_bytes = cfg.get_uint("cache_bytes", 256ull << 20, 0, 1ull << 40);
     _retention_check_ms = cfg.get_uint("retention_check_interval_ms", 60'000, 10, 86'400'000);
+    // Fault tests only (docs/RELIABILITY.md): /v1/storage/faults injects
+    // EIO or ENOSPC into partition writes and syncs.
+    if (cfg.get_bool("fault_injection", false)) register_fault_routes();
 
     if (sdk::register_service("storage.log", [this](uint32_t shard, sdk::message req) {
           return serve(shard, std::move(req));
@@ -130,6 +137,52 @@ class storage_plugin final : public sdk::plugin {
   }
 
  private:
+  void register_fault_routes() {
+    _routes.init("storage.admin");
+    const auto state = [] {
+      fault_hook& h = fault_hook::instance();
+      nlohmann::json j;
+      for (auto [name, op] : {std::pair{"write", fault_op::write}, std::pair{"sync", fault_op::sync}}) {
+        const int32_t e = h.error(op);
+        j[name] = {{"error", e == 0 ? nlohmann::json(nullptr) : nlohmann::json(e == ENOSPC ? "ENOSPC" : e == EIO ? "EIO" : std::to_string(e))},
+                   {"remaining", h.remaining(op)},
+                   {"injected", h.injected(op)}};
+      }
+      return sdk::http_response::json(200, j.dump());
+    };
+    _routes.add("GET", "/v1/storage/faults", [state](sdk::http_request) -> task<sdk::http_response> { co_return state(); });
+    _routes.add("DELETE", "/v1/storage/faults", [state](sdk::http_request) -> task<sdk::http_response> {
+      fault_hook::instance().clear();
+      co_return state();
+    });
+    // Body: {"op": "write"|"sync", "error": "EIO"|"ENOSPC"|null, "count": N (-1: until cleared)}.
+    _routes.add("PUT", "/v1/storage/faults", [state](sdk::http_request req) -> task<sdk::http_response> {
+      const nlohmann::json b = nlohmann::json::parse(req.body, nullptr, false);
+      if (!b.is_object() || !b.contains("op") || !b["op"].is_string())
+        co_return sdk::http_response::error(400, "the body must be {\"op\": \"write\"|\"sync\", \"error\": \"EIO\"|\"ENOSPC\"|null, \"count\": N}");
+      const std::string op = b["op"].get<std::string>();
+      if (op != "write" && op != "sync") co_return sdk::http_response::error(400, "op must be write or sync, got " + op);
+      int32_t err = 0;
+      if (b.contains("error") && !b["error"].is_null()) {
+        const std::string e = b["error"].is_string() ? b["error"].get<std::string>() : "";
+        if (e == "EIO") err = EIO;
+        else if (e == "ENOSPC") err = ENOSPC;
+        else co_return sdk::http_response::error(400, "error must be EIO, ENOSPC or null, got " + b["error"].dump());
+      }
+      int64_t count = -1;
+      if (b.contains("count")) {
+        if (!b["count"].is_number_integer() || b["count"].get<int64_t>() < -1)
+          co_return sdk::http_response::error(400, "count must be an integer >= -1");
+        count = b["count"].get<int64_t>();
+      }
+      fault_hook::instance().set(op == "write" ? fault_op::write : fault_op::sync, err, count);
+      sdk::log_warn("storage: fault injection: " + op + (err ? " fails with " + std::string(err == EIO ? "EIO" : "ENOSPC") +
+                                                                  (count < 0 ? " until cleared" : " " + std::to_string(count) + " time(s)")
+                                                            : " back to normal"));
+      co_return state();
+    });
+  }
+
   static int64_t get_limit(sdk::config_map& cfg, const std::string& key, int64_t fallback) {
     // -1 means "no limit"; YAML has no unsigned -1, so it is spelled out.
     if (cfg.has(key)) {
@@ -462,6 +515,7 @@ class storage_plugin final : public sdk::plugin {
 
   std::string _root;
   log_config _defaults;
+  sdk::admin_routes _routes;
   uint64_t _cache_bytes = 0;
   uint64_t _retention_check_ms = 60'000;
   sdk::per_shard<shard_state> _shards;

@@ -298,7 +298,7 @@ class Cluster:
 
     def __init__(self, nodes=3, build_dir=None, brokerd=None, plugin_dir=None, work_dir=None,
                  plugins=DEFAULT_PLUGINS, shards=2, election_timeout_ms=1000, heartbeat_interval_ms=100,
-                 cluster_id="local", replication_factor=None, kafka_config=None, raft_config=None,
+                 cluster_id="local", replication_factor=None, kafka_config=None, raft_config=None, storage_config=None,
                  log_level="info", keep=False, name="cluster", start_timeout=60.0, out=sys.stderr, seeds=None):
         build = build_dir or os.environ.get("SLUICE_BUILD_DIR") or os.path.join(repo_root(), "build", "debug")
         self.brokerd = os.path.abspath(brokerd or os.path.join(build, "bin", "brokerd"))
@@ -315,6 +315,7 @@ class Cluster:
         self.replication_factor = replication_factor or (min(3, nodes) if self.clustered else 1)
         self.kafka_config = dict(kafka_config or {})
         self.raft_config = dict(raft_config or {})
+        self.storage_config = dict(storage_config or {})
         self.log_level = log_level
         self.keep = keep
         self.name = name
@@ -400,6 +401,8 @@ class Cluster:
                 lines += ["    config:", "      listeners:", "        - name: PLAINTEXT",
                           f"          address: {node.kafka_address}"]
                 lines += [f"      {k}: {_yaml_scalar(v)}" for k, v in cfg.items()]
+            elif name == "storage" and self.storage_config:
+                lines += ["    config:"] + [f"      {k}: {_yaml_scalar(v)}" for k, v in self.storage_config.items()]
             elif name == "admin_http":
                 lines += ["    config:", f"      listen: 127.0.0.1:{node.admin_port}"]
         with open(node.config_path, "w") as f:
