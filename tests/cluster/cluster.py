@@ -92,9 +92,9 @@ def free_ports(n):
             s.close()
 
 
-def port_accepts(port, timeout=1.0):
+def port_accepts(port, timeout=1.0, host="127.0.0.1"):
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+        with socket.create_connection((host, port), timeout=timeout):
             return True
     except OSError:
         return False
@@ -246,6 +246,12 @@ class Node:
         self.config_path = os.path.join(self.dir, "sluice.yaml")
         self.log_path = os.path.join(self.dir, "brokerd.log")
         self.kafka_port, self.raft_port, self.admin_port = kafka_port, raft_port, admin_port
+        # Where it listens, and how it is started: tests/chaos runs each node in its own network
+        # namespace (host = its address there, prefix = `ip netns exec NS`), optionally with extra
+        # environment (libfaketime).
+        self.host = "127.0.0.1"
+        self.prefix = []
+        self.env = {}
         self.proc = None
         self.paused = False
         self.expect_exit = False  # the harness signalled it to exit (or it was never started)
@@ -254,15 +260,15 @@ class Node:
 
     @property
     def kafka_address(self):
-        return f"127.0.0.1:{self.kafka_port}"
+        return f"{self.host}:{self.kafka_port}"
 
     @property
     def raft_address(self):
-        return f"127.0.0.1:{self.raft_port}" if self.raft_port else None
+        return f"{self.host}:{self.raft_port}" if self.raft_port else None
 
     @property
     def admin_url(self):
-        return f"http://127.0.0.1:{self.admin_port}" if self.admin_port else None
+        return f"http://{self.host}:{self.admin_port}" if self.admin_port else None
 
     @property
     def pid(self):
@@ -299,7 +305,8 @@ class Cluster:
     def __init__(self, nodes=3, build_dir=None, brokerd=None, plugin_dir=None, work_dir=None,
                  plugins=DEFAULT_PLUGINS, shards=2, election_timeout_ms=1000, heartbeat_interval_ms=100,
                  cluster_id="local", replication_factor=None, kafka_config=None, raft_config=None, storage_config=None,
-                 log_level="info", keep=False, name="cluster", start_timeout=60.0, out=sys.stderr, seeds=None):
+                 log_level="info", keep=False, name="cluster", start_timeout=60.0, out=sys.stderr, seeds=None,
+                 node_setup=None):
         build = build_dir or os.environ.get("SLUICE_BUILD_DIR") or os.path.join(repo_root(), "build", "debug")
         self.brokerd = os.path.abspath(brokerd or os.path.join(build, "bin", "brokerd"))
         self.plugin_dir = os.path.abspath(plugin_dir or os.path.join(build, "lib", "sluice", "plugins"))
@@ -316,6 +323,7 @@ class Cluster:
         self.kafka_config = dict(kafka_config or {})
         self.raft_config = dict(raft_config or {})
         self.storage_config = dict(storage_config or {})
+        self.node_setup = node_setup  # called with each Node before its YAML is written (host, prefix, env)
         self.log_level = log_level
         self.keep = keep
         self.name = name
@@ -404,7 +412,7 @@ class Cluster:
             elif name == "storage" and self.storage_config:
                 lines += ["    config:"] + [f"      {k}: {_yaml_scalar(v)}" for k, v in self.storage_config.items()]
             elif name == "admin_http":
-                lines += ["    config:", f"      listen: 127.0.0.1:{node.admin_port}"]
+                lines += ["    config:", f"      listen: {node.host}:{node.admin_port}"]
         with open(node.config_path, "w") as f:
             f.write("\n".join(lines) + "\n")
 
@@ -417,6 +425,8 @@ class Cluster:
             node = Node(i, self.base_dir, k, r if self.clustered else None, a if with_admin else None)
             os.makedirs(node.dir, exist_ok=True)
             shutil.rmtree(node.data_dir, ignore_errors=True)
+            if self.node_setup:
+                self.node_setup(node)
             self.nodes[i] = node
         for node in self.nodes.values():
             self._write_config(node)
@@ -471,9 +481,10 @@ class Cluster:
             node._log.write(f"\n=== cluster.py: node {node.id} start {node.starts} at "
                             f"{time.strftime('%H:%M:%S')} ===\n".encode())
             node._log.flush()
-            node.proc = _spawner.popen([self.brokerd, "--config", node.config_path], stdin=subprocess.DEVNULL,
-                                       stdout=node._log, stderr=subprocess.STDOUT, cwd=node.dir,
-                                       start_new_session=True)
+            env = dict(os.environ, **node.env) if node.env else None
+            node.proc = _spawner.popen(node.prefix + [self.brokerd, "--config", node.config_path],
+                                       stdin=subprocess.DEVNULL, stdout=node._log, stderr=subprocess.STDOUT,
+                                       cwd=node.dir, start_new_session=True, env=env)
             node.paused = False
             node.expect_exit = False
 
@@ -531,7 +542,7 @@ class Cluster:
                 rc = n.proc.returncode if n.proc else None
                 raise ClusterError(f"node {n.id} exited with status {rc} before it accepted connections "
                                    f"(config {n.config_path}, log {n.log_path})")
-            return port_accepts(n.kafka_port) and (not n.admin_port or port_accepts(n.admin_port))
+            return port_accepts(n.kafka_port, host=n.host) and (not n.admin_port or port_accepts(n.admin_port, host=n.host))
 
         self._wait(ready, f"node {n.id}: Kafka port {n.kafka_port} accepting connections (is the kafka plugin "
                           f"loaded and listening? config {n.config_path})", timeout, interval=0.05)
@@ -583,7 +594,7 @@ class Cluster:
         a killed node is really unreachable and a restart can bind its ports."""
         ports = [p for p in (n.kafka_port, n.raft_port, n.admin_port) if p]
         deadline = time.monotonic() + timeout
-        while any(port_accepts(p, timeout=0.2) for p in ports):
+        while any(port_accepts(p, timeout=0.2, host=n.host) for p in ports):
             if time.monotonic() > deadline:
                 self.event(f"node {n.id}: its ports still accept connections {timeout:g} s after it exited")
                 return

@@ -1,0 +1,166 @@
+#!/usr/bin/python3
+"""Network namespaces for the reliability harness (docs/RELIABILITY.md, "Network faults").
+
+Each broker runs in its own namespace, linked to a bridge by a veth pair:
+
+    host (the clients)  10.<net>.0.1/24 on bridge slbr<net>
+    node i              10.<net>.0.<10+i>/24 on eth0 in namespace sl<net>n<i>
+
+Faults are iptables rules in the nodes' namespaces (INPUT chain), so the host's own tables are never
+touched:
+
+- partition(groups): nodes in different groups drop each other's packets (both directions); the
+  clients on the host still reach every node (a majority/minority split as Jepsen does it);
+- isolate(node): the node drops every peer's packets and the peers drop its packets;
+- loss(node, percent): the node drops that share of incoming packets from peers, at random;
+- heal(): every rule removed.
+
+The Network object creates everything in __enter__ and removes everything in __exit__ (also after
+an error); names carry the net number, so two harnesses on one machine do not collide. It needs
+root, `ip` (iproute2), `iptables` with the statistic match, and network-namespace support: check()
+says what is missing.
+"""
+import os
+import shutil
+import subprocess
+
+
+class NetError(Exception):
+    pass
+
+
+def _run(args, check=True):
+    r = subprocess.run(args, capture_output=True, text=True)
+    if check and r.returncode != 0:
+        raise NetError(f"{' '.join(args)}: {r.stderr.strip() or r.stdout.strip() or 'exit ' + str(r.returncode)}")
+    return r
+
+
+def check():
+    """"" if this machine can run the harness's network, else what is missing."""
+    if os.geteuid() != 0:
+        return "the network-fault harness needs root (network namespaces, veth, iptables)"
+    for tool in ("ip", "iptables"):
+        if shutil.which(tool) is None:
+            return f"`{tool}` is not installed (scripts/install-deps.sh installs iproute2 and iptables)"
+    probe = "slprobe%d" % os.getpid()
+    r = _run(["ip", "netns", "add", probe], check=False)
+    if r.returncode != 0:
+        return f"the kernel refuses network namespaces: {r.stderr.strip()}"
+    try:
+        r = _run(["ip", "netns", "exec", probe, "iptables", "-A", "INPUT", "-m", "statistic", "--mode", "random",
+                  "--probability", "0.3", "-j", "DROP"], check=False)
+        if r.returncode != 0:
+            return f"iptables cannot drop packets at random in a namespace: {r.stderr.strip()}"
+    finally:
+        _run(["ip", "netns", "del", probe], check=False)
+    return ""
+
+
+class Network:
+    def __init__(self, nodes, net=77):
+        if not 1 <= net <= 250:
+            raise NetError(f"net {net}: must be 1..250 (it is the second byte of 10.x.0.0/24)")
+        self.n, self.net = nodes, net
+        self.bridge = f"slbr{net}"
+        self.host_ip = f"10.{net}.0.1"
+        self.rules = []  # (node, iptables args) currently installed
+        self._made = []  # what to remove, in reverse order
+
+    # ---- names ----------------------------------------------------------------------------------
+
+    def ns(self, node):
+        return f"sl{self.net}n{node}"
+
+    def ip(self, node):
+        return f"10.{self.net}.0.{10 + node}"
+
+    def exec_prefix(self, node):
+        """The command prefix that runs a program in the node's namespace."""
+        return ["ip", "netns", "exec", self.ns(node)]
+
+    # ---- set-up and tear-down ---------------------------------------------------------------------
+
+    def __enter__(self):
+        why = check()
+        if why:
+            raise NetError(why)
+        self._cleanup_leftovers()
+        try:
+            _run(["ip", "link", "add", self.bridge, "type", "bridge"])
+            self._made.append(["ip", "link", "del", self.bridge])
+            _run(["ip", "addr", "add", f"{self.host_ip}/24", "dev", self.bridge])
+            _run(["ip", "link", "set", self.bridge, "up"])
+            for i in range(1, self.n + 1):
+                ns, veth = self.ns(i), f"slv{self.net}n{i}"
+                _run(["ip", "netns", "add", ns])
+                self._made.append(["ip", "netns", "del", ns])
+                _run(["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns])
+                self._made.append(["ip", "link", "del", veth])
+                _run(["ip", "link", "set", veth, "master", self.bridge, "up"])
+                _run(["ip", "-n", ns, "addr", "add", f"{self.ip(i)}/24", "dev", "eth0"])
+                _run(["ip", "-n", ns, "link", "set", "eth0", "up"])
+                _run(["ip", "-n", ns, "link", "set", "lo", "up"])
+        except Exception:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        for args in reversed(self._made):
+            _run(args, check=False)
+        self._made = []
+        self.rules = []
+        return False
+
+    def _cleanup_leftovers(self):
+        """A harness killed before its __exit__ leaves its namespaces and bridge: remove them."""
+        listed = _run(["ip", "netns", "list"], check=False).stdout.split()
+        for i in range(1, 64):
+            if self.ns(i) in listed:
+                _run(["ip", "netns", "del", self.ns(i)], check=False)
+        _run(["ip", "link", "del", self.bridge], check=False)
+
+    # ---- faults ---------------------------------------------------------------------------------
+
+    def _add(self, node, args):
+        _run(self.exec_prefix(node) + ["iptables", "-A", "INPUT"] + args)
+        self.rules.append((node, args))
+
+    def drop_between(self, a, b):
+        """a and b drop each other's packets."""
+        self._add(a, ["-s", self.ip(b), "-j", "DROP"])
+        self._add(b, ["-s", self.ip(a), "-j", "DROP"])
+
+    def partition(self, groups):
+        """groups: lists of node ids; nodes in different groups cannot talk (clients reach all)."""
+        for gi, g in enumerate(groups):
+            for h in groups[gi + 1:]:
+                for a in g:
+                    for b in h:
+                        self.drop_between(a, b)
+
+    def isolate(self, node):
+        self.partition([[node], [i for i in range(1, self.n + 1) if i != node]])
+
+    def loss(self, node, percent):
+        """The node drops `percent` % of the packets its peers send it (not the clients')."""
+        for peer in range(1, self.n + 1):
+            if peer != node:
+                self._add(node, ["-s", self.ip(peer), "-m", "statistic", "--mode", "random",
+                                 "--probability", f"{percent / 100.0:.3f}", "-j", "DROP"])
+
+    def heal(self):
+        for node in range(1, self.n + 1):
+            _run(self.exec_prefix(node) + ["iptables", "-F", "INPUT"], check=False)
+        self.rules = []
+
+    def describe(self):
+        return [f"node {n}: iptables -A INPUT {' '.join(a)}" for n, a in self.rules]
+
+
+if __name__ == "__main__":
+    import sys
+    why = check()
+    print(why or "ok: network namespaces, veth, bridge and iptables work here")
+    sys.exit(1 if why else 0)
