@@ -26,7 +26,7 @@ ctest --test-dir build/debug --output-on-failure -j "$jobs" "$@"
 if [ $# -eq 0 ]; then
   echo "== fuzzers (clang 14 libFuzzer, bounded runs)"
   cmake --preset fuzz >/dev/null
-  cmake --build build/fuzz -j "$jobs" --target config_fuzz echo_protocol_fuzz kafka_request_fuzz kafka_batch_fuzz admin_http_fuzz cluster_config_fuzz raft_rpc_fuzz raft_formats_fuzz
+  cmake --build build/fuzz -j "$jobs" --target config_fuzz echo_protocol_fuzz kafka_request_fuzz kafka_batch_fuzz admin_http_fuzz cluster_config_fuzz raft_rpc_fuzz raft_formats_fuzz storage_formats_fuzz
   ctest --test-dir build/fuzz --output-on-failure -L fuzz -j "$jobs"
 
   echo "== release build (the quickstart's and the cluster script's binaries)"
