@@ -1,0 +1,359 @@
+#!/usr/bin/python3
+"""The reliability harness (issue 9, docs/RELIABILITY.md): seeded runs of three brokers, each in its own
+network namespace and (when available) on its own power-loss filesystem, under the workload of
+workload.py while faults.py injects faults; checker.py then checks every run's history.
+
+    sudo /usr/bin/python3 tests/chaos/chaos.py --seed 1 --runs 10 --duration 60 --report build/chaos
+    scripts/chaos.sh ...                      (the same, after building what it needs)
+
+One run: a fresh cluster, a fresh topic (6 partitions, replication factor 3), load for --duration
+seconds with faults one after another from the run's seed (seed + run number), every fault healed
+10 s before the end, then a drain of every partition and the checker. Per run it records the faults
+(kind, targets, injection and heal times), the checker's counts, every partition's unavailability
+windows (no acknowledged write for more than 1 s) and the recovery time after each heal (until every
+partition acknowledged a write again). The campaign report (report.md, report.json, timeline-N.png)
+goes to --report. Exit status: 0 when no run found lost, duplicated, inconsistent or phantom records
+and every partition recovered within --recovery-limit seconds of each heal; 1 otherwise; 2 when the
+machine cannot run the harness (the reason is printed).
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "cluster"))
+import cluster as clusterlib  # noqa: E402
+import faults as faultlib  # noqa: E402
+import netns  # noqa: E402
+
+UNAVAILABLE_GAP_S = 1.0
+
+
+# ---- the power-loss filesystem ------------------------------------------------------------------------
+
+class FaultFS:
+    """One node's data directory on sluice-faultfs (tests/chaos/faultfs): writes reach the backing
+    directory only when fsynced; drop() discards the rest, as a power loss would."""
+
+    def __init__(self, binary, backing, mountpoint):
+        self.binary, self.backing, self.mountpoint = binary, backing, mountpoint
+        self.proc = None
+
+    def mount(self):
+        os.makedirs(self.backing, exist_ok=True)
+        os.makedirs(self.mountpoint, exist_ok=True)
+        self.proc = subprocess.Popen([self.binary, self.backing, self.mountpoint, "-f"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while not os.path.ismount(self.mountpoint):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                err = self.proc.stderr.read().decode(errors="replace") if self.proc.poll() is not None else ""
+                raise RuntimeError(f"sluice-faultfs did not mount {self.mountpoint}: {err.strip()}")
+            time.sleep(0.05)
+
+    def drop(self):
+        with open(os.path.join(self.mountpoint, ".faultfs-control"), "w") as f:
+            f.write("drop\n")
+
+    def unmount(self):
+        subprocess.run(["fusermount3", "-u", "-z", self.mountpoint], capture_output=True)
+        if self.proc is not None:
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            self.proc = None
+
+
+def find_faultfs(build_dir):
+    for cand in (os.path.join(build_dir, "bin", "sluice-faultfs"),
+                 os.path.join(build_dir, "tests", "chaos", "faultfs", "sluice-faultfs")):
+        if os.access(cand, os.X_OK) and shutil.which("fusermount3") and os.path.exists("/dev/fuse"):
+            return cand
+    return None
+
+
+# ---- one run ------------------------------------------------------------------------------------------
+
+def analyse(history_path, faults, partitions):
+    """Unavailability windows per partition and recovery after each heal, from the history's acks."""
+    import workload  # noqa: E402
+    acks = {p: [] for p in range(partitions)}
+    t_start = t_stop = None
+    with workload.open_history(history_path, "r") as f:
+        for line in f:
+            ev = json.loads(line)
+            if ev.get("f") == "send" and ev.get("type") == "ok":
+                acks.setdefault(ev["partition"], []).append(ev["t"])
+            elif ev.get("type") == "info" and ev.get("f") == "start" and t_start is None:
+                t_start = ev["t"]
+            elif ev.get("type") == "info" and ev.get("f") == "stop":
+                t_stop = ev["t"]
+    windows = {}
+    for p, ts in acks.items():
+        ts.sort()
+        w = [(a, b) for a, b in zip(ts, ts[1:]) if b - a > UNAVAILABLE_GAP_S * 1e9]
+        windows[p] = [{"from_ns": a, "seconds": round((b - a) / 1e9, 3)} for a, b in w]
+    recovery = []
+    for f in faults:
+        if f.healed_at is None:
+            continue
+        heal_ns = int(f.healed_at * 1e9)
+        worst = 0.0
+        for p, ts in acks.items():
+            later = next((t for t in ts if t >= heal_ns), None)  # lists are short enough (one pass per fault)
+            if later is None:
+                worst = float("inf")
+                break
+            worst = max(worst, (later - heal_ns) / 1e9)
+        recovery.append({"kind": f.kind, "seconds": round(worst, 3) if worst != float("inf") else None})
+    return windows, recovery, sum(len(v) for v in acks.values()), acks
+
+
+def one_run(a, run_no, seed, out_dir, faultfs_bin):
+    import workload  # noqa: E402
+    rng = random.Random(seed)
+    run_dir = os.path.join(out_dir, f"run-{run_no:03d}")
+    os.makedirs(run_dir, exist_ok=True)
+    timeline = []
+    t0 = time.monotonic()
+
+    def log(msg):
+        line = f"[{time.monotonic() - t0:7.2f} s] {msg}"
+        timeline.append(line)
+        print(f"run {run_no} (seed {seed}): {line}", flush=True)
+
+    network = None
+    mounts = {}
+    clock_files = {}
+    result = {"run": run_no, "seed": seed}
+    net_ctx = netns.Network(3, net=a.net) if not a.no_netns else None
+    try:
+        if net_ctx is not None:
+            network = net_ctx.__enter__()
+        kinds = [k for k in faultlib.available_kinds(network, faultfs=faultfs_bin is not None)
+                 if not a.kinds or k in a.kinds]
+        plan = faultlib.schedule(rng, kinds, a.duration)
+        result["planned"] = [f.kind for f in plan]
+
+        def setup(node):
+            if network is not None:
+                node.host = network.ip(node.id)
+                node.prefix = network.exec_prefix(node.id)
+            clock = os.path.join(run_dir, f"clock{node.id}")
+            with open(clock, "w") as fh:
+                fh.write("+0s\n")
+            clock_files[node.id] = clock
+            if os.path.exists(faultlib.FAKETIME_LIB):
+                node.env = faultlib.faketime_env(clock)
+            if faultfs_bin is not None:
+                fs = FaultFS(faultfs_bin, os.path.join(node.dir, "backing"), node.data_dir)
+                fs.mount()
+                mounts[node.id] = fs
+
+        c = clusterlib.Cluster(nodes=3, name=f"chaos-{run_no}", brokerd=a.brokerd, plugin_dir=a.plugin_dir,
+                               work_dir=run_dir, node_setup=setup, storage_config={"fault_injection": True},
+                               out=open(os.path.join(run_dir, "cluster.log"), "w"))
+        with c:
+            c.start()
+            c.wait_brokers()
+            cfg = workload.Config(bootstrap=c.bootstrap(), partitions=a.partitions, duration_s=a.duration,
+                                  seed=seed, rate=a.rate, client_log=os.path.join(run_dir, "clients.log"))
+            wl = workload.Workload(cfg, out=open(os.path.join(run_dir, "workload.log"), "w"))
+            wl.setup()
+            inj = faultlib.Injector(c, cfg.topic, a.partitions, rng, log, network=network, faultfs=mounts,
+                                    clock_files=clock_files)
+            stop = threading.Event()
+            started = time.monotonic()
+
+            def nemesis():
+                for f in plan:
+                    if stop.wait(max(0.0, started + f.start_s - time.monotonic())):
+                        return
+                    try:
+                        inj.inject(f)
+                        wl.note("inject", kind=f.kind, targets=f.targets)
+                    except Exception as e:  # noqa: BLE001 - a fault that cannot be injected is logged
+                        log(f"inject {f.kind} failed: {type(e).__name__}: {e}")
+                        f.note = f"failed: {e}"
+                    stop.wait(f.duration_s)
+                    try:
+                        inj.heal(f)
+                        wl.note("heal", kind=f.kind, targets=f.targets)
+                    except Exception as e:  # noqa: BLE001
+                        log(f"heal {f.kind} failed: {type(e).__name__}: {e}")
+
+            th = threading.Thread(target=nemesis, daemon=True)
+            th.start()
+            history = os.path.join(run_dir, "history.jsonl.gz")
+
+            def before_drain(_wl):
+                stop.set()
+                th.join(60)
+                inj.heal_all()
+                c.wait_leaders(cfg.topic, a.partitions, timeout=60.0)
+
+            summary = wl.run(history, before_drain=before_drain)
+            status, checked = workload.run_check(history, out_json=os.path.join(run_dir, "check.json"))
+            windows, recovery, n_acks, _ = analyse(history, plan, a.partitions)
+            result.update({"status": status, "summary": summary, "check": checked, "faults": [f.as_json() for f in plan],
+                           "fault_counts": inj.counts, "unavailability": windows, "recovery": recovery,
+                           "acks": n_acks, "problems": list(c.problems)})
+    except netns.NetError as e:
+        result.update({"status": 2, "error": str(e)})
+    except Exception as e:  # noqa: BLE001 - the run failed; the campaign goes on and reports it
+        result.update({"status": 1, "error": f"{type(e).__name__}: {e}"})
+    finally:
+        for fs in mounts.values():
+            fs.unmount()
+        if net_ctx is not None:
+            net_ctx.__exit__(None, None, None)
+        result["seconds"] = round(time.monotonic() - t0, 1)
+        result["timeline"] = timeline
+        with open(os.path.join(run_dir, "result.json"), "w") as fh:
+            json.dump(result, fh, indent=1, default=str)
+    return result
+
+
+# ---- the campaign ---------------------------------------------------------------------------------------
+
+ANOMALIES = ["lost-write", "duplicate", "inconsistent-offsets", "phantom"]
+
+
+def anomaly_count(check, name):
+    a = (check or {}).get("anomalies", {}).get(name)
+    if isinstance(a, dict):
+        return a.get("count", 0)
+    return a or 0
+
+
+def report(a, results, out_dir, wall_s):
+    total = {"runs": len(results), "acks": sum(r.get("acks", 0) for r in results), "wall_seconds": round(wall_s, 1)}
+    kinds = {}
+    for r in results:
+        for k, n in (r.get("fault_counts") or {}).items():
+            kinds[k] = kinds.get(k, 0) + n
+    anomalies = {n: sum(anomaly_count(r.get("check"), n) for r in results) for n in ANOMALIES}
+    recov = [x["seconds"] for r in results for x in r.get("recovery", [])]
+    worst = None if any(x is None for x in recov) else (max(recov) if recov else 0.0)
+    failed = [r["run"] for r in results if r.get("status") not in (0,)]
+    ok = not failed and all(v == 0 for v in anomalies.values()) and worst is not None and worst <= a.recovery_limit
+    out = {"command": " ".join(sys.argv), "totals": total, "faults": kinds, "anomalies": anomalies,
+           "worst_recovery_s": worst, "failed_runs": failed, "ok": ok, "runs": results}
+    with open(os.path.join(out_dir, "report.json"), "w") as f:
+        json.dump(out, f, indent=1, default=str)
+    lines = [f"# Chaos campaign: {'PASSED' if ok else 'FAILED'}", "",
+             f"Command: `{out['command']}`", "",
+             f"- runs: {total['runs']} ({total['wall_seconds']} s wall), acknowledged records: {total['acks']}",
+             f"- faults injected: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())),
+             f"- anomalies: " + ", ".join(f"{k} {v}" for k, v in anomalies.items()),
+             f"- worst recovery after a heal: {worst} s (limit {a.recovery_limit} s)",
+             f"- failed runs: {failed or 'none'}", "",
+             "| run | seed | status | acks | faults | lost | dup | incons. | phantom | worst recovery (s) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        rec = [x["seconds"] for x in r.get("recovery", [])]
+        lines.append(f"| {r['run']} | {r['seed']} | {r.get('status')} {r.get('error', '')} | {r.get('acks', 0)} | "
+                     f"{', '.join(f['kind'] for f in r.get('faults', []))} | "
+                     + " | ".join(str(anomaly_count(r.get("check"), n)) for n in ANOMALIES)
+                     + f" | {max(rec) if rec and None not in rec else rec} |")
+    with open(os.path.join(out_dir, "report.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    plot(results, out_dir)
+    print("\n".join(lines[:8]), flush=True)
+    return ok
+
+
+def plot(results, out_dir):
+    """timeline-N.png per run: acknowledged records per second, fault spans shaded (gnuplot)."""
+    if shutil.which("gnuplot") is None:
+        return
+    for r in results:
+        run_dir = os.path.join(out_dir, f"run-{r['run']:03d}")
+        hist = os.path.join(run_dir, "history.jsonl.gz")
+        if not os.path.exists(hist):
+            continue
+        _, _, _, acks = analyse(hist, [], 0)
+        allts = sorted(t for ts in acks.values() for t in ts)
+        if not allts:
+            continue
+        t0 = allts[0]
+        per_s = {}
+        for t in allts:
+            per_s[int((t - t0) / 1e9)] = per_s.get(int((t - t0) / 1e9), 0) + 1
+        data = os.path.join(run_dir, "acks.dat")
+        with open(data, "w") as f:
+            for s in range(max(per_s) + 1):
+                f.write(f"{s} {per_s.get(s, 0)}\n")
+        rects = []
+        for i, fl in enumerate(r.get("faults", [])):
+            if fl.get("injected_at") and fl.get("healed_at"):
+                a0 = fl["injected_at"] * 1e9 - t0
+                a1 = fl["healed_at"] * 1e9 - t0
+                rects.append(f'set object {i + 1} rect from {a0 / 1e9:.2f},graph 0 to {a1 / 1e9:.2f},graph 1 '
+                             f'fc rgb "#ffcccc" fs solid 0.5 behind\n'
+                             f'set label {i + 1} "{fl["kind"]}" at {a0 / 1e9:.2f},graph 0.95 font ",7"\n')
+        script = (f'set terminal png size 1000,300\nset output "{out_dir}/timeline-{r["run"]}.png"\n'
+                  f'set title "run {r["run"]} (seed {r["seed"]}): acknowledged records per second; faults shaded"\n'
+                  f'set xlabel "s"\nset ylabel "acks/s"\n' + "".join(rects) +
+                  f'plot "{data}" using 1:2 with lines notitle\n')
+        subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--duration", type=float, default=60.0, help="seconds of load per run")
+    ap.add_argument("--partitions", type=int, default=6)
+    ap.add_argument("--rate", type=float, default=3000.0, help="records/s over all producers")
+    ap.add_argument("--kinds", help="comma-separated fault kinds (default: every available one)")
+    ap.add_argument("--report", default=os.path.join(HERE, "..", "..", "build", "chaos"))
+    ap.add_argument("--build-dir", default=os.environ.get("SLUICE_BUILD_DIR") or
+                    os.path.join(HERE, "..", "..", "build", "release"))
+    ap.add_argument("--brokerd")
+    ap.add_argument("--plugin-dir")
+    ap.add_argument("--net", type=int, default=77, help="the 10.N.0.0/24 network of the namespaces")
+    ap.add_argument("--no-netns", action="store_true", help="loopback only (no network faults)")
+    ap.add_argument("--no-faultfs", action="store_true")
+    ap.add_argument("--recovery-limit", type=float, default=10.0)
+    a = ap.parse_args(argv)
+    a.kinds = set(a.kinds.split(",")) if a.kinds else None
+    if a.kinds:
+        unknown = a.kinds - set(faultlib.ALL_KINDS)
+        if unknown:
+            ap.error(f"unknown fault kind(s) {sorted(unknown)}; known: {', '.join(faultlib.ALL_KINDS)}")
+    a.build_dir = os.path.abspath(a.build_dir)
+    a.brokerd = a.brokerd or os.path.join(a.build_dir, "bin", "brokerd")
+    a.plugin_dir = a.plugin_dir or os.path.join(a.build_dir, "lib", "sluice", "plugins")
+    if not a.no_netns:
+        why = netns.check()
+        if why:
+            print(f"chaos: cannot run: {why} (or pass --no-netns for a loopback-only campaign)", file=sys.stderr)
+            return 2
+    faultfs_bin = None if a.no_faultfs else find_faultfs(a.build_dir)
+    if faultfs_bin is None and not a.no_faultfs:
+        print("chaos: sluice-faultfs (or /dev/fuse, fusermount3) not found: no power-loss faults", flush=True)
+    out_dir = os.path.abspath(a.report)
+    os.makedirs(out_dir, exist_ok=True)
+    t0 = time.monotonic()
+    results = []
+    for i in range(a.runs):
+        results.append(one_run(a, i, a.seed + i, out_dir, faultfs_bin))
+        if results[-1].get("status") == 2:
+            print(f"chaos: cannot run: {results[-1].get('error')}", file=sys.stderr)
+            return 2
+    ok = report(a, results, out_dir, time.monotonic() - t0)
+    print(f"chaos: report in {out_dir}/report.md", flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
