@@ -150,6 +150,10 @@ class partition_table {
   error_code leader_check(const state& st) const;
   // The storage's LogState of the partition (nullopt if the call failed).
   sdk::task<std::optional<storage::LogState>> log_state(const state& st);
+  // ListOffsets -3 (max timestamp), and the log scan behind it (false when
+  // the log could not be read).
+  sdk::task<offset_outcome> find_max_timestamp(state& st);
+  sdk::task<bool> scan_max_timestamp(state& st);
   // Cluster mode: a read_index round confirms this broker still leads.
   sdk::task<bool> confirm_leader(const state& st);
 

@@ -5,6 +5,7 @@
   Metadata names every partition's leader (brokers that hold no replica learn leaders from the
   leaders' announcements), so a client bootstrapped from any one broker produces to and reads back
   every partition;
+- ListOffsets -3 (max timestamp) finds the record with the largest timestamp, also on a new leader;
 - replication factor 4 on three brokers is refused with INVALID_REPLICATION_FACTOR, naming the count;
 - topic creation and deletion keep working when the controller's leader is killed: the controller
   group elects another, and every broker's Metadata agrees afterwards;
@@ -116,6 +117,7 @@ def scenario(c):
 
     # Produce through one broker, read back through another.
     produce_and_read_back(c, "rf1", 6, 600, via_produce=1, via_read=3)
+    max_timestamp(c)
 
     # Too many replicas.
     err = create(c, "rf4", 1, 4)
@@ -143,6 +145,43 @@ def scenario(c):
     behind_log_start(c, os.path.join(os.path.dirname(c.brokerd), "sluice"))
     maintenance(c)
     controller_snapshots(c)
+
+
+def max_timestamp(c):
+    """ListOffsets with timestamp -3 (KIP-734): the record with the largest timestamp, read from the leader's log,
+    before and after the leadership moves."""
+    err = create(c, "maxts", 1, 3)
+    check(err is None, f"create maxts (replication factor 3): {err}")
+    leader = c.wait_leader("maxts", 0)
+    base = 1_700_000_000_000
+    stamps = [10, 50, 20, 90, 30, 40, 95, 60, 95, 10]  # the first 95 (index 6) is the answer
+    p = Producer({"bootstrap.servers": c.bootstrap(), "acks": "all", "linger.ms": 50})
+    offsets = {}
+    for i, ts in enumerate(stamps):
+        p.produce("maxts", value=str(i).encode(), partition=0, timestamp=base + ts,
+                  on_delivery=lambda e, m, i=i: offsets.__setitem__(i, m.offset()) if e is None else None)
+        if i == 4:
+            p.flush(30)  # two batches at least
+    p.flush(30)
+    check(len(offsets) == len(stamps), f"{len(stamps)} records with chosen timestamps acknowledged")
+    def max_ts_offset():
+        # A new client each time: librdkafka keeps sending offsets_for_times to the leader it cached.
+        cons = Consumer({"bootstrap.servers": c.bootstrap(), "group.id": "maxts"})
+        try:
+            return cons.offsets_for_times([TopicPartition("maxts", 0, -3)], timeout=10)[0].offset
+        finally:
+            cons.close()
+
+    got = max_ts_offset()
+    check(got == offsets[6], f"ListOffsets -3 on leader {leader}: offset {got}, the record with the largest "
+                             f"timestamp is at {offsets[6]}")
+    target = next(n for n in c.nodes if n != leader)
+    status, body = c.admin_request(leader, "POST", f"/v1/raft/groups/maxts/0/transfer_leadership?target={target}")
+    check(status == 202, f"leadership of maxts/0 to broker {target}: {status} {body}")
+    c._wait(lambda: all(c.leader("maxts", 0, nodes=[n]) == target for n in c.nodes), f"broker {target} leads maxts/0",
+            30.0)
+    got = c._wait(lambda: (lambda o: o if o >= 0 else None)(max_ts_offset()), "ListOffsets -3 answered", 30.0, 0.3)
+    check(got == offsets[6], f"ListOffsets -3 on the new leader {target}: offset {got}")
 
 
 def behind_log_start(c, sluice_cli):
