@@ -794,9 +794,11 @@ task<partition_summary> partition_table::summary(const std::string& topic, int32
   partition_summary out;
   auto st = co_await get(topic, partition, out.error);
   if (!st) co_return out;
+  out.log_end_offset = st->high_watermark;
   if (const std::optional<LogState> ls = co_await log_state(*st)) {
     st->log_start = ls->start_offset();
     st->size_bytes = ls->size_bytes();
+    out.log_end_offset = ls->next_offset();
   }
   out.log_start_offset = st->log_start;
   out.high_watermark = st->high_watermark;

@@ -57,6 +57,7 @@ struct partition_summary {
   error_code error = error_code::none;
   int64_t log_start_offset = -1;
   int64_t high_watermark = -1;
+  int64_t log_end_offset = -1;  // this replica's log end (next offset)
   int64_t size_bytes = 0;
 };
 
