@@ -393,9 +393,13 @@ def resume_after(history, t_fault, partitions):
 
 
 def watermarks(consumer, topic, partition, timeout=20.0):
-    """(low, high) of a partition, retried while the cluster settles: right after a broker restarts,
-    Metadata may not name a partition's leader yet (LEADER_NOT_AVAILABLE), which librdkafka reports
-    as an unknown partition; a real client retries the same way."""
+    """(low, high) of a partition, retried while leadership moves (the restarted broker takes its
+    preferred partitions back within seconds). librdkafka 2.0.2 answers get_watermark_offsets from
+    the leader it cached and never asks for metadata again for a topic the client holds no handle
+    of: after a leader change it gets NOT_LEADER_FOR_PARTITION (or, for a leader -1 cached during an
+    election, 'Unknown partition') on every retry although it logs "actions Refresh". So each retry
+    refreshes the topic's metadata first, as that action asks. (A restarted broker must not answer
+    leader -1 to begin with: check_first_metadata checks that.)"""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -406,6 +410,10 @@ def watermarks(consumer, topic, partition, timeout=20.0):
             if e.args[0].code() not in transient or time.monotonic() > deadline:
                 raise
             time.sleep(0.25)
+            try:
+                consumer.list_topics(topic, timeout=5)
+            except KafkaException:
+                pass  # the next attempt reports what is wrong
 
 
 def drain(cluster, topic, partitions, timeout=90.0):
