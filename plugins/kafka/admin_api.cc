@@ -2,6 +2,7 @@
 
 #include "cluster_config.h"
 #include "consumer_protocol.h"
+#include "sluice/cluster.pb.h"
 #include "topic_configs.h"
 
 #include <nlohmann/json.hpp>
@@ -9,6 +10,7 @@
 #include <algorithm>
 #include <charconv>
 #include <map>
+#include <set>
 
 namespace sluice::kafka {
 
@@ -60,51 +62,155 @@ json broker_json(broker& b) {
 }
 
 // Per-partition state, gathered from the owning shards concurrently.
+//
+// Cluster mode: every partition of the image, whether or not this broker
+// holds a replica of it: replicas as the controller assigned them, leader
+// and leader epoch as the leaders table knows them (as Metadata answers),
+// and, for the replicas held here, the local log (summary) and, on the
+// leader, the followers' progress (the raft plugin's group state).
 struct partition_row {
   std::string topic;
   int32_t partition = 0;
   partition_summary summary;
+  bool local = true;  // this broker holds a replica (always on a single node)
+  std::vector<int32_t> replicas;
+  int32_t leader = -1;
+  int32_t leader_epoch = -1;
+  std::optional<cluster::GroupState> group;  // cluster mode, a replica held here
 };
 
-task<void> gather(broker& b, std::vector<partition_row>& rows) {
+// Cluster mode: every partition group this broker holds, from each shard
+// (the followers' match and lag are filled in on the leader only).
+task<std::vector<cluster::GroupState>> raft_groups(broker& b) {
+  std::vector<std::vector<cluster::GroupState>> per_shard(sdk::shard_count());
   std::vector<std::function<task<void>()>> work;
-  for (auto& r : rows)
+  for (uint32_t s = 0; s < sdk::shard_count(); ++s)
+    work.push_back([&b, &per_shard, s]() -> task<void> {
+      sdk::message m;
+      m.type = cluster::PARTITION_LIST;
+      m.bytes = cluster::ListRequest().SerializeAsString();
+      const sdk::reply rep = co_await sdk::call(b.raft_partition, s, m);
+      cluster::GroupList list;
+      if (rep.status != 0 || !list.ParseFromString(rep.msg.bytes)) co_return;
+      for (auto& g : *list.mutable_groups()) per_shard[s].push_back(std::move(g));
+    });
+  co_await run_all(std::move(work));
+  std::vector<cluster::GroupState> out;
+  for (auto& v : per_shard)
+    for (auto& g : v) out.push_back(std::move(g));
+  co_return out;
+}
+
+// with_groups: also the raft plugin's group states (cluster mode), for the
+// leaders' view of their followers.
+task<void> gather(broker& b, const metadata_image& img, std::vector<partition_row>& rows, bool with_groups = false) {
+  std::map<std::pair<std::string, int32_t>, cluster::GroupState> groups;
+  if (b.clustered() && with_groups) {
+    std::vector<cluster::GroupState> list = co_await raft_groups(b);
+    for (auto& g : list) {
+      const topic_info* t = img.find(g.id().topic());
+      if (t && t->revision == g.id().revision()) groups[{g.id().topic(), g.id().partition()}] = std::move(g);
+    }
+  }
+  std::vector<std::function<task<void>()>> work;
+  for (auto& r : rows) {
+    const topic_info* t = img.find(r.topic);
+    if (b.clustered() && t) {
+      r.replicas = replicas_of(*t, r.partition, b.node_id);
+      std::tie(r.leader, r.leader_epoch) = b.leader_of(r.topic, r.partition);
+      r.local = std::find(r.replicas.begin(), r.replicas.end(), b.node_id) != r.replicas.end();
+      if (auto it = groups.find({r.topic, r.partition}); it != groups.end()) r.group = it->second;
+    }
+    if (!r.local) {
+      r.summary.error = error_code::not_leader_or_follower;  // nothing local to show
+      continue;
+    }
     work.push_back([&b, &r]() -> task<void> {
       co_await b.on_owner(r.topic, r.partition, [&](partition_table& pt) -> task<void> {
         r.summary = co_await pt.summary(r.topic, r.partition);
       });
     });
+  }
   co_await run_all(std::move(work));
 }
 
-json partition_json(broker& b, const partition_row& r) {
-  return {{"topic", r.topic},
-          {"partition", r.partition},
-          {"leader", r.summary.error == error_code::none ? json(b.node_id) : json(-1)},
-          {"leader_epoch", 0},
-          {"replicas", json::array({b.node_id})},
-          {"isr", json::array({b.node_id})},
-          {"shard", shard_of(r.topic, r.partition, sdk::shard_count())},
-          {"log_start_offset", r.summary.log_start_offset},
-          {"high_watermark", r.summary.high_watermark},
-          {"size_bytes", r.summary.size_bytes},
-          {"error", r.summary.error == error_code::none ? json(nullptr) : json(code(r.summary.error))}};
+// A replica the leader does not count as caught up: not heard from within
+// an election timeout, or not (or no longer) replicating.
+bool lagging(const cluster::FollowerState& f) { return !f.active() || f.state() != "replicate"; }
+
+// Cluster mode, on the leader's broker: the replicas behind, else nullopt
+// (not known here).
+std::optional<std::vector<int32_t>> replicas_behind(const partition_row& r) {
+  if (!r.group || r.group->role() != "leader") return std::nullopt;
+  std::vector<int32_t> out;
+  for (const auto& f : r.group->followers())
+    if (!f.learner() && lagging(f)) out.push_back(f.id());
+  return out;
 }
 
-json topic_summary(const topic_info& t, const std::vector<partition_row>& rows) {
-  int64_t size = 0, messages = 0;
+json nullable(bool known, int64_t v) { return known ? json(v) : json(nullptr); }
+
+json partition_json(broker& b, const partition_row& r) {
+  const bool ok = r.local && r.summary.error == error_code::none;
+  if (!b.clustered())
+    return {{"topic", r.topic},
+            {"partition", r.partition},
+            {"leader", ok ? json(b.node_id) : json(-1)},
+            {"leader_epoch", 0},
+            {"replicas", json::array({b.node_id})},
+            {"isr", json::array({b.node_id})},
+            {"shard", shard_of(r.topic, r.partition, sdk::shard_count())},
+            {"log_start_offset", r.summary.log_start_offset},
+            {"high_watermark", r.summary.high_watermark},
+            {"log_end_offset", r.summary.log_end_offset},
+            {"size_bytes", r.summary.size_bytes},
+            {"error", ok ? json(nullptr) : json(code(r.summary.error))}};
+  // The ISR as the leader sees it; elsewhere it is not known here.
+  json isr = nullptr;
+  const auto behind = replicas_behind(r);
+  if (behind) {
+    isr = json::array();
+    for (int32_t id : r.replicas)
+      if (std::find(behind->begin(), behind->end(), id) == behind->end()) isr.push_back(id);
+  }
+  json error = nullptr;
+  if (r.leader < 0) error = code(error_code::leader_not_available);
+  else if (r.local && !ok) error = code(r.summary.error);
+  return {{"topic", r.topic},
+          {"partition", r.partition},
+          {"leader", r.leader},
+          {"leader_epoch", r.leader_epoch},
+          {"replicas", r.replicas},
+          {"isr", isr},
+          {"local", r.local},
+          {"role", r.group ? json(r.group->role()) : json(nullptr)},
+          {"shard", r.local ? json(shard_of(r.topic, r.partition, sdk::shard_count())) : json(nullptr)},
+          {"log_start_offset", nullable(ok, r.summary.log_start_offset)},
+          {"high_watermark", nullable(ok, r.summary.high_watermark)},
+          {"log_end_offset", nullable(ok, r.summary.log_end_offset)},
+          {"size_bytes", nullable(ok, r.summary.size_bytes)},
+          {"under_replicated", behind ? json(!behind->empty()) : json(nullptr)},
+          {"error", error}};
+}
+
+json topic_summary(broker& b, const topic_info& t, const std::vector<partition_row>& rows) {
+  int64_t size = 0, messages = 0, local = 0;
   for (const auto& r : rows) {
-    if (r.topic != t.name || r.summary.error != error_code::none) continue;
+    if (r.topic != t.name || !r.local || r.summary.error != error_code::none) continue;
+    ++local;
     size += r.summary.size_bytes;
     messages += std::max<int64_t>(r.summary.high_watermark - r.summary.log_start_offset, 0);
   }
-  return {{"name", t.name},
-          {"topic_id", topic_id_string(t.id)},
-          {"internal", t.name == offsets_topic},
-          {"partition_count", t.partitions},
-          {"replication_factor", t.replication_factor},
-          {"size_bytes", size},
-          {"messages", messages}};
+  json out = {{"name", t.name},
+              {"topic_id", topic_id_string(t.id)},
+              {"internal", t.name == offsets_topic},
+              {"partition_count", t.partitions},
+              {"replication_factor", t.replication_factor},
+              {"size_bytes", size},
+              {"messages", messages}};
+  // Cluster mode: size and messages count the replicas this broker holds.
+  if (b.clustered()) out["local_partitions"] = local;
+  return out;
 }
 
 std::vector<partition_row> rows_of(const topic_info& t) {
@@ -118,7 +224,7 @@ task<std::vector<partition_row>> all_rows(broker& b, const metadata_image& img) 
   std::vector<partition_row> rows;
   for (const auto& [_, t] : img.topics)
     for (auto& r : rows_of(t)) rows.push_back(std::move(r));
-  co_await gather(b, rows);
+  co_await gather(b, img, rows, true);
   co_return rows;
 }
 
@@ -126,7 +232,7 @@ task<http_response> get_topics(broker& b, http_request) {
   const image_ptr img = b.image();
   const std::vector<partition_row> rows = co_await all_rows(b, *img);
   json out = json::array();
-  for (const auto& [_, t] : img->topics) out.push_back(topic_summary(t, rows));
+  for (const auto& [_, t] : img->topics) out.push_back(topic_summary(b, t, rows));
   co_return ok(out);
 }
 
@@ -136,8 +242,8 @@ task<http_response> get_topic(broker& b, http_request req) {
   const topic_info* t = img->find(name);
   if (!t) co_return not_found("no topic named '" + name + "'");
   std::vector<partition_row> rows = rows_of(*t);
-  co_await gather(b, rows);
-  json out = topic_summary(*t, rows);
+  co_await gather(b, *img, rows, true);
+  json out = topic_summary(b, *t, rows);
   json configs = json::array();
   const kafka_config& cfg = b.local().cfg;
   for (const auto& def : topic_config_defs()) {
@@ -171,7 +277,7 @@ task<http_response> get_partition(broker& b, http_request req) {
     co_return not_found("topic '" + name + "' has no partition " + std::to_string(*p) + " (it has " +
                         std::to_string(t->partitions) + ")");
   std::vector<partition_row> rows{{name, *p, {}}};
-  co_await gather(b, rows);
+  co_await gather(b, *img, rows, true);
   co_return ok(partition_json(b, rows[0]));
 }
 
@@ -322,19 +428,66 @@ task<http_response> get_moves(broker& b, http_request) {
 task<http_response> get_health(broker& b, http_request) {
   const image_ptr img = b.image();
   const std::vector<partition_row> rows = co_await all_rows(b, *img);
-  json leaderless = json::array();
-  for (const auto& r : rows)
-    if (r.summary.error != error_code::none) leaderless.push_back({{"topic", r.topic}, {"partition", r.partition}});
-  const bool healthy = leaderless.empty();
+  if (!b.clustered()) {
+    json leaderless = json::array();
+    for (const auto& r : rows)
+      if (r.summary.error != error_code::none) leaderless.push_back({{"topic", r.topic}, {"partition", r.partition}});
+    co_return ok({{"is_healthy", leaderless.empty()},
+                  {"cluster_id", img->cluster_id},
+                  {"controller_id", b.node_id},
+                  {"all_nodes", json::array({b.node_id})},
+                  {"nodes_down", json::array()},
+                  {"leaderless_partitions", leaderless},
+                  {"leaderless_count", leaderless.size()},
+                  {"under_replicated_partitions", json::array()},
+                  {"under_replicated_count", 0}});
+  }
+  // Cluster mode. Which brokers are up, as far as this broker can tell from
+  // the groups it holds: a leader's followers heard from within an election
+  // timeout (or not), the leaders its followers and its controller replica
+  // follow. Brokers it shares no group with are neither.
+  std::set<int32_t> alive{b.node_id}, silent;
+  if (b.controller_id >= 0) alive.insert(b.controller_id);
+  for (const auto& r : rows) {
+    if (!r.group) continue;
+    if (r.group->role() == "follower" && r.group->leader() >= 0) alive.insert(r.group->leader());
+    if (r.group->role() != "leader") continue;
+    for (const auto& f : r.group->followers()) (f.active() ? alive : silent).insert(f.id());
+  }
+  json all = json::array(), down = json::array(), unknown = json::array();
+  std::set<int32_t> down_ids;
+  for (const auto& [id, _] : img->brokers) {
+    all.push_back(id);
+    if (alive.count(id)) continue;
+    if (silent.count(id)) {
+      down.push_back(id);
+      down_ids.insert(id);
+    } else {
+      unknown.push_back(id);
+    }
+  }
+  // Leaderless: no leader known, or the one known is down (its entry stays
+  // until a successor announces itself). Under-replicated: a replica the
+  // leader does not count as caught up (known for the partitions led here).
+  json leaderless = json::array(), under = json::array();
+  for (const auto& r : rows) {
+    if (r.leader < 0 || down_ids.count(r.leader))
+      leaderless.push_back({{"topic", r.topic}, {"partition", r.partition}});
+    const auto behind = replicas_behind(r);
+    if (behind && !behind->empty())
+      under.push_back({{"topic", r.topic}, {"partition", r.partition}, {"leader", r.leader}, {"replicas_behind", *behind}});
+  }
+  const bool healthy = b.controller_id >= 0 && down.empty() && leaderless.empty() && under.empty();
   co_return ok({{"is_healthy", healthy},
                 {"cluster_id", img->cluster_id},
-                {"controller_id", b.node_id},
-                {"all_nodes", json::array({b.node_id})},
-                {"nodes_down", json::array()},
+                {"controller_id", b.controller_id},
+                {"all_nodes", all},
+                {"nodes_down", down},
+                {"nodes_unknown", unknown},
                 {"leaderless_partitions", leaderless},
                 {"leaderless_count", leaderless.size()},
-                {"under_replicated_partitions", json::array()},
-                {"under_replicated_count", 0}});
+                {"under_replicated_partitions", under},
+                {"under_replicated_count", under.size()}});
 }
 
 // ---- groups ------------------------------------------------------------------
@@ -407,7 +560,7 @@ task<group_view> view_group(broker& b, const std::string& id) {
     const topic_info* t = img->find(r.topic);
     return !t || r.partition < 0 || r.partition >= t->partitions;
   });
-  co_await gather(b, rows);
+  co_await gather(b, *img, rows);
   for (const auto& r : rows) v.ends[{r.topic, r.partition}] = r.summary;
   co_return v;
 }

@@ -83,7 +83,28 @@ task<bool> handle_api_versions(broker&, request_context& ctx, reader& r, respons
 
 namespace {
 
-void describe_topic(broker& b, const topic_info& t, msg::metadata_response::metadata_response_topic& out) {
+// Cluster mode: a broker id that Metadata lists (list_brokers), else -1. A
+// client takes a leader or controller id missing from the broker list as
+// final (librdkafka waits for that broker until its request times out) but
+// looks -1 up again.
+int32_t listed_or_none(const broker& b, const metadata_image& img, int32_t id) {
+  const bool listed = img.brokers.empty() ? id == b.node_id : img.brokers.count(id) != 0;
+  return listed ? id : -1;
+}
+
+// The controller id clients get: the controller's leader; while this broker
+// knows none (an election) or has not seen it register, itself, which takes
+// metadata changes and passes them to the leader once there is one (a KRaft
+// broker names any broker too). An admin client told -1 or an id it cannot
+// dial waits for a controller until its request times out.
+int32_t controller_for_clients(const broker& b, const metadata_image& img) {
+  if (!b.clustered()) return b.node_id;
+  if (const int32_t leader = listed_or_none(b, img, b.controller_id); leader >= 0) return leader;
+  return listed_or_none(b, img, b.node_id);
+}
+
+void describe_topic(broker& b, const metadata_image& img, const topic_info& t,
+                    msg::metadata_response::metadata_response_topic& out) {
   out.error_code = 0;
   out.name = t.name;
   out.topic_id = to_wire(t.id);
@@ -100,9 +121,9 @@ void describe_topic(broker& b, const topic_info& t, msg::metadata_response::meta
       // adding and removing replicas during a reassignment). In sync: the
       // replicas before the move (the new ones may still be catching up).
       const auto [leader, epoch] = b.leader_of(t.name, p);
-      mp.leader_id = leader;
+      mp.leader_id = listed_or_none(b, img, leader);
       mp.leader_epoch = epoch;
-      if (leader < 0) mp.error_code = code(error_code::leader_not_available);
+      if (mp.leader_id < 0) mp.error_code = code(error_code::leader_not_available);
       mp.replica_nodes = hosts_of(t, p, b.node_id);
       const std::vector<int32_t> before = previous_of(t, p);
       mp.isr_nodes = before.empty() ? replicas_of(t, p, b.node_id) : before;
@@ -155,10 +176,10 @@ task<bool> handle_metadata(broker& b, request_context& ctx, reader& r, response&
   msg::metadata_response resp;
   list_brokers(b, *img, ctx.conn->listener, resp.brokers, [](auto& br, int32_t id) { br.node_id = id; });
   resp.cluster_id = img->cluster_id;
-  resp.controller_id = b.clustered() ? b.controller_id : b.node_id;
+  resp.controller_id = controller_for_clients(b, *img);
   resp.cluster_authorized_operations = authorized_operations_omitted;
   if (all_topics) {
-    for (const auto& [name, t] : img->topics) describe_topic(b, t, resp.topics.emplace_back());
+    for (const auto& [name, t] : img->topics) describe_topic(b, *img, t, resp.topics.emplace_back());
   } else {
     for (const auto& rt : *req.topics) {
       auto& mt = resp.topics.emplace_back();
@@ -166,7 +187,7 @@ task<bool> handle_metadata(broker& b, request_context& ctx, reader& r, response&
       if (rt.name) t = img->find(*rt.name);
       else if (rt.topic_id != uuid{}) t = img->find(rt.topic_id.bytes);
       if (t) {
-        describe_topic(b, *t, mt);
+        describe_topic(b, *img, *t, mt);
         continue;
       }
       mt.name = rt.name;
@@ -193,7 +214,7 @@ task<bool> handle_describe_cluster(broker& b, request_context& ctx, reader& r, r
   }
   resp.endpoint_type = req.endpoint_type;
   resp.cluster_id = b.image()->cluster_id;
-  resp.controller_id = b.clustered() ? b.controller_id : b.node_id;
+  resp.controller_id = controller_for_clients(b, *b.image());
   resp.cluster_authorized_operations = authorized_operations_omitted;
   resp.encode(out.body, ctx.api_version);
   co_return true;

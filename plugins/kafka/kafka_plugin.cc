@@ -21,6 +21,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <set>
 
 namespace sluice::kafka {
 namespace {
@@ -94,6 +95,11 @@ const api_handler* find_handler(int16_t api_key) {
 }
 
 namespace {
+
+// Cluster mode: how long a broker whose image caught up with the controller
+// waits for its leaders table (and the brokers' registrations) before it
+// accepts clients anyway (docs/RAFT.md).
+constexpr uint64_t accept_wait_max_ms = 5000;
 
 class kafka_plugin final : public sdk::plugin {
  public:
@@ -315,6 +321,7 @@ class kafka_plugin final : public sdk::plugin {
     me.rack = _b.cfg.rack;
     bool registered = false;
     uint32_t quiet_ms = 0;
+    uint64_t caught_up_ns = 0;  // when the image first caught up with the controller
     while (!sh.stop.abort_requested()) {
       const cluster::GroupState gs = co_await controller_status();
       _b.controller_id = gs.leader();
@@ -325,9 +332,25 @@ class kafka_plugin final : public sdk::plugin {
       // (noop entries of new leaders are delivered without a command).
       if (!_b.metadata_ready.load(std::memory_order_relaxed) && gs.leader() >= 0 && gs.high_watermark() > 0 &&
           gs.applied_index() >= static_cast<uint64_t>(gs.high_watermark())) {
-        _b.metadata_ready.store(true, std::memory_order_release);
-        sdk::log_info("kafka: metadata caught up with the controller (index " + std::to_string(gs.high_watermark()) +
-                      ", " + std::to_string(_b.topics->image()->topics.size()) + " topic(s)); accepting clients");
+        if (caught_up_ns == 0) caught_up_ns = sdk::now_ns();
+        // Then what a first Metadata answer names: this broker and the
+        // controller's leader as registered brokers, and a leader for every
+        // partition (this broker's groups hear from their leaders, the other
+        // leaders announce themselves once a second). Clients cache such an
+        // answer: librdkafka takes leader -1, or a leader or controller id
+        // missing from the broker list, as final for that topic or request.
+        // A partition may have no leader (no majority of its replicas up):
+        // clients are let in after accept_wait_max_ms whatever is missing.
+        const std::string missing = missing_for_clients(gs.leader());
+        const uint64_t waited_ms = (sdk::now_ns() - caught_up_ns) / 1'000'000;
+        if (missing.empty() || waited_ms >= accept_wait_max_ms) {
+          _b.metadata_ready.store(true, std::memory_order_release);
+          sdk::log_info("kafka: metadata caught up with the controller (index " + std::to_string(gs.high_watermark()) +
+                        ", " + std::to_string(_b.topics->image()->topics.size()) + " topic(s)" +
+                        (missing.empty() ? std::string() : "; still " + missing + " after " +
+                                                                std::to_string(waited_ms) + " ms") +
+                        "); accepting clients");
+        }
       }
       if (!registered && gs.leader() >= 0) {
         const op_result r = co_await _b.topics->register_broker(me);
@@ -341,6 +364,22 @@ class kafka_plugin final : public sdk::plugin {
       quiet_ms = (quiet_ms + 200) % 10'000;
       if (co_await sdk::sleep_ms(200, &sh.stop) != -ETIME) break;
     }
+  }
+
+  // Cluster mode: what this broker's Metadata would still lack ("" for
+  // nothing): this broker or the controller's leader not registered in its
+  // image, partitions whose leader it does not know. Shard 0.
+  std::string missing_for_clients(int32_t controller_leader) {
+    const image_ptr img = _b.topics->image();
+    std::string out;
+    for (int32_t id : std::set<int32_t>{_b.node_id, controller_leader})
+      if (!img->brokers.count(id)) out += (out.empty() ? "broker " : ", broker ") + std::to_string(id) + " not registered";
+    size_t leaderless = 0;
+    for (const auto& [name, t] : img->topics)
+      for (int32_t p = 0; p < t.partitions; ++p) leaderless += _b.leader_of(name, p).first < 0;
+    if (leaderless > 0)
+      out += (out.empty() ? "" : ", ") + std::to_string(leaderless) + " partition(s) without a known leader";
+    return out;
   }
 
   // The raft plugin dials brokers beyond its seed list at the RPC addresses

@@ -26,8 +26,13 @@ struct partition_table::state {
   sdk::condition opened;
   int64_t log_start = 0;
   int64_t high_watermark = 0;  // single node: the log end; Raft will make it the commit index
+  // ListOffsets -3: the largest timestamp of the data batches in
+  // [log start, max_ts_scanned_to), and the base offset of the first batch
+  // with it; read from the log (scan_max_timestamp), one scan at a time.
   int64_t max_timestamp = -1;
-  int64_t max_timestamp_offset = -1;
+  int64_t max_timestamp_batch = -1;
+  int64_t max_ts_scanned_to = -1;
+  sdk::fifo_mutex max_ts_mu;
   uint64_t size_bytes = 0;
   log_settings settings;
   std::list<sdk::abort_source*> waiters;  // fetches waiting for data
@@ -580,10 +585,6 @@ task<produce_outcome> partition_table::produce(const std::string& topic, int32_t
   out.base_offset = ar.base_offset();
   if (v.idempotent) st->producers.record(infos, ar.base_offset(), out.log_append_time_ms);
   st->high_watermark = std::max(st->high_watermark, ar.last_offset() + 1);
-  if (ar.max_timestamp() > st->max_timestamp) {
-    st->max_timestamp = ar.max_timestamp();
-    st->max_timestamp_offset = ar.last_offset();
-  }
   out.log_start_offset = st->log_start;
   wake(*st);
   co_return out;
@@ -688,11 +689,7 @@ task<offset_outcome> partition_table::list_offset(const std::string& topic, int3
     out.offset = st->high_watermark;
     co_return out;
   }
-  if (timestamp == -3) {
-    out.offset = st->max_timestamp_offset;
-    out.timestamp = st->max_timestamp;
-    co_return out;
-  }
+  if (timestamp == -3) co_return co_await find_max_timestamp(*st);
   if (timestamp < 0) {
     out.error = error_code::invalid_request;
     co_return out;
@@ -722,6 +719,81 @@ task<offset_outcome> partition_table::list_offset(const std::string& topic, int3
     out.timestamp = found_ts;
   }
   co_return out;
+}
+
+// KIP-734: the record with the largest timestamp below the high watermark
+// (the first one, if several share it) and its offset; -1/-1 for none. The
+// batch is found by scan_max_timestamp, the record inside it here (as for
+// a lookup by timestamp).
+task<offset_outcome> partition_table::find_max_timestamp(state& st) {
+  offset_outcome out;
+  auto guard = co_await st.max_ts_mu.lock();
+  if (!co_await scan_max_timestamp(st)) {
+    out.error = error_code::kafka_storage_error;
+    co_return out;
+  }
+  if (st.max_timestamp_batch < 0) co_return out;
+  out.offset = std::max(st.max_timestamp_batch, st.log_start);
+  out.timestamp = st.max_timestamp;
+  ReadRequest r;
+  *r.mutable_id() = st.id;
+  r.set_offset(out.offset);
+  r.set_max_bytes(1);  // the whole batch holding it
+  sdk::reply rep = co_await storage_call(STORAGE_READ, r.SerializeAsString());
+  if (rep.status == 0 && rep.msg.buf) {
+    bool compressed = false;
+    int64_t found_ts = -1;
+    const int64_t exact =
+        first_offset_at_or_after({rep.msg.buf.data(), rep.msg.buf.size()}, st.max_timestamp, &compressed, &found_ts);
+    if (exact >= out.offset) {
+      out.offset = exact;
+      out.timestamp = found_ts;
+    }
+  }
+  co_return out;
+}
+
+// Reads the batch headers the last scan did not see, up to the high
+// watermark; from the log start again once retention (or DeleteRecords)
+// removed the batch it had found. Committed batches never change, so what
+// was scanned stays true on this replica whichever broker leads.
+task<bool> partition_table::scan_max_timestamp(state& st) {
+  if (st.max_ts_scanned_to < st.log_start || (st.max_timestamp_batch >= 0 && st.max_timestamp_batch < st.log_start)) {
+    st.max_ts_scanned_to = st.log_start;
+    st.max_timestamp = -1;
+    st.max_timestamp_batch = -1;
+  }
+  constexpr uint64_t chunk_bytes = 4u << 20;
+  const int64_t end = st.high_watermark;
+  while (st.max_ts_scanned_to < end) {
+    ReadRequest r;
+    *r.mutable_id() = st.id;
+    r.set_offset(st.max_ts_scanned_to);
+    r.set_max_bytes(chunk_bytes);
+    r.set_max_offset(end);
+    sdk::reply rep = co_await storage_call(STORAGE_READ, r.SerializeAsString());
+    if (rep.status != 0 || !rep.msg.buf || rep.msg.buf.size() == 0) {
+      sdk::log_warn("kafka: " + st.topic + "-" + std::to_string(st.partition) +
+                    ": reading batch timestamps at offset " + std::to_string(st.max_ts_scanned_to) + ": " +
+                    (rep.status != 0 ? error_text(rep) : std::string("no data")));
+      co_return false;
+    }
+    const uint8_t* p = rep.msg.buf.data();
+    const size_t n = rep.msg.buf.size();
+    const int64_t before = st.max_ts_scanned_to;
+    for (size_t at = 0; at + storage::batch_header_bytes <= n;) {
+      const storage::batch_header h = storage::decode_header(p + at);
+      if (h.batch_length <= 0 || at + h.size_bytes() > n || h.base_offset >= end) break;
+      if (!h.is_control() && h.max_timestamp > st.max_timestamp) {
+        st.max_timestamp = h.max_timestamp;
+        st.max_timestamp_batch = h.base_offset;
+      }
+      st.max_ts_scanned_to = std::max(st.max_ts_scanned_to, h.last_offset() + 1);
+      at += h.size_bytes();
+    }
+    if (st.max_ts_scanned_to == before) co_return false;  // no whole batch: never loop forever
+  }
+  co_return true;
 }
 
 task<offset_outcome> partition_table::delete_records(const std::string& topic, int32_t partition, int64_t offset) {
@@ -791,9 +863,11 @@ task<partition_summary> partition_table::summary(const std::string& topic, int32
   partition_summary out;
   auto st = co_await get(topic, partition, out.error);
   if (!st) co_return out;
+  out.log_end_offset = st->high_watermark;
   if (const std::optional<LogState> ls = co_await log_state(*st)) {
     st->log_start = ls->start_offset();
     st->size_bytes = ls->size_bytes();
+    out.log_end_offset = ls->next_offset();
   }
   out.log_start_offset = st->log_start;
   out.high_watermark = st->high_watermark;

@@ -58,6 +58,7 @@ struct partition_summary {
   error_code error = error_code::none;
   int64_t log_start_offset = -1;
   int64_t high_watermark = -1;
+  int64_t log_end_offset = -1;  // this replica's log end (next offset)
   int64_t size_bytes = 0;
 };
 
@@ -165,6 +166,10 @@ class partition_table {
   error_code leader_check(const state& st) const;
   // The storage's LogState of the partition (nullopt if the call failed).
   sdk::task<std::optional<storage::LogState>> log_state(const state& st);
+  // ListOffsets -3 (max timestamp), and the log scan behind it (false when
+  // the log could not be read).
+  sdk::task<offset_outcome> find_max_timestamp(state& st);
+  sdk::task<bool> scan_max_timestamp(state& st);
   // Cluster mode: a read_index round confirms this broker still leads.
   sdk::task<bool> confirm_leader(const state& st);
 

@@ -85,6 +85,7 @@ class ClientLog:
         self.logger.propagate = False
         self.logger.addHandler(logging.NullHandler())
         self.path = None
+        self.debug = ""
 
     def attach(self, directory):
         self.path = os.path.join(directory, "clients.log")
@@ -93,7 +94,10 @@ class ClientLog:
         self.logger.addHandler(h)
 
     def config(self):
-        """librdkafka settings that send its log (up to info) to the file."""
+        """librdkafka settings that send its log (up to info; with --client-debug, its debug contexts too)
+        to the file."""
+        if self.debug:
+            return {"logger": self.logger, "log_level": 7, "debug": self.debug}
         return {"logger": self.logger, "log_level": 6}
 
 
@@ -129,6 +133,9 @@ def parse_args(argv):
                         "--plugins storage,kafka,admin_http against a single broker)")
     p.add_argument("--nodes", type=int, default=3)
     p.add_argument("--plugins", default="storage,raft,kafka,admin_http")
+    p.add_argument("--client-debug", default=os.environ.get("SLUICE_CLIENT_DEBUG", ""),
+                   help="librdkafka debug contexts for every client, logged to clients.log (e.g. "
+                        "metadata,topic,broker; default $SLUICE_CLIENT_DEBUG)")
     p.add_argument("--timeout", type=float, default=270.0,
                    help="the whole test; it stops itself (printing the logs) after this (default 270)")
     a = p.parse_args(argv)
@@ -386,9 +393,13 @@ def resume_after(history, t_fault, partitions):
 
 
 def watermarks(consumer, topic, partition, timeout=20.0):
-    """(low, high) of a partition, retried while the cluster settles: right after a broker restarts,
-    Metadata may not name a partition's leader yet (LEADER_NOT_AVAILABLE), which librdkafka reports
-    as an unknown partition; a real client retries the same way."""
+    """(low, high) of a partition, retried while leadership moves (the restarted broker takes its
+    preferred partitions back within seconds). librdkafka 2.0.2 answers get_watermark_offsets from
+    the leader it cached and never asks for metadata again for a topic the client holds no handle
+    of: after a leader change it gets NOT_LEADER_FOR_PARTITION (or, for a leader -1 cached during an
+    election, 'Unknown partition') on every retry although it logs "actions Refresh". So each retry
+    refreshes the topic's metadata first, as that action asks. (A restarted broker must not answer
+    leader -1 to begin with: check_first_metadata checks that.)"""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -399,6 +410,10 @@ def watermarks(consumer, topic, partition, timeout=20.0):
             if e.args[0].code() not in transient or time.monotonic() > deadline:
                 raise
             time.sleep(0.25)
+            try:
+                consumer.list_topics(topic, timeout=5)
+            except KafkaException:
+                pass  # the next attempt reports what is wrong
 
 
 def drain(cluster, topic, partitions, timeout=90.0):
@@ -670,6 +685,7 @@ class Scenario:
         time.sleep(max(0.0, a.down_s - (now() - t_kill)))
         t_restart = now()
         c.start_node(victim)
+        self.check_first_metadata(victim, "restarted after SIGKILL")
         c.wait_brokers(timeout=60, via=[victim])
         say(f"node {victim} restarted and back in Metadata after {now() - t_restart:.2f} s")
         self.restarted = victim
@@ -766,7 +782,30 @@ class Scenario:
         say(f"with node {other} stopped, one acks=all record per partition acknowledged in {took:.2f} s: node {r} "
             f"holds every partition up to {[x.offset for x in recs]}")
         c.start_node(other)
+        self.check_first_metadata(other, "restarted after SIGTERM")
         c.wait_brokers(timeout=60, via=[other])
+
+    def check_first_metadata(self, node, what):
+        """The first Metadata answer of a restarted broker, asked as soon as its port accepts connections (a
+        client that bootstraps from it then): a leader for every partition, and only leaders and a controller
+        that the answer lists as brokers. librdkafka caches the answer and takes leader -1, or an id it has no
+        broker for, as final (get_watermark_offsets fails with 'Unknown partition' until the cache expires,
+        an admin request waits for the controller until it times out)."""
+        try:
+            md = self.c.metadata(self.topic, nodes=[node], timeout=15.0)
+        except Exception as e:  # noqa: BLE001 - any client error fails the check
+            self.checks.check(False, f"node {node} {what}: its first Metadata answer", f"{type(e).__name__}: {e}")
+            return
+        t = md.topics.get(self.topic)
+        listed = set(md.brokers)
+        bad = [f"p{p}: leader {t.partitions[p].leader}" for p in range(self.a.partitions)
+               if t is not None and (p not in t.partitions or t.partitions[p].leader not in listed)]
+        if t is None or t.error is not None:
+            bad.append(f"topic: {t.error if t is not None else 'missing'}")
+        if md.controller_id not in listed:
+            bad.append(f"controller {md.controller_id}")
+        self.checks.check(not bad, f"node {node} {what}: its first Metadata answer names a listed leader for every "
+                                   f"partition and a listed controller", f"{bad}; brokers {sorted(listed)}")
 
     def _check_threads(self):
         self.c.check_alive()
@@ -819,6 +858,7 @@ class Scenario:
 def main(argv):
     a = parse_args(argv)
     install_signal_handlers()
+    CLIENT_LOG.debug = a.client_debug
 
     def on_alarm(_s, _f):
         raise TestTimeout(f"the test did not finish within --timeout {a.timeout:g} s")

@@ -5,6 +5,10 @@
   Metadata names every partition's leader (brokers that hold no replica learn leaders from the
   leaders' announcements), so a client bootstrapped from any one broker produces to and reads back
   every partition;
+- the admin views (/v1/topics, /v1/topics/{name}, /v1/partitions/{topic}/{p}, /v1/cluster/health)
+  describe every partition on every broker (replicas, leader, leader epoch; the local log only where
+  the broker holds a replica), and the health names a dead broker down;
+- ListOffsets -3 (max timestamp) finds the record with the largest timestamp, also on a new leader;
 - replication factor 4 on three brokers is refused with INVALID_REPLICATION_FACTOR, naming the count;
 - topic creation and deletion keep working when the controller's leader is killed: the controller
   group elects another, and every broker's Metadata agrees afterwards;
@@ -116,6 +120,8 @@ def scenario(c):
 
     # Produce through one broker, read back through another.
     produce_and_read_back(c, "rf1", 6, 600, via_produce=1, via_read=3)
+    admin_views(c, "rf1", 6, leaders)
+    max_timestamp(c)
 
     # Too many replicas.
     err = create(c, "rf4", 1, 4)
@@ -128,6 +134,12 @@ def scenario(c):
     c.kill(ctl, signal.SIGKILL)
     others = [n for n in c.nodes if n != ctl]
     c._wait(lambda: c.metadata(nodes=others, timeout=3.0).controller_id in others, "a new controller", 30.0, 0.3)
+    health = c._wait(lambda: (lambda h: h if ctl in h.get("nodes_down", []) and h["under_replicated_count"] > 0 else None)(
+        c.admin_get(others[0], "/v1/cluster/health")[1]), f"broker {others[0]}'s health names broker {ctl} down",
+        30.0, interval=0.5)
+    check(not health["is_healthy"] and health["controller_id"] in others,
+          f"/v1/cluster/health on broker {others[0]}: broker {ctl} down, {health['under_replicated_count']} "
+          f"under-replicated partition(s), controller {health['controller_id']}")
     err = create_retrying(c, "after_kill", 3, 2, nodes=others)
     check(err is None, f"a topic is created with the old controller leader dead: {err}")
     a = AdminClient({"bootstrap.servers": c.bootstrap(others)})
@@ -143,6 +155,83 @@ def scenario(c):
     behind_log_start(c, os.path.join(os.path.dirname(c.brokerd), "sluice"))
     maintenance(c)
     controller_snapshots(c)
+
+
+def admin_views(c, topic, partitions, leaders):
+    """The kafka plugin's admin views describe the whole cluster on every broker: each partition with its
+    replicas, leader and leader epoch, and the local log only where the broker holds the replica."""
+    views = {}
+    for n in c.nodes:
+        status, body = c.admin_get(n, f"/v1/topics/{topic}")
+        check(status == 200, f"GET /v1/topics/{topic} on broker {n}: {status}")
+        views[n] = {p["partition"]: p for p in body["partitions"]}
+        check(sorted(views[n]) == list(range(partitions)), f"broker {n} lists every partition of {topic}")
+        mine = [q for q in range(partitions) if leaders[q] == n]
+        check(body["local_partitions"] == len(mine), f"broker {n} holds {len(mine)} of them: {body['local_partitions']}")
+    for q in range(partitions):
+        owner = leaders[q]
+        held = views[owner][q]
+        check(held["local"] and held["leader"] == owner and held["replicas"] == [owner] and held["isr"] == [owner]
+              and held["role"] == "leader" and held["high_watermark"] > 0 and held["under_replicated"] is False,
+              f"{topic}/{q} on its replica, broker {owner}: {held}")
+        for n in c.nodes:
+            if n == owner:
+                continue
+            # Also the single-partition route, on a broker that holds no replica of it.
+            status, p = c.admin_get(n, f"/v1/partitions/{topic}/{q}")
+            check(status == 200 and not p["local"] and p["leader"] == owner and p["leader_epoch"] == held["leader_epoch"]
+                  and p["replicas"] == [owner] and p["high_watermark"] is None and p["isr"] is None
+                  and p["error"] is None, f"{topic}/{q} on broker {n}, which holds no replica: {p}")
+    md = c.metadata()
+
+    def healthy(n):
+        status, h = c.admin_get(n, "/v1/cluster/health")
+        return h if status == 200 and h["is_healthy"] else None
+
+    for n in c.nodes:
+        h = c._wait(lambda: healthy(n), f"/v1/cluster/health on broker {n} healthy", 30.0, interval=0.5)
+        check(h["all_nodes"] == sorted(c.nodes) and h["nodes_down"] == [] and h["leaderless_count"] == 0
+              and h["controller_id"] == md.controller_id, f"/v1/cluster/health on broker {n}: {h}")
+    status, topics = c.admin_get(1, "/v1/topics")
+    check(status == 200 and any(t["name"] == topic and t["partition_count"] == partitions for t in topics),
+          f"GET /v1/topics on broker 1 lists {topic}")
+
+
+def max_timestamp(c):
+    """ListOffsets with timestamp -3 (KIP-734): the record with the largest timestamp, read from the leader's log,
+    before and after the leadership moves."""
+    err = create(c, "maxts", 1, 3)
+    check(err is None, f"create maxts (replication factor 3): {err}")
+    leader = c.wait_leader("maxts", 0)
+    base = 1_700_000_000_000
+    stamps = [10, 50, 20, 90, 30, 40, 95, 60, 95, 10]  # the first 95 (index 6) is the answer
+    p = Producer({"bootstrap.servers": c.bootstrap(), "acks": "all", "linger.ms": 50})
+    offsets = {}
+    for i, ts in enumerate(stamps):
+        p.produce("maxts", value=str(i).encode(), partition=0, timestamp=base + ts,
+                  on_delivery=lambda e, m, i=i: offsets.__setitem__(i, m.offset()) if e is None else None)
+        if i == 4:
+            p.flush(30)  # two batches at least
+    p.flush(30)
+    check(len(offsets) == len(stamps), f"{len(stamps)} records with chosen timestamps acknowledged")
+    def max_ts_offset():
+        # A new client each time: librdkafka keeps sending offsets_for_times to the leader it cached.
+        cons = Consumer({"bootstrap.servers": c.bootstrap(), "group.id": "maxts"})
+        try:
+            return cons.offsets_for_times([TopicPartition("maxts", 0, -3)], timeout=10)[0].offset
+        finally:
+            cons.close()
+
+    got = max_ts_offset()
+    check(got == offsets[6], f"ListOffsets -3 on leader {leader}: offset {got}, the record with the largest "
+                             f"timestamp is at {offsets[6]}")
+    target = next(n for n in c.nodes if n != leader)
+    status, body = c.admin_request(leader, "POST", f"/v1/raft/groups/maxts/0/transfer_leadership?target={target}")
+    check(status == 202, f"leadership of maxts/0 to broker {target}: {status} {body}")
+    c._wait(lambda: all(c.leader("maxts", 0, nodes=[n]) == target for n in c.nodes), f"broker {target} leads maxts/0",
+            30.0)
+    got = c._wait(lambda: (lambda o: o if o >= 0 else None)(max_ts_offset()), "ListOffsets -3 answered", 30.0, 0.3)
+    check(got == offsets[6], f"ListOffsets -3 on the new leader {target}: offset {got}")
 
 
 def behind_log_start(c, sluice_cli):
