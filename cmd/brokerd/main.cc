@@ -82,6 +82,14 @@ sluice::result<std::string> prepare_data_dir(const std::string& dir, const std::
     if (!fs::create_directory(p, ec) && ec)
       return err(ec.value(), where + " cannot be created: " + ec.message() + "; fix the permissions of " +
                                  parent.string() + fix);
+    // The new directory's entry is durable only once its parent is fsynced.
+    const int pfd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (pfd < 0 || ::fsync(pfd) != 0) {
+      const int e = errno;
+      if (pfd >= 0) ::close(pfd);
+      return err(e, where + ": cannot fsync its parent " + parent.string() + ": " + std::strerror(e) + fix);
+    }
+    ::close(pfd);
   } else if (!fs::is_directory(p, ec)) {
     return err(ENOTDIR, where + " is not a directory; remove it" + fix);
   }

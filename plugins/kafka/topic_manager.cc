@@ -26,9 +26,8 @@ std::string topic_manager::load() {
     _image = std::make_shared<const metadata_image>();
     return {};
   }
-  std::error_code ec;
-  std::filesystem::create_directories(_dir, ec);
-  if (ec) return "cannot create " + _dir + ": " + ec.message();
+  if (const int32_t rc = sdk::mkdirs_durable_blocking(_dir); rc < 0)
+    return "cannot create " + _dir + ": " + std::strerror(-rc);
   const std::string file = _dir + "/metadata.json";
   std::ifstream in(file);
   metadata_image img;

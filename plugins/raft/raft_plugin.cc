@@ -100,9 +100,10 @@ class raft_plugin final : public sdk::plugin {
     _node = node_id(static_cast<uint64_t>(std::max(0, sdk::node_id())));
     _cfg = parse_raft_config(cfg, sdk::node_id());
     _dir = std::string(sdk::api().data_dir(sdk::host())) + "/raft";
-    for (const std::string& d : {_dir, _dir + "/partitions"})
-      if (::mkdir(d.c_str(), 0755) != 0 && errno != EEXIST)
-        throw sdk::config_error("raft: cannot create " + d + ": " + std::strerror(errno));
+    // Durable (parents fsynced): the term, votes and logs below must not
+    // vanish with their directory in a power loss.
+    if (const int32_t rc = sdk::mkdirs_durable_blocking(_dir + "/partitions"); rc < 0)
+      throw sdk::config_error("raft: cannot create " + _dir + "/partitions: " + std::strerror(-rc));
     _storage = sdk::lookup_service("storage.log");
     if (_storage < 0) throw sdk::config_error("raft: the storage plugin's storage.log service is missing");
     _invoker.init("raft.invoke");

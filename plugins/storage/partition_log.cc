@@ -201,8 +201,8 @@ static sdk::task<result<std::optional<std::string>>> read_small_file(const std::
 
 sdk::task<result<void>> partition_log::recover() {
   namespace fs = std::filesystem;
-  int32_t rc = co_await sdk::mkdir(_dir.c_str(), 0755);
-  if (rc < 0 && rc != -EEXIST) co_return io_error(-rc, "cannot create " + _dir);
+  int32_t rc = co_await sdk::mkdir_durable(_dir);
+  if (rc < 0) co_return io_error(-rc, "cannot create " + _dir);
 
   // Directory listing has no io_uring operation; it runs once per partition
   // at open, on a directory of a few entries.

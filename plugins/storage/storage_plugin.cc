@@ -113,9 +113,10 @@ class storage_plugin final : public sdk::plugin {
     // The cache budget is split between the shards.
     shard_state& st = _shards.emplace(shard, _cache_bytes / sdk::shard_count());
     if (shard == 0) {
-      std::error_code ec;
-      std::filesystem::create_directories(_root, ec);  // start-up only, before serving
-      if (ec) return "cannot create the storage directory " + _root + ": " + ec.message();
+      // Start-up only, before serving; durable, as every directory the
+      // storage creates (a power loss must not take a new one away).
+      if (const int32_t rc = sdk::mkdirs_durable_blocking(_root); rc < 0)
+        return "cannot create the storage directory " + _root + ": " + std::strerror(-rc);
     }
     sdk::spawn(retention_loop(st, st.tasks.try_enter()));
     sdk::spawn(stats_loop(st, st.tasks.try_enter()));
@@ -493,8 +494,8 @@ class storage_plugin final : public sdk::plugin {
     const log_config cfg = with_overrides(r.overrides());
 
     const std::string topic_dir = _root + "/" + id.topic();
-    const int32_t rc = co_await sdk::mkdir(topic_dir.c_str(), 0755);
-    if (rc < 0 && rc != -EEXIST) {
+    const int32_t rc = co_await sdk::mkdir_durable(topic_dir);
+    if (rc < 0) {
       p.open_error = error{make_error_code(errc::io_error), "cannot create " + topic_dir + ": " + std::strerror(-rc)};
     } else {
       const std::string dir = topic_dir + "/" + std::to_string(id.partition()) + "_" + std::to_string(id.revision());

@@ -15,6 +15,8 @@
 #include <sluice/sdk/task.h>
 
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -274,6 +276,40 @@ inline task<int32_t> fsync_dir(const std::string& dir) {
   const int32_t rc = co_await fsync(fd);
   (void)co_await close(fd);
   co_return rc;
+}
+
+// Creates a directory and makes its entry durable (an fsync of its parent),
+// as POSIX requires before anything in it can count: without it a power
+// loss may take the new directory with every file in it. An existing
+// directory is fine (its parent is fsynced again: a crash may have left the
+// entry created but not durable). Returns 0 or -errno.
+inline task<int32_t> mkdir_durable(const std::string& path, uint32_t mode = 0755) {
+  const int32_t rc = co_await mkdir(path.c_str(), mode);
+  if (rc < 0 && rc != -EEXIST) co_return rc;
+  const size_t slash = path.rfind('/');
+  co_return co_await fsync_dir(slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash)));
+}
+
+// The blocking form, with every missing parent too (mkdir -p), for start-up
+// code that runs before the shards serve. Returns 0 or -errno.
+inline int32_t mkdirs_durable_blocking(const std::string& path, uint32_t mode = 0755) {
+  const auto fsync_parent = [](const std::string& p) {
+    const size_t slash = p.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : p.substr(0, slash));
+    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    const int rc = ::fsync(fd) == 0 ? 0 : -errno;
+    ::close(fd);
+    return rc;
+  };
+  for (size_t at = path.find('/', 1);; at = path.find('/', at + 1)) {
+    const std::string part = at == std::string::npos ? path : path.substr(0, at);
+    if (!part.empty() && part != "/") {
+      if (::mkdir(part.c_str(), mode) != 0 && errno != EEXIST) return -errno;
+      if (const int rc = fsync_parent(part); rc < 0) return rc;
+    }
+    if (at == std::string::npos) return 0;
+  }
 }
 
 // What replace_file() did when it failed, for the error message.
