@@ -29,6 +29,8 @@ packages=(
   python3-snappy python3-lz4 python3-zstandard python3-crc32c
   # the web console test drives Debian's headless Chromium (tests/console)
   chromium
+  # the power-loss filesystem of the reliability harness (tests/chaos/faultfs, docs/RELIABILITY.md)
+  fuse3 libfuse3-dev
 )
 # Node.js for the kafkajs test: any nodejs already on PATH (for example
 # NodeSource's, which bundles npm) is kept; Debian's is installed otherwise.
