@@ -287,7 +287,9 @@ inline task<int32_t> mkdir_durable(const std::string& path, uint32_t mode = 0755
   const int32_t rc = co_await mkdir(path.c_str(), mode);
   if (rc < 0 && rc != -EEXIST) co_return rc;
   const size_t slash = path.rfind('/');
-  co_return co_await fsync_dir(slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash)));
+  // A named local: GCC 12 destroys a temporary in a co_await operand twice.
+  const std::string parent = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  co_return co_await fsync_dir(parent);
 }
 
 // The blocking form, with every missing parent too (mkdir -p), for start-up
