@@ -29,7 +29,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "cluster"))
+sys.path.insert(0, os.path.join(HERE, "faultfs"))
 import cluster as clusterlib  # noqa: E402
+import faultfslib  # noqa: E402
 import faults as faultlib  # noqa: E402
 import netns  # noqa: E402
 
@@ -37,46 +39,16 @@ UNAVAILABLE_GAP_S = 1.0
 
 
 # ---- the power-loss filesystem ------------------------------------------------------------------------
-
-class FaultFS:
-    """One node's data directory on sluice-faultfs (tests/chaos/faultfs): writes reach the backing
-    directory only when fsynced; drop() discards the rest, as a power loss would."""
-
-    def __init__(self, binary, backing, mountpoint):
-        self.binary, self.backing, self.mountpoint = binary, backing, mountpoint
-        self.proc = None
-
-    def mount(self):
-        os.makedirs(self.backing, exist_ok=True)
-        os.makedirs(self.mountpoint, exist_ok=True)
-        self.proc = subprocess.Popen([self.binary, self.backing, self.mountpoint, "-f"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 10
-        while not os.path.ismount(self.mountpoint):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                err = self.proc.stderr.read().decode(errors="replace") if self.proc.poll() is not None else ""
-                raise RuntimeError(f"sluice-faultfs did not mount {self.mountpoint}: {err.strip()}")
-            time.sleep(0.05)
-
-    def drop(self):
-        with open(os.path.join(self.mountpoint, ".faultfs-control"), "w") as f:
-            f.write("drop\n")
-
-    def unmount(self):
-        subprocess.run(["fusermount3", "-u", "-z", self.mountpoint], capture_output=True)
-        if self.proc is not None:
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-            self.proc = None
-
+# Each node's data directory on sluice-faultfs (faultfs/faultfslib.py): writes reach the backing
+# directory only when fsynced; drop() discards the rest, as a power loss would.
 
 def find_faultfs(build_dir):
-    for cand in (os.path.join(build_dir, "bin", "sluice-faultfs"),
-                 os.path.join(build_dir, "tests", "chaos", "faultfs", "sluice-faultfs")):
-        if os.access(cand, os.X_OK) and shutil.which("fusermount3") and os.path.exists("/dev/fuse"):
-            return cand
+    if faultfslib.skip_reason():
+        return None
+    for d in (build_dir, os.path.join(HERE, "..", "..", "build", "debug")):
+        cand = os.path.join(d, "bin", "sluice-faultfs")
+        if os.access(cand, os.X_OK):
+            return os.path.abspath(cand)
     return None
 
 
@@ -153,8 +125,9 @@ def one_run(a, run_no, seed, out_dir, faultfs_bin):
             clock_files[node.id] = clock
             if os.path.exists(faultlib.FAKETIME_LIB):
                 node.env = faultlib.faketime_env(clock)
-            if faultfs_bin is not None:
-                fs = FaultFS(faultfs_bin, os.path.join(node.dir, "backing"), node.data_dir)
+            if faultfs_bin is not None and node.id not in mounts:
+                fs = faultfslib.FaultFS(faultfs_bin, node.dir, backing=os.path.join(node.dir, "backing"),
+                                        mnt=node.data_dir)
                 fs.mount()
                 mounts[node.id] = fs
 

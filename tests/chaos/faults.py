@@ -215,8 +215,10 @@ class Injector:
 def faketime_env(clock_file):
     """Environment that starts brokerd under libfaketime with its offset read from clock_file on every
     call (write "+30s" to jump). CLOCK_MONOTONIC is left alone: the jump models a wall-clock change."""
+    # An ASan build (the debug preset) wants its runtime first in the library list: let it be second.
+    asan = ":".join(x for x in (os.environ.get("ASAN_OPTIONS", ""), "verify_asan_link_order=0") if x)
     return {"LD_PRELOAD": FAKETIME_LIB, "FAKETIME_TIMESTAMP_FILE": clock_file, "FAKETIME_NO_CACHE": "1",
-            "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1", "ASAN_OPTIONS": asan}
 
 
 if __name__ == "__main__":
