@@ -13,7 +13,7 @@ seconds with faults one after another from the run's seed (seed + run number), e
 windows (no acknowledged write for more than 1 s) and the recovery time after each heal (until every
 partition acknowledged a write again). The campaign report (report.md, report.json, timeline-N.png)
 goes to --report. Exit status: 0 when no run found lost, duplicated, inconsistent or phantom records
-and every partition recovered within --recovery-limit seconds of each heal; 1 otherwise; 2 when the
+and every partition recovered within --recovery-limit seconds of each heal; 1 otherwise; 77 when the
 machine cannot run the harness (the reason is printed).
 """
 import argparse
@@ -310,7 +310,7 @@ def main(argv):
         why = netns.check()
         if why:
             print(f"chaos: cannot run: {why} (or pass --no-netns for a loopback-only campaign)", file=sys.stderr)
-            return 2
+            return 77
     faultfs_bin = None if a.no_faultfs else find_faultfs(a.build_dir)
     if faultfs_bin is None and not a.no_faultfs:
         print("chaos: sluice-faultfs (or /dev/fuse, fusermount3) not found: no power-loss faults", flush=True)
@@ -322,7 +322,7 @@ def main(argv):
         results.append(one_run(a, i, a.seed + i, out_dir, faultfs_bin))
         if results[-1].get("status") == 2:
             print(f"chaos: cannot run: {results[-1].get('error')}", file=sys.stderr)
-            return 2
+            return 77
     ok = report(a, results, out_dir, time.monotonic() - t0)
     print(f"chaos: report in {out_dir}/report.md", flush=True)
     return 0 if ok else 1
