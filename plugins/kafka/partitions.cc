@@ -686,6 +686,13 @@ task<offset_outcome> partition_table::list_offset(const std::string& topic, int3
     co_return out;
   }
   if (timestamp == -1) {
+    // A deposed leader that has not heard of its successor yet (resumed
+    // from a pause) would answer a stale end: it answers once a quorum
+    // confirms it still leads (one heartbeat round).
+    if (clustered() && !co_await confirm_leader(*st)) {
+      out.error = error_code::not_leader_or_follower;
+      co_return out;
+    }
     out.offset = st->high_watermark;
     co_return out;
   }
