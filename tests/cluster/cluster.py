@@ -879,6 +879,34 @@ def _yaml_scalar(v):
     return str(v)
 
 
+def run_scenarios(description, name, runs, argv, add_args=None):
+    """The main() of a scenario test: parses --brokerd, --plugin-dir and --work-dir (and what
+    add_args(parser) adds), then runs each (Cluster keyword arguments, fn(cluster)) on a fresh cluster.
+    Prints "FAILED: <why>" (an exception, or broker problems) or "<name>: PASSED"; returns the exit
+    status. runs may be a function of the parsed arguments."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--brokerd")
+    ap.add_argument("--plugin-dir")
+    ap.add_argument("--work-dir")
+    if add_args:
+        add_args(ap)
+    a = ap.parse_args(argv)
+    for kw, fn in (runs(a) if callable(runs) else runs):
+        c = Cluster(brokerd=a.brokerd, plugin_dir=a.plugin_dir, work_dir=a.work_dir, **kw)
+        try:
+            with c:
+                fn(c)
+            problems = c.problems
+        except Exception as e:  # noqa: BLE001 - a scenario's failure, reported as its reason
+            print(f"FAILED: {type(e).__name__}: {e}", flush=True)
+            return 1
+        if problems:
+            print(f"FAILED: broker problems: {problems}", flush=True)
+            return 1
+    print(f"{name}: PASSED", flush=True)
+    return 0
+
+
 def main(argv):
     p = argparse.ArgumentParser(description="Start a local Sluice cluster (see the module docstring).",
                                 usage="%(prog)s [options] [-- CMD ARG...]")

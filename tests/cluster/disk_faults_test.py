@@ -9,7 +9,6 @@
 - the broker processes never crash, and every acknowledged record is read back exactly once at its
   offset.
 """
-import argparse
 import os
 import sys
 import threading
@@ -131,25 +130,9 @@ def scenario(c):
 
 
 def main(argv):
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--brokerd")
-    ap.add_argument("--plugin-dir")
-    ap.add_argument("--work-dir")
-    a = ap.parse_args(argv)
-    c = clusterlib.Cluster(nodes=3, name="disk-faults", brokerd=a.brokerd, plugin_dir=a.plugin_dir,
-                           work_dir=a.work_dir, storage_config={"fault_injection": True})
-    try:
-        with c:
-            scenario(c)
-        problems = c.problems
-    except (Failure, clusterlib.ClusterError, Exception) as e:
-        print(f"FAILED: {type(e).__name__}: {e}", flush=True)
-        return 1
-    if problems:
-        print(f"FAILED: broker problems: {problems}", flush=True)
-        return 1
-    print("disk_faults_test: PASSED", flush=True)
-    return 0
+    return clusterlib.run_scenarios(__doc__, "disk_faults_test",
+                                    [(dict(nodes=3, name="disk-faults", storage_config={"fault_injection": True}),
+                                      scenario)], argv)
 
 
 if __name__ == "__main__":

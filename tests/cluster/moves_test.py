@@ -18,7 +18,6 @@
 - through all of it an idempotent producer keeps writing with acks=all: every acknowledged record is
   read back exactly once, at the offset it was acknowledged with, in offset order.
 """
-import argparse
 import os
 import shutil
 import subprocess
@@ -264,28 +263,14 @@ def drain(c, acked):
 
 
 def main(argv):
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--brokerd")
-    ap.add_argument("--plugin-dir")
-    ap.add_argument("--work-dir")
-    ap.add_argument("--node", help="the node.js binary for the kafkajs step")
-    a = ap.parse_args(argv)
-    global NODE
-    NODE = a.node or NODE
-    c = clusterlib.Cluster(nodes=4, seeds=3, name="moves", brokerd=a.brokerd, plugin_dir=a.plugin_dir,
-                           work_dir=a.work_dir)
-    try:
-        with c:
-            scenario(c)
-        problems = c.problems
-    except (Failure, clusterlib.ClusterError, Exception) as e:
-        print(f"FAILED: {type(e).__name__}: {e}", flush=True)
-        return 1
-    if problems:
-        print(f"FAILED: broker problems: {problems}", flush=True)
-        return 1
-    print("moves_test: PASSED", flush=True)
-    return 0
+    def runs(a):
+        global NODE
+        NODE = a.node or NODE
+        return [(dict(nodes=4, seeds=3, name="moves"), scenario)]
+
+    return clusterlib.run_scenarios(
+        __doc__, "moves_test", runs, argv,
+        add_args=lambda ap: ap.add_argument("--node", help="the node.js binary for the kafkajs step"))
 
 
 if __name__ == "__main__":

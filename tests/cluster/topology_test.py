@@ -23,7 +23,6 @@
 - a fourth broker outside the seed list joins (the controller's leader makes it a learner), registers,
   gets replicas of a new topic, and serves produce and fetch for the partitions it leads.
 """
-import argparse
 import os
 import signal
 import subprocess
@@ -338,27 +337,9 @@ def controller_snapshots(c):
 
 
 def main(argv):
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--brokerd")
-    ap.add_argument("--plugin-dir")
-    ap.add_argument("--work-dir")
-    a = ap.parse_args(argv)
     runs = [(dict(nodes=3, name="topology", raft_config={"controller_snapshot_entries": 10}), scenario),
             (dict(nodes=4, seeds=3, name="topology-join"), joining_broker)]
-    for kw, run in runs:
-        c = clusterlib.Cluster(brokerd=a.brokerd, plugin_dir=a.plugin_dir, work_dir=a.work_dir, **kw)
-        try:
-            with c:
-                run(c)
-            problems = c.problems
-        except (Failure, clusterlib.ClusterError, Exception) as e:
-            print(f"FAILED: {type(e).__name__}: {e}", flush=True)
-            return 1
-        if problems:
-            print(f"FAILED: broker problems: {problems}", flush=True)
-            return 1
-    print("topology_test: PASSED", flush=True)
-    return 0
+    return clusterlib.run_scenarios(__doc__, "topology_test", runs, argv)
 
 
 if __name__ == "__main__":
