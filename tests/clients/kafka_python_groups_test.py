@@ -43,10 +43,22 @@ PER_PARTITION = 150
 MORE = 7  # records added per partition for the lag check
 
 
+# A kafka-python bug, not the broker's: its StickyPartitionAssignor calls len() on six.iteritems()
+# (an iterator on Python 3) on some rebalances, and the leader's poll() raises TypeError
+# "object of type 'dict_itemiterator' has no len()". The scenario then runs again with a new group
+# (at most three times) and the run says KNOWN CLIENT BUG.
+class ClientBug(Exception):
+    pass
+
+
+def is_sticky_client_bug(e):
+    return isinstance(e, TypeError) and "dict_itemiterator" in str(e)
+
+
 class Member(threading.Thread):
     def __init__(self, name, group, topic, assignor):
         super().__init__(daemon=True)
-        self.name_, self.got, self.error = name, [], None
+        self.name_, self.got, self.error, self.client_bug = name, [], None, False
         self.stopping = threading.Event()
         self.c = KafkaConsumer(bootstrap_servers=bs, group_id=group, client_id=name, enable_auto_commit=False,
                                auto_offset_reset="earliest", partition_assignment_strategy=[assignor],
@@ -64,6 +76,7 @@ class Member(threading.Thread):
             self.c.close(autocommit=False)
         except Exception as e:
             self.error = f"{self.name_}: {type(e).__name__}: {e}"
+            self.client_bug = is_sticky_client_bug(e)
 
 
 def describe(adm, group):
@@ -71,9 +84,19 @@ def describe(adm, group):
     return g
 
 
-def run_assignor(assignor):
-    topic = cl.topic_name("kpgroups", assignor.name)
-    group = cl.topic_name("kpgroups", assignor.name + "-group")
+def run_assignor_retrying(assignor):
+    for attempt in range(3):
+        try:
+            return run_assignor(assignor, attempt)
+        except ClientBug as e:
+            print(f"   KNOWN CLIENT BUG (attempt {attempt + 1}): {e}; again with a new group", flush=True)
+    cl.fail(f"{assignor.name}: kafka-python's assignor failed three times in a row (see KNOWN CLIENT BUG above)")
+
+
+def run_assignor(assignor, attempt=0):
+    suffix = f"-{attempt}" if attempt else ""
+    topic = cl.topic_name("kpgroups", assignor.name + suffix)
+    group = cl.topic_name("kpgroups", assignor.name + suffix + "-group")
     adm = KafkaAdminClient(bootstrap_servers=bs, request_timeout_ms=30000)
     try:
         adm.create_topics([NewTopic(topic, PARTS, 1)], timeout_ms=30000)
@@ -92,6 +115,10 @@ def run_assignor(assignor):
             m.start()
 
         def everything():
+            if any(m.client_bug for m in members):
+                for m in members:
+                    m.stopping.set()
+                raise ClientBug(next(m.error for m in members if m.client_bug))
             errs = [m.error for m in members if m.error]
             cl.check(not errs, str(errs))
             return {(p, o) for m in members for p, o, _ in list(m.got)} >= set(produced)
@@ -126,6 +153,8 @@ def run_assignor(assignor):
         for m in members:
             m.join(30)
             cl.check(not m.is_alive(), f"{m.name_}: close() did not return within 30 s")
+            if m.client_bug:
+                raise ClientBug(m.error)
             cl.check(m.error is None, m.error or "")
         g = cl.wait_until(lambda: (lambda g: g if g.state == "Empty" else None)(describe(adm, group)),
                           f"{assignor.name}: the group Empty after both members left", 20)
@@ -154,7 +183,7 @@ def run_assignor(assignor):
 def main():
     steps = [("the broker advertises the group APIs", lambda: cl.require_group_coordinator(bs))]
     steps += [(f"{a.__name__} ({a.name}): 2 members, describe/list groups, committed offsets, lag",
-               lambda a=a: run_assignor(a)) for a in ASSIGNORS]
+               lambda a=a: run_assignor_retrying(a)) for a in ASSIGNORS]
     return cl.run_steps("kafka-python groups", steps)
 
 
