@@ -17,6 +17,7 @@ and every partition recovered within --recovery-limit seconds of each heal; 1 ot
 machine cannot run the harness (the reason is printed).
 """
 import argparse
+import bisect
 import json
 import os
 import random
@@ -55,19 +56,15 @@ def find_faultfs(build_dir):
 # ---- one run ------------------------------------------------------------------------------------------
 
 def analyse(history_path, faults, partitions):
-    """Unavailability windows per partition and recovery after each heal, from the history's acks."""
+    """From the history's acknowledgements, in one read: each partition's unavailability windows, the
+    recovery after each heal, the number of acks, and acks per second (for the timeline plot)."""
     import workload  # noqa: E402
     acks = {p: [] for p in range(partitions)}
-    t_start = t_stop = None
     with workload.open_history(history_path, "r") as f:
         for line in f:
             ev = json.loads(line)
             if ev.get("f") == "send" and ev.get("type") == "ok":
                 acks.setdefault(ev["partition"], []).append(ev["t"])
-            elif ev.get("type") == "info" and ev.get("f") == "start" and t_start is None:
-                t_start = ev["t"]
-            elif ev.get("type") == "info" and ev.get("f") == "stop":
-                t_stop = ev["t"]
     windows = {}
     for p, ts in acks.items():
         ts.sort()
@@ -78,15 +75,20 @@ def analyse(history_path, faults, partitions):
         if f.healed_at is None:
             continue
         heal_ns = int(f.healed_at * 1e9)
-        worst = 0.0
-        for p, ts in acks.items():
-            later = next((t for t in ts if t >= heal_ns), None)  # lists are short enough (one pass per fault)
-            if later is None:
-                worst = float("inf")
-                break
-            worst = max(worst, (later - heal_ns) / 1e9)
-        recovery.append({"kind": f.kind, "seconds": round(worst, 3) if worst != float("inf") else None})
-    return windows, recovery, sum(len(v) for v in acks.values()), acks
+        later = [ts[i] for ts in acks.values() for i in [bisect.bisect_left(ts, heal_ns)] if i < len(ts)]
+        done = len(later) == len(acks)  # every partition acknowledged a write after the heal
+        recovery.append({"kind": f.kind, "seconds": round(max((t - heal_ns) / 1e9 for t in later), 3)
+                         if done and later else None})
+    first = min((ts[0] for ts in acks.values() if ts), default=None)
+    per_s = []
+    if first is not None:
+        for ts in acks.values():
+            for t in ts:
+                k = int((t - first) / 1e9)
+                per_s.extend([0] * (k + 1 - len(per_s)))
+                per_s[k] += 1
+    timeline = {"first_ack_ns": first, "acks_per_second": per_s}
+    return windows, recovery, sum(len(v) for v in acks.values()), timeline
 
 
 def one_run(a, run_no, seed, out_dir, faultfs_bin):
@@ -175,8 +177,8 @@ def one_run(a, run_no, seed, out_dir, faultfs_bin):
 
             summary = wl.run(history, before_drain=before_drain)
             status, checked = workload.run_check(history, out_json=os.path.join(run_dir, "check.json"))
-            windows, recovery, n_acks, _ = analyse(history, plan, a.partitions)
-            result.update({"status": status, "summary": summary, "check": checked, "faults": [f.as_json() for f in plan],
+            windows, recovery, n_acks, ack_timeline = analyse(history, plan, a.partitions)
+            result.update({"ack_timeline": ack_timeline, "status": status, "summary": summary, "check": checked, "faults": [f.as_json() for f in plan],
                            "fault_counts": inj.counts, "unavailability": windows, "recovery": recovery,
                            "acks": n_acks, "problems": list(c.problems)})
     except netns.NetError as e:
@@ -225,8 +227,8 @@ def report(a, results, out_dir, wall_s):
     lines = [f"# Chaos campaign: {'PASSED' if ok else 'FAILED'}", "",
              f"Command: `{out['command']}`", "",
              f"- runs: {total['runs']} ({total['wall_seconds']} s wall), acknowledged records: {total['acks']}",
-             f"- faults injected: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())),
-             f"- anomalies: " + ", ".join(f"{k} {v}" for k, v in anomalies.items()),
+             "- faults injected: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())),
+             "- anomalies: " + ", ".join(f"{k} {v}" for k, v in anomalies.items()),
              f"- worst recovery after a heal: {worst} s (limit {a.recovery_limit} s)",
              f"- failed runs: {failed or 'none'}", "",
              "| run | seed | status | acks | faults | lost | dup | incons. | phantom | worst recovery (s) |",
@@ -250,21 +252,14 @@ def plot(results, out_dir):
         return
     for r in results:
         run_dir = os.path.join(out_dir, f"run-{r['run']:03d}")
-        hist = os.path.join(run_dir, "history.jsonl.gz")
-        if not os.path.exists(hist):
+        tl = r.get("ack_timeline") or {}
+        if not tl.get("acks_per_second"):
             continue
-        _, _, _, acks = analyse(hist, [], 0)
-        allts = sorted(t for ts in acks.values() for t in ts)
-        if not allts:
-            continue
-        t0 = allts[0]
-        per_s = {}
-        for t in allts:
-            per_s[int((t - t0) / 1e9)] = per_s.get(int((t - t0) / 1e9), 0) + 1
+        t0 = tl["first_ack_ns"]
         data = os.path.join(run_dir, "acks.dat")
         with open(data, "w") as f:
-            for s in range(max(per_s) + 1):
-                f.write(f"{s} {per_s.get(s, 0)}\n")
+            for sec, n in enumerate(tl["acks_per_second"]):
+                f.write(f"{sec} {n}\n")
         rects = []
         for i, fl in enumerate(r.get("faults", [])):
             if fl.get("injected_at") and fl.get("healed_at"):

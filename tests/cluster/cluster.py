@@ -879,6 +879,17 @@ def _yaml_scalar(v):
     return str(v)
 
 
+class Failure(Exception):
+    """A scenario check that did not hold."""
+
+
+def check(cond, what):
+    """Raises Failure(what) unless cond; prints "ok: what" otherwise."""
+    if not cond:
+        raise Failure(what)
+    print(f"ok: {what}", flush=True)
+
+
 def run_scenarios(description, name, runs, argv, add_args=None):
     """The main() of a scenario test: parses --brokerd, --plugin-dir and --work-dir (and what
     add_args(parser) adds), then runs each (Cluster keyword arguments, fn(cluster)) on a fresh cluster.

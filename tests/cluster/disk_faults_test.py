@@ -23,14 +23,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 TOPIC = "disk"
 
 
-class Failure(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise Failure(what)
-    print(f"ok: {what}", flush=True)
+Failure, check = clusterlib.Failure, clusterlib.check
 
 
 def fault(c, node, op, error, count=-1):

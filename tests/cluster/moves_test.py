@@ -36,14 +36,7 @@ NODE = shutil.which("node") or "node"
 PARTITIONS = 6
 
 
-class Failure(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise Failure(what)
-    print(f"ok: {what}", flush=True)
+Failure, check = clusterlib.Failure, clusterlib.check
 
 
 class Load:

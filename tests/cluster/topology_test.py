@@ -36,14 +36,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition  # no
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 
-class Failure(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise Failure(what)
-    print(f"ok: {what}", flush=True)
+Failure, check = clusterlib.Failure, clusterlib.check
 
 
 def create(c, name, partitions, rf, nodes=None):
