@@ -31,6 +31,8 @@ packages=(
   chromium
   # the power-loss filesystem of the reliability harness (tests/chaos/faultfs, docs/RELIABILITY.md)
   fuse3 libfuse3-dev
+  # its network namespaces and network faults, clock jumps, and scripts/fuzz.sh's CPU accounting
+  iproute2 iptables libfaketime time
 )
 # Node.js for the kafkajs test: any nodejs already on PATH (for example
 # NodeSource's, which bundles npm) is kept; Debian's is installed otherwise.

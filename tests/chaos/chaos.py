@@ -292,7 +292,13 @@ def main(argv):
     ap.add_argument("--no-netns", action="store_true", help="loopback only (no network faults)")
     ap.add_argument("--no-faultfs", action="store_true")
     ap.add_argument("--recovery-limit", type=float, default=10.0)
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="runs at once, each in its own process on its own network (--net, --net + 1, ...)")
+    ap.add_argument("--only-run", type=int, help=argparse.SUPPRESS)  # one run of a --jobs campaign
     a = ap.parse_args(argv)
+    clusterlib.install_signal_handlers()  # SIGTERM/SIGINT: brokers stopped, mounts and namespaces removed
+    if a.jobs < 1 or a.net + a.jobs - 1 > 254:
+        ap.error(f"--jobs {a.jobs} with --net {a.net}: need 1 <= jobs and net + jobs - 1 <= 254")
     a.kinds = set(a.kinds.split(",")) if a.kinds else None
     if a.kinds:
         unknown = a.kinds - set(faultlib.ALL_KINDS)
@@ -311,16 +317,84 @@ def main(argv):
         print("chaos: sluice-faultfs (or /dev/fuse, fusermount3) not found: no power-loss faults", flush=True)
     out_dir = os.path.abspath(a.report)
     os.makedirs(out_dir, exist_ok=True)
+    if a.only_run is not None:
+        r = one_run(a, a.only_run, a.seed + a.only_run, out_dir, faultfs_bin)
+        return {0: 0, 2: 77}.get(r.get("status"), 1)
     t0 = time.monotonic()
-    results = []
-    for i in range(a.runs):
-        results.append(one_run(a, i, a.seed + i, out_dir, faultfs_bin))
-        if results[-1].get("status") == 2:
-            print(f"chaos: cannot run: {results[-1].get('error')}", file=sys.stderr)
+    if a.jobs == 1:
+        results = []
+        for i in range(a.runs):
+            results.append(one_run(a, i, a.seed + i, out_dir, faultfs_bin))
+            if results[-1].get("status") == 2:
+                print(f"chaos: cannot run: {results[-1].get('error')}", file=sys.stderr)
+                return 77
+    else:
+        results = run_parallel(a, argv, out_dir)
+        if results is None:
             return 77
     ok = report(a, results, out_dir, time.monotonic() - t0)
+    print_failures(results, out_dir)
     print(f"chaos: report in {out_dir}/report.md", flush=True)
     return 0 if ok else 1
+
+
+def run_parallel(a, argv, out_dir):
+    """--jobs N: each run in a process of its own (its own interpreter, so the runs' workloads do not
+    share a GIL), at most N at once, each slot on its own network. Returns the runs' results in run
+    order, or None when the machine cannot run the harness."""
+    free_nets = list(range(a.net, a.net + a.jobs))
+    running = {}  # Popen -> (run number, net)
+    results = {}
+    cannot = None
+    next_run = 0
+    try:
+        while next_run < a.runs or running:
+            while next_run < a.runs and free_nets and cannot is None:
+                net = free_nets.pop(0)
+                cmd = [sys.executable, os.path.abspath(__file__)] + list(argv) + [
+                    "--jobs", "1", "--only-run", str(next_run), "--net", str(net), "--report", out_dir]
+                running[subprocess.Popen(cmd)] = (next_run, net)
+                next_run += 1
+            time.sleep(0.5)
+            for proc in [p for p in running if p.poll() is not None]:
+                run_no, net = running.pop(proc)
+                free_nets.append(net)
+                path = os.path.join(out_dir, f"run-{run_no:03d}", "result.json")
+                try:
+                    with open(path) as fh:
+                        results[run_no] = json.load(fh)
+                except (OSError, ValueError) as e:
+                    results[run_no] = {"run": run_no, "seed": a.seed + run_no, "status": 1,
+                                       "error": f"the run's process exited with status {proc.returncode} "
+                                                f"and left no result ({e})"}
+                if proc.returncode == 77:
+                    cannot = results[run_no].get("error", "see the run's output")
+    finally:
+        for proc in running:  # interrupted: the runs clean up on SIGTERM (cluster.py's handlers)
+            proc.terminate()
+        for proc in running:
+            proc.wait()
+    if cannot is not None:
+        print(f"chaos: cannot run: {cannot}", file=sys.stderr)
+        return None
+    return [results[i] for i in sorted(results)]
+
+
+def print_failures(results, out_dir, tail_lines=80):
+    """For each failed run: its error and the tail of its cluster log (fault timeline, broker states and
+    log tails), so that a CI log alone explains the failure."""
+    for r in results:
+        if r.get("status") == 0:
+            continue
+        print(f"\n== run {r['run']} (seed {r['seed']}) failed: {r.get('error') or 'see its check.json'}")
+        for name in ("cluster.log",):
+            path = os.path.join(out_dir, f"run-{r['run']:03d}", name)
+            if os.path.exists(path):
+                with open(path, errors="replace") as fh:
+                    lines = fh.readlines()
+                print(f"-- last {min(tail_lines, len(lines))} lines of {path}:")
+                sys.stdout.write("".join(lines[-tail_lines:]))
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":
