@@ -17,6 +17,8 @@ Kinds (the names the reports use):
   partition        isolate one broker (the minority) from the other two; heal
   partition-leader isolate a partition's leader; heal
   loss             one broker drops 30% of its peers' packets at random; heal
+  delay            every TCP connection of one broker (to its peers and from the clients) goes through
+                   a user-space proxy that holds each chunk 20-400 ms (+ up to 25% jitter); heal
   power-loss       SIGKILL one broker and drop every write it had not fsynced (faultfs); restart
   power-loss-all   the same for all three brokers at once
   clock-jump       one broker's clock (libfaketime) jumps forward or back by 30-120 s; back to 0
@@ -33,9 +35,9 @@ import random
 import time
 
 ALL_KINDS = ["kill-leader", "kill-follower", "kill-majority", "pause", "partition", "partition-leader", "loss",
-             "power-loss", "power-loss-all", "clock-jump", "disk-eio", "disk-enospc", "transfer",
+             "delay", "power-loss", "power-loss-all", "clock-jump", "disk-eio", "disk-enospc", "transfer",
              "rolling-restart"]
-NETWORK_KINDS = {"partition", "partition-leader", "loss"}
+NETWORK_KINDS = {"partition", "partition-leader", "loss", "delay"}
 POWER_KINDS = {"power-loss", "power-loss-all"}
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 
@@ -57,6 +59,8 @@ def available_kinds(network=None, faultfs=False):
     kinds = []
     for k in ALL_KINDS:
         if k in NETWORK_KINDS and network is None:
+            continue
+        if k == "delay" and not getattr(network, "can_delay", False):
             continue
         if k in POWER_KINDS and not faultfs:
             continue
@@ -137,6 +141,11 @@ class Injector:
         elif k == "loss":
             f.targets = [self.rng.choice(self._nodes())]
             self.net.loss(f.targets[0], 30)
+        elif k == "delay":
+            f.targets = [self.rng.choice(self._nodes())]
+            ms = self.rng.randint(20, 400)
+            f.note = f"{ms} ms (+ up to {ms // 4} ms)"
+            self.net.delay(f.targets[0], ms, ms // 4, seed=self.rng.randrange(1 << 30))
         elif k in POWER_KINDS:
             f.targets = [self.rng.choice(self._nodes())] if k == "power-loss" else self._nodes()
             for n in f.targets:
