@@ -235,7 +235,6 @@ class Network:
 
 
 if __name__ == "__main__":
-    import sys
     why = check()
     print(why or "ok: network namespaces, veth, bridge and iptables work here")
     sys.exit(1 if why else 0)
