@@ -24,6 +24,9 @@ Kinds (the names the reports use):
   clock-jump       one broker's clock (libfaketime) jumps forward or back by 30-120 s; back to 0
   disk-eio         one broker's storage fails its fdatasyncs with EIO; cleared, broker restarted
   disk-enospc      one broker's storage fails its writes with ENOSPC; cleared, broker restarted
+  disk-full        one broker's whole data directory is full (faultfs: every write, create, fallocate
+                   and fsync fails with ENOSPC: logs, Raft state, controller log, offsets);
+                   space comes back, broker restarted
   transfer         leadership of every partition moves to another replica (admin API)
   rolling-restart  each broker in turn is stopped (SIGTERM) and started again
 
@@ -35,10 +38,11 @@ import random
 import time
 
 ALL_KINDS = ["kill-leader", "kill-follower", "kill-majority", "pause", "partition", "partition-leader", "loss",
-             "delay", "power-loss", "power-loss-all", "clock-jump", "disk-eio", "disk-enospc", "transfer",
-             "rolling-restart"]
+             "delay", "power-loss", "power-loss-all", "clock-jump", "disk-eio", "disk-enospc", "disk-full",
+             "transfer", "rolling-restart"]
 NETWORK_KINDS = {"partition", "partition-leader", "loss", "delay"}
 POWER_KINDS = {"power-loss", "power-loss-all"}
+FAULTFS_KINDS = POWER_KINDS | {"disk-full"}
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 
 
@@ -62,7 +66,7 @@ def available_kinds(network=None, faultfs=False):
             continue
         if k == "delay" and not getattr(network, "can_delay", False):
             continue
-        if k in POWER_KINDS and not faultfs:
+        if k in FAULTFS_KINDS and not faultfs:
             continue
         if k == "clock-jump" and not os.path.exists(FAKETIME_LIB):
             continue
@@ -164,6 +168,9 @@ class Injector:
             st, body = self.c.admin_request(f.targets[0], "PUT", "/v1/storage/faults", 10.0,
                                             body={"op": op, "error": err, "count": -1})
             f.note = f"{op} {err}: {st}"
+        elif k == "disk-full":
+            f.targets = [self.rng.choice(self._nodes())]
+            self.faultfs[f.targets[0]].control("enospc on")
         elif k == "transfer":
             moved = 0
             for p in range(self.partitions):
@@ -203,6 +210,10 @@ class Injector:
             self.c.admin_request(n, "DELETE", "/v1/storage/faults", 10.0)
             # A log that failed stays failed until the broker recovers it from disk.
             self.c.restart(n)
+        elif k == "disk-full":
+            n = f.targets[0]
+            self.faultfs[n].control("enospc off")
+            self.c.restart(n)
         f.healed_at = time.monotonic()
         self.log(f"heal {k} on {f.targets}")
 
@@ -213,6 +224,8 @@ class Injector:
         for n, path in self.clock_files.items():
             with open(path, "w") as fh:
                 fh.write("+0s\n")
+        for fs in self.faultfs.values():
+            fs.control("clear-faults")
         for n in self._nodes():
             node = self.c.node(n)
             if node.running() and node.paused:
