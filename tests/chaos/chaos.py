@@ -177,6 +177,8 @@ def one_run(a, run_no, seed, out_dir, faultfs_bin):
 
             summary = wl.run(history, before_drain=before_drain)
             status, checked = workload.run_check(history, out_json=os.path.join(run_dir, "check.json"))
+            if status != 0:
+                c.keep = True  # the brokers' logs and data (faultfs backing directories) for the post-mortem
             windows, recovery, n_acks, ack_timeline = analyse(history, plan, a.partitions)
             result.update({"ack_timeline": ack_timeline, "status": status, "summary": summary, "check": checked, "faults": [f.as_json() for f in plan],
                            "fault_counts": inj.counts, "unavailability": windows, "recovery": recovery,
