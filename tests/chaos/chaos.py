@@ -140,7 +140,8 @@ def one_run(a, run_no, seed, out_dir, faultfs_bin):
             c.start()
             c.wait_brokers()
             cfg = workload.Config(bootstrap=c.bootstrap(), partitions=a.partitions, duration_s=a.duration,
-                                  seed=seed, rate=a.rate, client_log=os.path.join(run_dir, "clients.log"))
+                                  seed=seed, rate=a.rate, client_log=os.path.join(run_dir, "clients.log"),
+                                  producer_debug=a.producer_debug)
             wl = workload.Workload(cfg, out=open(os.path.join(run_dir, "workload.log"), "w"))
             wl.setup()
             inj = faultlib.Injector(c, cfg.topic, a.partitions, rng, log, network=network, faultfs=mounts,
@@ -294,6 +295,8 @@ def main(argv):
     ap.add_argument("--no-netns", action="store_true", help="loopback only (no network faults)")
     ap.add_argument("--no-faultfs", action="store_true")
     ap.add_argument("--recovery-limit", type=float, default=10.0)
+    ap.add_argument("--producer-debug", help="librdkafka debug contexts for the producers, logged to each "
+                    "run's clients.log (e.g. eos,msg: sequence numbers, epoch bumps)")
     ap.add_argument("--jobs", type=int, default=1,
                     help="runs at once, each in its own process on its own network (--net, --net + 1, ...)")
     ap.add_argument("--only-run", type=int, help=argparse.SUPPRESS)  # one run of a --jobs campaign
