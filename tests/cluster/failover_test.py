@@ -286,8 +286,13 @@ class ProducerLoad(threading.Thread):
         """True if e is CLIENT_BUG: the dead producer's records are failed (indeterminate) and a new
         producer takes over."""
         err = e.args[0] if e.args else None
-        if err is None or not hasattr(err, "fatal") or not err.fatal() or self.history.client_bug_at is None:
+        if err is None or not hasattr(err, "fatal") or not err.fatal():
             return False
+        if self.history.client_bug_at is None:
+            # produce() may raise the fatal error before error_cb has reported it.
+            if not known_client_bug(err):
+                return False
+            self.history.client_bug_at = now()
         print(f"KNOWN CLIENT BUG: {CLIENT_BUG}: {err}; replacing the producer", flush=True)
         self.p.flush(10)
         self.p = Producer(producer_config(self.bootstrap, self.history))
