@@ -11,7 +11,7 @@ seconds with faults one after another from the run's seed (seed + run number), e
 10 s before the end, then a drain of every partition and the checker. Per run it records the faults
 (kind, targets, injection and heal times), the checker's counts, every partition's unavailability
 windows (no acknowledged write for more than 1 s) and the recovery time after each heal (until every
-partition acknowledged a write again). The campaign report (report.md, report.json, timeline-N.png)
+partition acknowledged a write again; inconclusive when the next fault starts first). The campaign report (report.md, report.json, timeline-N.png)
 goes to --report. Exit status: 0 when no run found lost, duplicated, inconsistent or phantom records
 and every partition recovered within --recovery-limit seconds of each heal; 1 otherwise; 77 when the
 machine cannot run the harness (the reason is printed).
@@ -237,11 +237,10 @@ def report(a, results, out_dir, wall_s):
     all_recov = [x for r in results for x in r.get("recovery", [])]
     # Censored: the next fault began before every partition recovered. Inconclusive while the time it had
     # is under the limit; a partition that stayed silent for the whole limit fails the campaign.
-    censored = [x for x in all_recov if x["seconds"] is None and x.get("censored_after_s") is not None]
-    recov = [x["seconds"] for x in all_recov if x not in censored]
-    worst = None if any(x is None for x in recov) else (max(recov) if recov else 0.0)
-    if any(x["censored_after_s"] > a.recovery_limit for x in censored):
-        worst = None
+    censored = [x["censored_after_s"] for x in all_recov if x.get("censored_after_s") is not None]
+    recov = [x["seconds"] for x in all_recov if x.get("censored_after_s") is None]
+    unknown = None in recov or any(t > a.recovery_limit for t in censored)
+    worst = None if unknown else max(recov, default=0.0)
     failed = [r["run"] for r in results if r.get("status") not in (0,)]
     ok = not failed and all(v == 0 for v in anomalies.values()) and worst is not None and worst <= a.recovery_limit
     out = {"command": " ".join(sys.argv), "totals": total, "faults": kinds, "anomalies": anomalies,
@@ -417,13 +416,12 @@ def print_failures(results, out_dir, tail_lines=80):
         if r.get("status") == 0:
             continue
         print(f"\n== run {r['run']} (seed {r['seed']}) failed: {r.get('error') or 'see its check.json'}")
-        for name in ("cluster.log",):
-            path = os.path.join(out_dir, f"run-{r['run']:03d}", name)
-            if os.path.exists(path):
-                with open(path, errors="replace") as fh:
-                    lines = fh.readlines()
-                print(f"-- last {min(tail_lines, len(lines))} lines of {path}:")
-                sys.stdout.write("".join(lines[-tail_lines:]))
+        path = os.path.join(out_dir, f"run-{r['run']:03d}", "cluster.log")
+        if os.path.exists(path):
+            with open(path, errors="replace") as fh:
+                lines = fh.readlines()
+            print(f"-- last {min(tail_lines, len(lines))} lines of {path}:")
+            sys.stdout.write("".join(lines[-tail_lines:]))
         sys.stdout.flush()
 
 

@@ -205,14 +205,13 @@ class Injector:
         elif k == "clock-jump":
             with open(self.clock_files[f.targets[0]], "w") as fh:
                 fh.write("+0s\n")
-        elif k in ("disk-eio", "disk-enospc"):
+        elif k in ("disk-eio", "disk-enospc", "disk-full"):
             n = f.targets[0]
-            self.c.admin_request(n, "DELETE", "/v1/storage/faults", 10.0)
+            if k == "disk-full":
+                self.faultfs[n].control("enospc off")
+            else:
+                self.c.admin_request(n, "DELETE", "/v1/storage/faults", 10.0)
             # A log that failed stays failed until the broker recovers it from disk.
-            self.c.restart(n)
-        elif k == "disk-full":
-            n = f.targets[0]
-            self.faultfs[n].control("enospc off")
             self.c.restart(n)
         f.healed_at = time.monotonic()
         self.log(f"heal {k} on {f.targets}")

@@ -172,8 +172,8 @@ class Config:
         # (normal during a leader change: the failed one was not appended) by bumping the producer epoch
         # and re-sequencing every unacknowledged message, which duplicates those of other partitions that
         # were in fact written (librdkafka issue 4953, pull request 4972), or by a fatal error after a
-        # timeout to a paused leader (fixed in 2.3.0). Brokers cannot tell such a re-sent record from a
-        # new one: Apache Kafka stores the same duplicates.
+        # timeout to a paused leader (fixed in 2.3.0). A broker cannot tell such a re-sent record from a
+        # new one, so Apache Kafka would store it too (not tried here: no Kafka on this machine).
         self.max_in_flight = 1
         self.assign_consumers = 1  # assign-mode consumers over all partitions
         self.per_partition_consumers = False  # plus one assign-mode consumer per partition

@@ -206,11 +206,17 @@ class History:
             self.acks[rec.partition].append(rec)
 
     def client_error(self, err):
+        if err.fatal() and known_client_bug(err):
+            self.note_client_bug()
+            return  # tolerated and reported: the producer is replaced
         with self.lock:
-            if err.fatal() and known_client_bug(err):
-                self.client_bug_at = now()
-                return  # tolerated and reported: the producer is replaced
             self.client_errors.append((now(), str(err), err.fatal()))
+
+    def note_client_bug(self):
+        """The producer died of CLIENT_BUG (error_cb or produce() tells first, whichever runs first)."""
+        with self.lock:
+            if self.client_bug_at is None:
+                self.client_bug_at = now()
 
     def acked(self):
         with self.lock:
@@ -288,11 +294,11 @@ class ProducerLoad(threading.Thread):
         err = e.args[0] if e.args else None
         if err is None or not hasattr(err, "fatal") or not err.fatal():
             return False
-        if self.history.client_bug_at is None:
-            # produce() may raise the fatal error before error_cb has reported it.
-            if not known_client_bug(err):
-                return False
-            self.history.client_bug_at = now()
+        # produce() raises either the bug's own error (before error_cb reported it) or a generic fatal one
+        # after it did.
+        if not known_client_bug(err) and self.history.client_bug_at is None:
+            return False
+        self.history.note_client_bug()
         print(f"KNOWN CLIENT BUG: {CLIENT_BUG}: {err}; replacing the producer", flush=True)
         self.p.flush(10)
         self.p = Producer(producer_config(self.bootstrap, self.history))
