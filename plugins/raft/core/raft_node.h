@@ -164,6 +164,7 @@ class raft_node {
   log_index last_index() const { return _log.last_index(); }
   result<term_id> term_at(log_index i) const { return _log.term(i); }
   const membership& members() const noexcept { return _members; }
+  const repair_gate& gate() const noexcept { return _gate; }
   node_status status() const;
   uint64_t dropped_messages() const noexcept { return _dropped; }
 
