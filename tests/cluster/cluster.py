@@ -604,6 +604,52 @@ class Cluster:
         """A crash: nothing drains; the data directory stays."""
         return self.kill(node_id, signal.SIGKILL)
 
+    def closed_segments(self, node_id, topic):
+        """The closed segment files (every .log of a partition directory but its last) of a topic on a
+        node, as {partition: [paths in log order]}."""
+        root = os.path.join(self.node(node_id).data_dir, "storage", topic)
+        out = {}
+        for d in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+            logs = sorted(f for f in os.listdir(os.path.join(root, d)) if f.endswith(".log") and len(f) == 24)
+            if len(logs) > 1:
+                out[int(d.split("_")[0])] = [os.path.join(root, d, f) for f in logs[:-1]]
+        return out
+
+    def corrupt_segment(self, node_id, topic, rng, how=None, partition=None):
+        """Damages one closed segment of `topic` on a stopped node: flips one bit (how="flip") of, or
+        truncates (how="truncate") the file at, a random byte among its batches (up to its last non-zero
+        byte: the zero padding after them is not data). Returns a description, or None when the node has
+        no closed segment of the topic."""
+        check(not self.node(node_id).running(), f"node {node_id} is stopped before its segments are damaged")
+        segs = self.closed_segments(node_id, topic)
+        if partition is not None:
+            segs = {p: s for p, s in segs.items() if p == partition}
+        if not segs:
+            return None
+        p = rng.choice(sorted(segs))
+        path = rng.choice(segs[p])
+        with open(path, "rb") as fh:
+            data = fh.read()
+        end = len(data.rstrip(b"\0"))
+        if end == 0:
+            return None
+        how = how or rng.choice(["flip", "truncate"])
+        at = rng.randrange(end)
+        if how == "flip":
+            bit = rng.randrange(8)
+            with open(path, "r+b") as fh:
+                fh.seek(at)
+                fh.write(bytes([data[at] ^ (1 << bit)]))
+                fh.flush()
+                os.fsync(fh.fileno())
+            what = f"flipped bit {bit} of byte {at}"
+        else:
+            os.truncate(path, at)
+            what = f"truncated at byte {at}"
+        desc = f"{what} of {path} ({end} bytes of batches)"
+        self.event(f"node {node_id}: {desc}")
+        return desc
+
     def stop(self, node_id, timeout=40.0):
         """SIGTERM and wait: the node must drain and exit 0 (otherwise recorded in problems)."""
         rc = self.kill(node_id, signal.SIGTERM, timeout=timeout)
