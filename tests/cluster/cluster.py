@@ -936,6 +936,41 @@ def check(cond, what):
     print(f"ok: {what}", flush=True)
 
 
+def produce_acked(bootstrap, topic, stop, acked, failed, value=lambda i: f"v{i}".encode(), pause_s=0.003):
+    """An idempotent acks=all producer to partition 0 of topic until stop is set, then flushed: the
+    (offset, value) of every acknowledged record goes to acked, every delivery error to failed. Run it
+    in a thread (confluent_kafka is imported here, not at the module's top: the harness runs without)."""
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                  "linger.ms": 5, "message.timeout.ms": 120000})
+    i = 0
+    while not stop.is_set():
+        p.produce(topic, value=value(i), partition=0,
+                  on_delivery=lambda e, m: acked.append((m.offset(), m.value())) if e is None else failed.append(str(e)))
+        i += 1
+        p.poll(0)
+        time.sleep(pause_s)
+    p.flush(120)
+
+
+def read_partition(bootstrap, topic, group, timeout=60.0, config=None):
+    """Reads partition 0 of topic from offset 0 to its end: ([(offset, value)], [errors], reached the end)."""
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+    cons = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.partition.eof": True, **(config or {})})
+    cons.assign([TopicPartition(topic, 0, 0)])
+    got, errors, done, deadline = [], [], False, time.monotonic() + timeout
+    while not done and time.monotonic() < deadline:
+        for m in cons.consume(1000, 1.0):
+            if m.error() is None:
+                got.append((m.offset(), m.value()))
+            elif m.error().code() == KafkaError._PARTITION_EOF:
+                done = True
+            else:
+                errors.append(str(m.error()))
+    cons.close()
+    return got, errors, done
+
+
 def run_scenarios(description, name, runs, argv, add_args=None):
     """The main() of a scenario test: parses --brokerd, --plugin-dir and --work-dir (and what
     add_args(parser) adds), then runs each (Cluster keyword arguments, fn(cluster)) on a fresh cluster.

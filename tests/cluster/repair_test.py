@@ -14,12 +14,10 @@ import os
 import random
 import sys
 import threading
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cluster as clusterlib  # noqa: E402
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 TOPIC = "repair"
@@ -48,20 +46,8 @@ def scenario(c, how):
     follower = rng.choice(sorted(n for n in c.nodes if n != leader))
 
     acked, failed, stop = [], [], threading.Event()
-
-    def produce():
-        p = Producer({"bootstrap.servers": c.bootstrap(), "acks": "all", "enable.idempotence": True,
-                      "linger.ms": 5, "message.timeout.ms": 120000})
-        i = 0
-        while not stop.is_set():
-            p.produce(TOPIC, value=f"v{i:08d} ".encode() + b"x" * 200, partition=0,
-                      on_delivery=lambda e, m: acked.append((m.offset(), m.value())) if e is None else failed.append(str(e)))
-            i += 1
-            p.poll(0)
-            time.sleep(0.002)
-        p.flush(120)
-
-    t = threading.Thread(target=produce, daemon=True)
+    t = threading.Thread(target=clusterlib.produce_acked, args=(c.bootstrap(), TOPIC, stop, acked, failed),
+                         kwargs=dict(value=lambda i: f"v{i:08d} ".encode() + b"x" * 200, pause_s=0.002), daemon=True)
     t.start()
     c._wait(lambda: len(c.closed_segments(follower, TOPIC).get(0, [])) >= 3 or None,
             f"node {follower} holds closed segments", 60.0, interval=0.3)
@@ -107,19 +93,8 @@ def scenario(c, how):
     c._wait(lambda: c.leader(TOPIC, 0) == follower or None, f"node {follower} leads", 30.0, interval=0.3)
     check(True, f"node {follower} leads partition 0")
 
-    cons = Consumer({"bootstrap.servers": c.bootstrap([follower]), "group.id": "repair-drain",
-                     "enable.partition.eof": True, "check.crcs": True})
-    cons.assign([TopicPartition(TOPIC, 0, 0)])
-    got, errors, done, deadline = [], [], False, time.monotonic() + 90
-    while not done and time.monotonic() < deadline:
-        for m in cons.consume(1000, 1.0):
-            if m.error() is None:
-                got.append((m.offset(), m.value()))
-            elif m.error().code() == KafkaError._PARTITION_EOF:
-                done = True
-            else:
-                errors.append(str(m.error()))
-    cons.close()
+    got, errors, done = clusterlib.read_partition(c.bootstrap([follower]), TOPIC, "repair-drain", timeout=90.0,
+                                                  config={"check.crcs": True})
     check(c.leader(TOPIC, 0) == follower, f"node {follower} still leads: the reads came from it")
     read = set(got)
     lost = [x for x in acked if x not in read]
