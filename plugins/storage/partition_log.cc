@@ -116,7 +116,8 @@ error partition_log::fail(error e) {
   return e;
 }
 
-void partition_log::note_damage(int64_t offset, const std::string& what) {
+void partition_log::note_damage(int64_t offset, const std::string& what, int64_t end) {
+  _damaged_end = std::max(_damaged_end, end);
   if (_cfg.repairable && _recovering) {
     if (_damaged_from >= 0 && offset >= _damaged_from) return;  // the earliest damage counts
     _damaged_from = offset;
@@ -148,6 +149,7 @@ log_stats partition_log::stats() const noexcept {
   st.syncs = _syncs;
   st.last_epoch = _epochs.last_epoch();
   st.damaged_from = _damaged_from;
+  st.damaged_end = _damaged_from >= 0 ? std::max(_damaged_end, _next_offset) : -1;
   return st;
 }
 
@@ -435,7 +437,8 @@ sdk::task<result<void>> partition_log::recover() {
     }
   }
   SLUICE_ASSERT(_failed || (_start_offset <= _next_offset && active().next_offset == _next_offset));
-  SLUICE_ASSERT(_failed || _damaged_from < 0 || (_damaged_from >= _start_offset && _damaged_from < _next_offset));
+  // Damage in the active segment ends the scan there: the log then ends at it.
+  SLUICE_ASSERT(_failed || _damaged_from < 0 || (_damaged_from >= _start_offset && _damaged_from <= _next_offset));
   SLUICE_ASSERT(_failed || epoch_table::valid(_epochs.entries(), _start_offset));
 
   // What survived a crash may still sit in the device's cache: make it durable.
@@ -565,6 +568,7 @@ sdk::task<result<void>> partition_log::recover_segment(segment& s, bool last, sc
   if (!clean || pos < window_end) {
     uint64_t q = pos;
     bool later_batch = false, nonzero = false;
+    uint64_t later_pos = 0;
     while (q < window_end && !later_batch) {
       auto r = co_await read_aligned(s.fd, q, std::min<uint64_t>(_cfg.read_chunk_bytes, window_end - q), s.log_path);
       if (!r) co_return r.err();
@@ -584,8 +588,10 @@ sdk::task<result<void>> partition_log::recover_segment(segment& s, bool last, sc
               auto full = co_await read_aligned(s.fd, q + (i - 16), ch.size_bytes(), s.log_path);
               if (full && full.value().length == ch.size_bytes() &&
                   check_batch(full.value().data.data() + full.value().offset, full.value().length,
-                              _cfg.max_batch_bytes, nullptr) == batch_check::ok)
+                              _cfg.max_batch_bytes, nullptr) == batch_check::ok) {
                 later_batch = true;
+                later_pos = q + (i - 16);
+              }
             }
           }
         }
@@ -594,8 +600,27 @@ sdk::task<result<void>> partition_log::recover_segment(segment& s, bool last, sc
       q += n;
     }
     if (later_batch) {
+      // Where the log ended before the damage (a repair must reach it
+      // again): the valid batches that follow the first later one.
+      int64_t end = expected;
+      for (uint64_t p = later_pos; p + batch_header_bytes <= file_size;) {
+        auto h = co_await read_aligned(s.fd, p, batch_header_bytes, s.log_path);
+        if (!h || h.value().length < batch_header_bytes) break;
+        const batch_header bh = decode_header(h.value().data.data() + h.value().offset);
+        if (bh.size_bytes() > _cfg.max_batch_bytes || bh.batch_length < 49 || p + bh.size_bytes() > file_size) break;
+        auto full = co_await read_aligned(s.fd, p, bh.size_bytes(), s.log_path);
+        batch_header checked;
+        if (!full || full.value().length != bh.size_bytes() ||
+            check_batch(full.value().data.data() + full.value().offset, full.value().length, _cfg.max_batch_bytes,
+                        &checked) != batch_check::ok ||
+            checked.base_offset < end)
+          break;
+        end = checked.last_offset() + 1;
+        p += checked.size_bytes();
+      }
       note_damage(expected, s.log_path + " is corrupt at byte " + std::to_string(pos) + " (" +
-                                (why ? why : "garbage") + ") with valid batches after it");
+                                (why ? why : "garbage") + ") with valid batches after it",
+                  end);
       co_return result<void>{};
     }
     if (nonzero && last && why != nullptr && !stale) {
@@ -1080,14 +1105,14 @@ sdk::task<result<void>> partition_log::read_from_disk(segment& s, int64_t offset
 
 sdk::task<result<read_result>> partition_log::read(int64_t offset, uint64_t max_bytes, int64_t max_offset) {
   if (_closed) co_return make(errc::closed, _name + ": log is closed");
-  if (offset < _start_offset || offset > _next_offset)
-    co_return make(errc::offset_out_of_range, _name + ": offset " + std::to_string(offset) + " is outside [" +
-                                                  std::to_string(_start_offset) + ", " + std::to_string(_next_offset) + "]");
   if (_damaged_from >= 0) {
     // Nothing from the damage on is served, not even a batch the cache holds.
     if (offset >= _damaged_from) co_return damaged_error();
     max_offset = std::min(max_offset, _damaged_from);
   }
+  if (offset < _start_offset || offset > _next_offset)
+    co_return make(errc::offset_out_of_range, _name + ": offset " + std::to_string(offset) + " is outside [" +
+                                                  std::to_string(_start_offset) + ", " + std::to_string(_next_offset) + "]");
   read_result out;
   int64_t cur = offset;
   while (cur < std::min(_next_offset, max_offset) && (out.bytes < max_bytes || out.slices.empty())) {
@@ -1310,11 +1335,20 @@ sdk::task<result<void>> partition_log::truncate_suffix(int64_t offset) {
                        std::to_string(_start_offset) + ", " + std::to_string(_next_offset) +
                        "]; the nearest boundaries are the log start " + std::to_string(_start_offset) +
                        " and the log end " + std::to_string(_next_offset));
-  if (offset == _next_offset) co_return result<void>{};
+  if (offset == _next_offset && _damaged_from < 0) co_return result<void>{};
   const int64_t was = _next_offset;
   co_await quiesce();
   result<void> r = _failure;
-  if (!_failed) r = co_await cut_suffix(offset);
+  if (_failed) {
+  } else if (offset < _next_offset) {
+    r = co_await cut_suffix(offset);
+  } else {
+    // Damage in the active segment: the log already ends at it, but the
+    // damaged bytes and the valid batches after them are still in the file;
+    // they become zeros (a crash meanwhile finds the damage again).
+    r = co_await cut_segments(active(), active().size, offset);
+    if (!r) r = fail(r.err());
+  }
   release_sync_path();
   if (r && _damaged_from >= 0 && offset <= _damaged_from) {
     sdk::log_warn(_name + ": the damaged suffix from offset " + std::to_string(_damaged_from) +

@@ -116,6 +116,9 @@ struct log_stats {
   bool failed = false;
   int32_t last_epoch = -1;     // the epoch table's last epoch (-1: no entry)
   int64_t damaged_from = -1;   // a repairable log's first damaged offset (-1: none)
+  // With damaged_from: where the log ended before the damage (>= next_offset;
+  // past it when the active segment's scan stopped at the damage).
+  int64_t damaged_end = -1;
 };
 
 class partition_log {
@@ -239,7 +242,9 @@ class partition_log {
   error fail(error e);
   // Damage found at open from `offset` on: a repairable log records it (the
   // earliest wins), any other turns read-only.
-  void note_damage(int64_t offset, const std::string& what);
+  // end: where the log ended before the damage, when the scan found valid
+  // batches after it (else -1).
+  void note_damage(int64_t offset, const std::string& what, int64_t end = -1);
   error damaged_error() const;
   void observe_epoch(int32_t epoch, int64_t base_offset) noexcept;
   segment* segment_for(int64_t offset) noexcept;
@@ -263,6 +268,7 @@ class partition_log {
   bool _failed = false;          // an I/O error made the log read-only
   error _failure;
   int64_t _damaged_from = -1;    // see damaged_from()
+  int64_t _damaged_end = -1;     // the end of valid batches found after damage in the active segment
   std::string _damage;
   bool _recovering = false;      // open() is running (damage may be repairable)
   bool _closed = false;

@@ -258,6 +258,7 @@ class storage_plugin final : public sdk::plugin {
     st.set_last_epoch(s.last_epoch);
     if (s.damaged_from >= 0) {
       st.set_damaged_from(s.damaged_from);
+      st.set_damaged_end(s.damaged_end);
       st.set_damage(log.damage());
     }
     return st;

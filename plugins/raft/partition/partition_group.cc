@@ -192,8 +192,9 @@ task<result<void>> partition_group::open(node_id self, uint64_t seed, sdk::gate:
 // "Repairing a replica").
 task<result<void>> partition_group::repair_at_open(LogState& ls, persisted_state& st) {
   const int64_t cut = std::max(ls.damaged_from(), ls.start_offset());
-  // Offset o is index o + 1: the last index the log held is its end offset.
-  const log_index last(static_cast<uint64_t>(ls.next_offset()));
+  // Offset o is index o + 1: the last index the log held is its end offset
+  // (before the damage: the storage's scan may have stopped at it).
+  const log_index last(static_cast<uint64_t>(std::max(ls.next_offset(), ls.damaged_end())));
   // The last entry's term: the log's last epoch, raised to the persisted
   // term (an upper bound) because damage may hide the last batches' epochs.
   const term_id last_term = std::max(term_id(static_cast<uint64_t>(std::max(ls.last_epoch(), 0))), st.term);
@@ -203,7 +204,7 @@ task<result<void>> partition_group::repair_at_open(LogState& ls, persisted_state
     if (auto w = co_await _hs.write(st); !w) co_return w.err();
   }
   sdk::log_error("raft: " + name() + ": " + ls.damage() + ": cutting the log at offset " + std::to_string(cut) +
-                 " (it ended at " + std::to_string(ls.next_offset()) +
+                 " (it ended at " + std::to_string(last.value()) +
                  ") and repairing it from the other replicas; until its log ends at " +
                  std::to_string(st.gate_index.value()) + " again this replica neither campaigns nor serves the lost offsets");
   TruncateRequest t;
