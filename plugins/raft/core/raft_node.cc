@@ -525,11 +525,13 @@ bool raft_node::restore(const snapshot& s) {
 
 void raft_node::handle_append_resp(const message& m, progress& pr) {
   pr.recent_active = true;
-  if (m.reject && m.reject_hint < pr.match) {
-    // The follower's log ends before the match it acknowledged: it lost a
-    // suffix (a repair). Its log up to the hint, its last index, matches
-    // ours. (A stale rejection that overtook an acknowledgement lands here
-    // too; a lower match only costs a probe.)
+  if (m.reject && m.index >= pr.match && m.reject_hint < pr.match) {
+    // An append whose previous entry is at or past the match the follower
+    // acknowledged is refused, and the follower's log ends before that
+    // match: it lost a suffix (a repair). The hint is then its last index
+    // (its log matches ours up to there, and its last term is at most
+    // ours at the refused index). A rejection of an older append (below
+    // the match: stale, overtaken by an acknowledgement) is not one.
     regress(m.from, pr, m.reject_hint);
     return;
   }
