@@ -758,9 +758,20 @@ void raft_node::abort_transfer() { _transferee = no_node; }
 void raft_node::regress(node_id id, progress& pr, log_index last) {
   SLUICE_ASSERT(_role == role::leader && id != _cfg.self);
   SLUICE_ASSERT_MSG(last < pr.match, "a regress lowers the match");
+  // A match is an entry's last index. A rejection that is stale (a
+  // duplicate, or overtaken by an acknowledgement) may name an index
+  // inside an entry: back to the end of the entry before it. Lowering a
+  // match is always safe (fewer counted for commits); one that is still
+  // too high is lowered again by the next rejection.
+  log_index to = last;
+  if (to >= _log.first_index()) {
+    auto e = _log.entries(to, _log.last_index() + 1, 1);  // the entry holding `to` (at least one)
+    if (!e) return;  // not in memory now: the next rejection tries again
+    if (e.value().front().last() != to) to = e.value().front().index - 1;
+  }
   // The commit index stays: it never goes back (the follower's gate keeps
   // it from voting for a log without what it acknowledged).
-  pr.regress_to(last);
+  pr.regress_to(to);
   if (id == _transferee) abort_transfer();
   send_append(id, true);
 }
