@@ -425,7 +425,7 @@ class Checker:
                                     "to": to, "skipped_records": skipped, "first_skipped": offs[i],
                                     "value": self.drain_values[p].get(offs[i]), "t": t, "after": how})
         # nonmonotonic-send: per producer and partition, acknowledged offsets increase in invoke order
-        acked, status = self.acked, self.status
+        acked = self.acked
         for (proc, p), vals in self.pp_values.items():
             prev = prev_v = None
             for v in vals:

@@ -17,11 +17,16 @@ Kinds (the names the reports use):
   partition        isolate one broker (the minority) from the other two; heal
   partition-leader isolate a partition's leader; heal
   loss             one broker drops 30% of its peers' packets at random; heal
+  delay            every TCP connection of one broker (to its peers and from the clients) goes through
+                   a user-space proxy that holds each chunk 20-400 ms (+ up to 25% jitter); heal
   power-loss       SIGKILL one broker and drop every write it had not fsynced (faultfs); restart
   power-loss-all   the same for all three brokers at once
   clock-jump       one broker's clock (libfaketime) jumps forward or back by 30-120 s; back to 0
   disk-eio         one broker's storage fails its fdatasyncs with EIO; cleared, broker restarted
   disk-enospc      one broker's storage fails its writes with ENOSPC; cleared, broker restarted
+  disk-full        one broker's whole data directory is full (faultfs: every write, create, fallocate
+                   and fsync fails with ENOSPC: logs, Raft state, controller log, offsets);
+                   space comes back, broker restarted
   transfer         leadership of every partition moves to another replica (admin API)
   rolling-restart  each broker in turn is stopped (SIGTERM) and started again
   corrupt-segment  SIGKILL one broker, flip a bit in or truncate a closed segment of the topic; restart
@@ -34,10 +39,11 @@ import random
 import time
 
 ALL_KINDS = ["kill-leader", "kill-follower", "kill-majority", "pause", "partition", "partition-leader", "loss",
-             "power-loss", "power-loss-all", "clock-jump", "disk-eio", "disk-enospc", "transfer",
-             "rolling-restart", "corrupt-segment"]
-NETWORK_KINDS = {"partition", "partition-leader", "loss"}
+             "delay", "power-loss", "power-loss-all", "clock-jump", "disk-eio", "disk-enospc", "disk-full",
+             "transfer", "rolling-restart", "corrupt-segment"]
+NETWORK_KINDS = {"partition", "partition-leader", "loss", "delay"}
 POWER_KINDS = {"power-loss", "power-loss-all"}
+FAULTFS_KINDS = POWER_KINDS | {"disk-full"}
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 
 
@@ -59,7 +65,9 @@ def available_kinds(network=None, faultfs=False):
     for k in ALL_KINDS:
         if k in NETWORK_KINDS and network is None:
             continue
-        if k in POWER_KINDS and not faultfs:
+        if k == "delay" and not getattr(network, "can_delay", False):
+            continue
+        if k in FAULTFS_KINDS and not faultfs:
             continue
         if k == "clock-jump" and not os.path.exists(FAKETIME_LIB):
             continue
@@ -138,6 +146,11 @@ class Injector:
         elif k == "loss":
             f.targets = [self.rng.choice(self._nodes())]
             self.net.loss(f.targets[0], 30)
+        elif k == "delay":
+            f.targets = [self.rng.choice(self._nodes())]
+            ms = self.rng.randint(20, 400)
+            f.note = f"{ms} ms (+ up to {ms // 4} ms)"
+            self.net.delay(f.targets[0], ms, ms // 4, seed=self.rng.randrange(1 << 30))
         elif k in POWER_KINDS:
             f.targets = [self.rng.choice(self._nodes())] if k == "power-loss" else self._nodes()
             for n in f.targets:
@@ -156,6 +169,9 @@ class Injector:
             st, body = self.c.admin_request(f.targets[0], "PUT", "/v1/storage/faults", 10.0,
                                             body={"op": op, "error": err, "count": -1})
             f.note = f"{op} {err}: {st}"
+        elif k == "disk-full":
+            f.targets = [self.rng.choice(self._nodes())]
+            self.faultfs[f.targets[0]].control("enospc on")
         elif k == "transfer":
             moved = 0
             for p in range(self.partitions):
@@ -199,6 +215,10 @@ class Injector:
             self.c.admin_request(n, "DELETE", "/v1/storage/faults", 10.0)
             # A log that failed stays failed until the broker recovers it from disk.
             self.c.restart(n)
+        elif k == "disk-full":
+            n = f.targets[0]
+            self.faultfs[n].control("enospc off")
+            self.c.restart(n)
         f.healed_at = time.monotonic()
         self.log(f"heal {k} on {f.targets}")
 
@@ -209,6 +229,8 @@ class Injector:
         for n, path in self.clock_files.items():
             with open(path, "w") as fh:
                 fh.write("+0s\n")
+        for fs in self.faultfs.values():
+            fs.control("clear-faults")
         for n in self._nodes():
             node = self.c.node(n)
             if node.running() and node.paused:

@@ -13,7 +13,11 @@ touched:
   clients on the host still reach every node (a majority/minority split as Jepsen does it);
 - isolate(node): the node drops every peer's packets and the peers drop its packets;
 - loss(node, percent): the node drops that share of incoming packets from peers, at random;
-- heal(): every rule removed.
+- delay(node, ms, jitter_ms): every TCP connection between the node and its peers or the clients goes
+  through delayproxy.py (a user-space proxy in each namespace, reached by nat REDIRECT rules), which
+  holds each chunk that long; established connections are aborted (`ss -K`) so that the brokers
+  reconnect through it;
+- heal(): every rule removed, every proxy stopped (connections through it close, and reconnect direct).
 
 The Network object creates everything in __enter__ and removes everything in __exit__ (also after
 an error); names carry the net number, so two harnesses on one machine do not collide. It needs
@@ -23,6 +27,10 @@ says what is missing.
 import os
 import shutil
 import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROXY_MARK = 0x5D1  # the delay proxy's own connections carry it, and the REDIRECT rules skip them
 
 
 class NetError(Exception):
@@ -65,6 +73,8 @@ class Network:
         self.bridge = f"slbr{net}"
         self.host_ip = f"10.{net}.0.1"
         self.rules = []  # (node, iptables args) currently installed
+        self.proxies = {}  # node -> delay proxy process in its namespace
+        self.can_delay = False  # nat REDIRECT works in the namespaces (set up by __enter__)
         self._made = []  # what to remove, in reverse order
 
     # ---- names ----------------------------------------------------------------------------------
@@ -101,17 +111,29 @@ class Network:
                 _run(["ip", "-n", ns, "addr", "add", f"{self.ip(i)}/24", "dev", "eth0"])
                 _run(["ip", "-n", ns, "link", "set", "eth0", "up"])
                 _run(["ip", "-n", ns, "link", "set", "lo", "up"])
+            self.can_delay = self._probe_nat()
         except Exception:
             self.__exit__(None, None, None)
             raise
         return self
 
     def __exit__(self, *exc):
+        self._stop_proxies()
         for args in reversed(self._made):
             _run(args, check=False)
         self._made = []
         self.rules = []
         return False
+
+    def _probe_nat(self):
+        """Whether the delay fault can run: nat REDIRECT rules with a mark match, and `ss -K`."""
+        if shutil.which("ss") is None:
+            return False
+        args = ["iptables", "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "-d", "192.0.2.1", "-m", "mark", "!",
+                "--mark", hex(PROXY_MARK), "-j", "REDIRECT", "--to-ports", "9"]
+        ok = _run(self.exec_prefix(1) + args, check=False).returncode == 0
+        _run(self.exec_prefix(1) + ["iptables", "-t", "nat", "-F", "OUTPUT"], check=False)
+        return ok
 
     def _cleanup_leftovers(self):
         """A harness killed before its __exit__ leaves its namespaces and bridge: remove them."""
@@ -150,17 +172,69 @@ class Network:
                 self._add(node, ["-s", self.ip(peer), "-m", "statistic", "--mode", "random",
                                  "--probability", f"{percent / 100.0:.3f}", "-j", "DROP"])
 
+    def _add_nat(self, node, chain, args):
+        _run(self.exec_prefix(node) + ["iptables", "-t", "nat", "-A", chain] + args)
+        self.rules.append((node, ["-t", "nat", chain] + args))
+
+    def _start_proxy(self, node, delay_ms, jitter_ms, seed):
+        """Starts delayproxy.py in the node's namespace; returns the port it listens on."""
+        proc = subprocess.Popen(self.exec_prefix(node) + [
+            sys.executable, os.path.join(HERE, "delayproxy.py"), "--delay-ms", f"{delay_ms:g}",
+            "--jitter-ms", f"{jitter_ms:g}", "--mark", hex(PROXY_MARK), "--seed", str(seed)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.proxies[node] = proc
+        line = proc.stdout.readline().split()
+        if len(line) != 2 or line[0] != "listening":
+            raise NetError(f"the delay proxy in {self.ns(node)} did not start: {' '.join(line) or 'no output'} "
+                           f"(exit {proc.poll()})")
+        return int(line[1])
+
+    def _stop_proxies(self):
+        for proc in self.proxies.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.proxies.values():
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+        self.proxies = {}
+
+    def delay(self, node, delay_ms, jitter_ms=0.0, seed=1):
+        """Every TCP connection between the node and its peers (either side may open it) and between the
+        clients and the node takes delay_ms (+ up to jitter_ms) each way, through the proxies."""
+        peers = [i for i in range(1, self.n + 1) if i != node]
+        mark = ["-m", "mark", "!", "--mark", hex(PROXY_MARK)]
+        port = self._start_proxy(node, delay_ms, jitter_ms, seed)
+        for p in peers:
+            self._add_nat(node, "OUTPUT", ["-p", "tcp", "-d", self.ip(p)] + mark + ["-j", "REDIRECT",
+                                                                                   "--to-ports", str(port)])
+        self._add_nat(node, "PREROUTING", ["-p", "tcp", "-s", self.host_ip, "-j", "REDIRECT",
+                                           "--to-ports", str(port)])
+        for p in peers:
+            peer_port = self._start_proxy(p, delay_ms, jitter_ms, seed + p)
+            self._add_nat(p, "OUTPUT", ["-p", "tcp", "-d", self.ip(node)] + mark + ["-j", "REDIRECT",
+                                                                                   "--to-ports", str(peer_port)])
+        # NAT applies to new connections only: abort the node's established ones (both ends see a reset).
+        for dst in [self.ip(p) for p in peers] + [self.host_ip]:
+            _run(self.exec_prefix(node) + ["ss", "-K", "dst", dst], check=False)
+
     def heal(self):
         for node in range(1, self.n + 1):
             _run(self.exec_prefix(node) + ["iptables", "-F", "INPUT"], check=False)
+            for chain in ("OUTPUT", "PREROUTING"):
+                _run(self.exec_prefix(node) + ["iptables", "-t", "nat", "-F", chain], check=False)
+        self._stop_proxies()
         self.rules = []
 
     def describe(self):
-        return [f"node {n}: iptables -A INPUT {' '.join(a)}" for n, a in self.rules]
+        return [f"node {n}: iptables " + (f"-t nat -A {a[2]} {' '.join(a[3:])}" if a[:1] == ["-t"] else
+                                           f"-A INPUT {' '.join(a)}") for n, a in self.rules]
 
 
 if __name__ == "__main__":
-    import sys
     why = check()
     print(why or "ok: network namespaces, veth, bridge and iptables work here")
     sys.exit(1 if why else 0)

@@ -169,6 +169,14 @@ class Config:
         self.linger_ms = 10
         self.message_timeout_ms = 30000
         self.request_timeout_ms = 5000
+        # Produce requests in flight per broker connection. 1 by default: with more, librdkafka 2.0.2
+        # (Debian bookworm) answers an OUT_OF_ORDER_SEQUENCE_NUMBER on a request behind a failed one
+        # (normal during a leader change: the failed one was not appended) by bumping the producer epoch
+        # and re-sequencing every unacknowledged message, which duplicates those of other partitions that
+        # were in fact written (librdkafka issue 4953, pull request 4972), or by a fatal error after a
+        # timeout to a paused leader (fixed in 2.3.0). Brokers cannot tell such a re-sent record from a
+        # new one: Apache Kafka stores the same duplicates.
+        self.max_in_flight = 1
         self.assign_consumers = 1  # assign-mode consumers over all partitions
         self.per_partition_consumers = False  # plus one assign-mode consumer per partition
         self.group_consumers = 2  # members of one consumer group
@@ -286,7 +294,8 @@ class ProducerClient(_Client):
             pending.append((err, msg))
 
         conf = {**client_common(cfg), "enable.idempotence": True, "acks": "all",
-                "max.in.flight.requests.per.connection": 5, "retry.backoff.ms": 100, "linger.ms": cfg.linger_ms,
+                "max.in.flight.requests.per.connection": cfg.max_in_flight, "retry.backoff.ms": 100,
+                "linger.ms": cfg.linger_ms,
                 "batch.num.messages": 10000, "message.timeout.ms": cfg.message_timeout_ms,
                 "request.timeout.ms": cfg.request_timeout_ms, "on_delivery": on_delivery,
                 "error_cb": self._on_error, **client_logger(log, self.wl.client_sink)}

@@ -318,7 +318,7 @@ def controller_snapshots(c):
     compacted = [n for n in up if "log compacted into a snapshot" in open(c.node(n).log_path).read()]
     check(compacted, f"the controller's log was compacted on broker(s) {compacted}")
     c.restart(down)
-    md = c.wait_brokers(via=[down])
+    c.wait_brokers(via=[down])
     c._wait(lambda: all(f"snap{i}" in c.metadata(nodes=[down], timeout=3.0).topics for i in range(20)),
             f"broker {down} (down during the compaction) lists the 20 topics", 30.0, interval=0.5)
     check(True, f"broker {down} caught up from the controller's snapshot")
