@@ -263,6 +263,7 @@ class raft_plugin final : public sdk::plugin {
     for (node_id r : g.replicas().learners) s.add_learners(to_kafka_id(r));
     for (node_id r : g.assigned()) s.add_assigned(to_kafka_id(r));
     s.set_moving(g.moving());
+    s.set_repair_until_offset(g.repair_until_offset());
     if (g.current_role() == role::leader && g.node()) {
       const node_status st = g.node()->status();
       for (const follower_status& f : st.followers) {
@@ -799,6 +800,8 @@ class raft_plugin final : public sdk::plugin {
       j["learners"] = std::vector<int32_t>(g.learners().begin(), g.learners().end());
       j["assigned"] = std::vector<int32_t>(g.assigned().begin(), g.assigned().end());
       j["moving"] = g.moving();
+      j["repairing"] = g.repair_until_offset() >= 0;
+      j["repair_until_offset"] = g.repair_until_offset();
     }
     j["failed"] = g.failed();
     auto& f = j["followers"] = nlohmann::json::array();
@@ -919,9 +922,16 @@ class raft_plugin final : public sdk::plugin {
       std::string out;
       out += "# HELP sluice_raft_groups Partition Raft groups on this broker by role\n# TYPE sluice_raft_groups gauge\n";
       std::map<std::string, int64_t> roles;
-      for (const GroupState& g : co_await all_groups()) ++roles[g.failed() ? "failed" : g.role()];
+      int64_t repairing = 0;
+      for (const GroupState& g : co_await all_groups()) {
+        ++roles[g.failed() ? "failed" : g.role()];
+        if (g.has_id() && g.repair_until_offset() >= 0) ++repairing;
+      }
       for (const char* r : {"leader", "follower", "candidate", "pre_candidate", "failed"})
         out += "sluice_raft_groups{role=\"" + std::string(r) + "\"} " + std::to_string(roles[r]) + "\n";
+      out += "# HELP sluice_raft_groups_repairing Partition replicas repairing a damaged log from their peers\n"
+             "# TYPE sluice_raft_groups_repairing gauge\nsluice_raft_groups_repairing " +
+             std::to_string(repairing) + "\n";
       std::map<int32_t, std::array<uint64_t, 6>> peers;  // sent bytes, frames, received bytes, dropped, refused, connected
       for (uint32_t s = 0; s < sdk::shard_count(); ++s) {
         co_await _invoker.run_on(s, [&, s]() -> task<void> {

@@ -76,6 +76,7 @@ struct partition_log::segment {
   int64_t written_next = 0;   // next_offset of the written bytes
   int64_t created_ms = 0;
   segment_index index;
+  std::string scan_stop;      // why the last scan stopped before the file's end (damage), else empty
   sdk::buffer wbuf;           // active segment: aligned write buffer
   uint64_t wbuf_pos = 0;      // file position of wbuf[0], page aligned
   // Reads in progress; closed before deletion, replaced by a fresh gate
@@ -115,6 +116,28 @@ error partition_log::fail(error e) {
   return e;
 }
 
+void partition_log::note_damage(int64_t offset, const std::string& what, int64_t end) {
+  _damaged_end = std::max(_damaged_end, end);
+  if (_cfg.repairable && _recovering) {
+    if (_damaged_from >= 0 && offset >= _damaged_from) return;  // the earliest damage counts
+    _damaged_from = offset;
+    _damage = what;
+    sdk::log_error(_name + ": " + what + "; offsets from " + std::to_string(offset) +
+                   " are not served until the log is repaired from a replica");
+    return;
+  }
+  if (_failed) return;
+  _failed = true;
+  _failure = make(errc::corrupt, _name + ": " + what + "; offsets from " + std::to_string(offset) +
+                                     " are unreadable and the log is read-only (restore it from a replica)");
+  sdk::log_error(_failure.message);
+}
+
+error partition_log::damaged_error() const {
+  return make(errc::corrupt, _name + ": offsets from " + std::to_string(_damaged_from) + " are damaged (" + _damage +
+                                 ") and wait for their repair from a replica");
+}
+
 log_stats partition_log::stats() const noexcept {
   log_stats st;
   st.start_offset = _start_offset;
@@ -125,6 +148,8 @@ log_stats partition_log::stats() const noexcept {
   st.failed = _failed;
   st.syncs = _syncs;
   st.last_epoch = _epochs.last_epoch();
+  st.damaged_from = _damaged_from;
+  st.damaged_end = _damaged_from >= 0 ? std::max(_damaged_end, _next_offset) : -1;
   return st;
 }
 
@@ -149,7 +174,9 @@ partition_log::segment* partition_log::segment_for(int64_t offset) noexcept {
 sdk::task<result<std::unique_ptr<partition_log>>> partition_log::open(std::string dir, std::string name,
                                                                        log_config cfg, batch_cache* cache) {
   std::unique_ptr<partition_log> log(new partition_log(std::move(dir), std::move(name), cfg, cache));
+  log->_recovering = true;
   auto r = co_await log->recover();
+  log->_recovering = false;
   if (!r) {
     co_await log->close();
     co_return r.err();
@@ -296,8 +323,10 @@ sdk::task<result<void>> partition_log::recover() {
     segment& ref = *s;
     _segments.emplace(bases[i], std::move(s));
     const bool last = i + 1 == bases.size();
-    auto r = co_await recover_segment(ref, last, last || rebuild_epochs ? scan_mode::scan_epochs : scan_mode::trust_index,
-                                      last && cut_to >= 0 ? cut_to : INT64_MAX);
+    const scan_mode mode = last || rebuild_epochs ? scan_mode::scan_epochs
+                           : _cfg.verify_segments_on_open ? scan_mode::scan
+                                                          : scan_mode::trust_index;
+    auto r = co_await recover_segment(ref, last, mode, last && cut_to >= 0 ? cut_to : INT64_MAX);
     if (!r) co_return r;
     if (_failed) break;  // the rest of the log is unreachable past a corrupt segment
   }
@@ -306,7 +335,14 @@ sdk::task<result<void>> partition_log::recover() {
   for (auto it = _segments.begin(); !_failed && it != _segments.end() && std::next(it) != _segments.end(); ++it) {
     const segment& s = *it->second;
     const segment& n = *std::next(it)->second;
-    if (s.next_offset != n.base_offset) {
+    if (s.next_offset < n.base_offset) {
+      // A closed segment cut short or damaged: what it held from its last
+      // valid batch on is gone.
+      note_damage(s.next_offset, s.log_path + " ends at offset " + std::to_string(s.next_offset) + " (byte " +
+                                     std::to_string(s.size) + (s.scan_stop.empty() ? "" : ": " + s.scan_stop) +
+                                     ") but the next segment starts at " + std::to_string(n.base_offset));
+    } else if (s.next_offset > n.base_offset && !_failed) {
+      // Overlapping segments: no offset to cut at that both agree on.
       _failed = true;
       _failure = make(errc::corrupt, _name + ": " + s.log_path + " ends at offset " + std::to_string(s.next_offset) +
                                          " but the next segment starts at " + std::to_string(n.base_offset) +
@@ -332,6 +368,28 @@ sdk::task<result<void>> partition_log::recover() {
   // write the current one. (A new log's is written at its first roll.)
   bool rewrite_meta = (meta && meta->version < meta_version) || meta_damaged || rebuild_epochs;
 
+  // A recorded truncation at or before the damage removes it (nothing lost
+  // that was not being removed anyway); past it, the owner's cut at the
+  // damage (truncate_suffix) supersedes it.
+  if (_damaged_from >= 0 && cut_to >= 0) {
+    if (cut_to <= _damaged_from) {
+      sdk::log_warn(_name + ": the damage at offset " + std::to_string(_damaged_from) +
+                    " lies past an interrupted truncation to " + std::to_string(cut_to) + ", which removes it");
+      _damaged_from = -1;
+      _damage.clear();
+    } else {
+      cut_to = -1;
+    }
+  }
+  if (_damaged_from >= 0) {
+    _damaged_from = std::max(_damaged_from, _start_offset);
+    if (_start_offset > _next_offset && !_failed) {
+      _failed = true;
+      _failure = make(errc::corrupt, _name + ": damaged at offset " + std::to_string(_damaged_from) +
+                                         " with its start past its end; the log is read-only");
+      sdk::log_error(_failure.message);
+    }
+  }
   if (cut_to >= 0 && !_failed) {
     sdk::log_warn(_name + ": finishing an interrupted truncation of the log to end at offset " +
                   std::to_string(cut_to) + " (its batches end at " + std::to_string(_next_offset) + ")");
@@ -355,7 +413,7 @@ sdk::task<result<void>> partition_log::recover() {
       rewrite_meta = true;
     }
   }
-  if (_start_offset > _next_offset && !_failed) {
+  if (_start_offset > _next_offset && !_failed && _damaged_from < 0) {
     // Everything below the recorded start was deleted (a reset, or
     // DeleteRecords past a tail a crash lost): the log is empty there.
     sdk::log_info(_name + ": the log starts at " + std::to_string(_start_offset) + ", past its last batch; emptying it");
@@ -379,6 +437,8 @@ sdk::task<result<void>> partition_log::recover() {
     }
   }
   SLUICE_ASSERT(_failed || (_start_offset <= _next_offset && active().next_offset == _next_offset));
+  // Damage in the active segment ends the scan there: the log then ends at it.
+  SLUICE_ASSERT(_failed || _damaged_from < 0 || (_damaged_from >= _start_offset && _damaged_from <= _next_offset));
   SLUICE_ASSERT(_failed || epoch_table::valid(_epochs.entries(), _start_offset));
 
   // What survived a crash may still sit in the device's cache: make it durable.
@@ -387,7 +447,9 @@ sdk::task<result<void>> partition_log::recover() {
   if (rc < 0) co_return io_error(-rc, "fdatasync " + active().log_path);
   sdk::log_info(_name + ": opened with " + std::to_string(_segments.size()) + " segment(s), offsets [" +
                 std::to_string(_start_offset) + ", " + std::to_string(_next_offset) + "), leader epoch " +
-                std::to_string(_epochs.last_epoch()) + (_failed ? " READ-ONLY: " + _failure.message : ""));
+                std::to_string(_epochs.last_epoch()) + (_failed ? " READ-ONLY: " + _failure.message : "") +
+                (_damaged_from >= 0 && !_failed ? " DAMAGED from offset " + std::to_string(_damaged_from) + ": " + _damage
+                                                : ""));
   co_return result<void>{};
 }
 
@@ -484,6 +546,7 @@ sdk::task<result<void>> partition_log::recover_segment(segment& s, bool last, sc
   }
   s.size = s.written = pos;
   s.next_offset = s.written_next = expected;
+  s.scan_stop = why != nullptr && !stale ? std::string(why) : std::string();
   if (expected >= stop_at) co_return result<void>{};  // the recorded cut follows (recover())
 
   // What follows the last valid batch. Writes reach at most one write
@@ -505,6 +568,7 @@ sdk::task<result<void>> partition_log::recover_segment(segment& s, bool last, sc
   if (!clean || pos < window_end) {
     uint64_t q = pos;
     bool later_batch = false, nonzero = false;
+    uint64_t later_pos = 0;
     while (q < window_end && !later_batch) {
       auto r = co_await read_aligned(s.fd, q, std::min<uint64_t>(_cfg.read_chunk_bytes, window_end - q), s.log_path);
       if (!r) co_return r.err();
@@ -524,8 +588,10 @@ sdk::task<result<void>> partition_log::recover_segment(segment& s, bool last, sc
               auto full = co_await read_aligned(s.fd, q + (i - 16), ch.size_bytes(), s.log_path);
               if (full && full.value().length == ch.size_bytes() &&
                   check_batch(full.value().data.data() + full.value().offset, full.value().length,
-                              _cfg.max_batch_bytes, nullptr) == batch_check::ok)
+                              _cfg.max_batch_bytes, nullptr) == batch_check::ok) {
                 later_batch = true;
+                later_pos = q + (i - 16);
+              }
             }
           }
         }
@@ -534,12 +600,27 @@ sdk::task<result<void>> partition_log::recover_segment(segment& s, bool last, sc
       q += n;
     }
     if (later_batch) {
-      _failed = true;
-      _failure = make(errc::corrupt, _name + ": " + s.log_path + " is corrupt at byte " + std::to_string(pos) +
-                                         " (" + (why ? why : "garbage") + ") with valid batches after it; offsets from " +
-                                         std::to_string(expected) +
-                                         " are unreadable and the log is read-only (restore it from a replica)");
-      sdk::log_error(_failure.message);
+      // Where the log ended before the damage (a repair must reach it
+      // again): the valid batches that follow the first later one.
+      int64_t end = expected;
+      for (uint64_t p = later_pos; p + batch_header_bytes <= file_size;) {
+        auto h = co_await read_aligned(s.fd, p, batch_header_bytes, s.log_path);
+        if (!h || h.value().length < batch_header_bytes) break;
+        const batch_header bh = decode_header(h.value().data.data() + h.value().offset);
+        if (bh.size_bytes() > _cfg.max_batch_bytes || bh.batch_length < 49 || p + bh.size_bytes() > file_size) break;
+        auto full = co_await read_aligned(s.fd, p, bh.size_bytes(), s.log_path);
+        batch_header checked;
+        if (!full || full.value().length != bh.size_bytes() ||
+            check_batch(full.value().data.data() + full.value().offset, full.value().length, _cfg.max_batch_bytes,
+                        &checked) != batch_check::ok ||
+            checked.base_offset < end)
+          break;
+        end = checked.last_offset() + 1;
+        p += checked.size_bytes();
+      }
+      note_damage(expected, s.log_path + " is corrupt at byte " + std::to_string(pos) + " (" +
+                                (why ? why : "garbage") + ") with valid batches after it",
+                  end);
       co_return result<void>{};
     }
     if (nonzero && last && why != nullptr && !stale) {
@@ -715,6 +796,7 @@ sdk::task<result<void>> partition_log::ensure_space(uint64_t bytes) {
 sdk::task<result<append_result>> partition_log::append(sdk::buffer batches, append_options opts) {
   if (_closed) co_return make(errc::closed, _name + ": log is closed");
   if (_failed) co_return _failure;
+  if (_damaged_from >= 0) co_return damaged_error();
   if (!batches || batches.size() == 0) co_return make(errc::invalid_batch, _name + ": empty append");
   SLUICE_ASSERT_MSG(!opts.leader_epoch || *opts.leader_epoch >= 0, "a leader epoch to stamp is >= 0");
   // Validate everything before touching the log.
@@ -1023,6 +1105,11 @@ sdk::task<result<void>> partition_log::read_from_disk(segment& s, int64_t offset
 
 sdk::task<result<read_result>> partition_log::read(int64_t offset, uint64_t max_bytes, int64_t max_offset) {
   if (_closed) co_return make(errc::closed, _name + ": log is closed");
+  if (_damaged_from >= 0) {
+    // Nothing from the damage on is served, not even a batch the cache holds.
+    if (offset >= _damaged_from) co_return damaged_error();
+    max_offset = std::min(max_offset, _damaged_from);
+  }
   if (offset < _start_offset || offset > _next_offset)
     co_return make(errc::offset_out_of_range, _name + ": offset " + std::to_string(offset) + " is outside [" +
                                                   std::to_string(_start_offset) + ", " + std::to_string(_next_offset) + "]");
@@ -1136,6 +1223,7 @@ sdk::task<result<void>> partition_log::truncate_prefix(int64_t new_start) {
   auto appending = co_await _append_mutex.lock();
   auto serial = co_await _delete_mutex.lock();
   if (_closed) co_return make(errc::closed, _name + ": log is closed");
+  if (_damaged_from >= 0 && new_start > _start_offset) co_return damaged_error();
   if (new_start > _next_offset) {
     if (_failed) co_return _failure;
     co_await quiesce();
@@ -1247,12 +1335,27 @@ sdk::task<result<void>> partition_log::truncate_suffix(int64_t offset) {
                        std::to_string(_start_offset) + ", " + std::to_string(_next_offset) +
                        "]; the nearest boundaries are the log start " + std::to_string(_start_offset) +
                        " and the log end " + std::to_string(_next_offset));
-  if (offset == _next_offset) co_return result<void>{};
+  if (offset == _next_offset && _damaged_from < 0) co_return result<void>{};
   const int64_t was = _next_offset;
   co_await quiesce();
   result<void> r = _failure;
-  if (!_failed) r = co_await cut_suffix(offset);
+  if (_failed) {
+  } else if (offset < _next_offset) {
+    r = co_await cut_suffix(offset);
+  } else {
+    // Damage in the active segment: the log already ends at it, but the
+    // damaged bytes and the valid batches after them are still in the file;
+    // they become zeros (a crash meanwhile finds the damage again).
+    r = co_await cut_segments(active(), active().size, offset);
+    if (!r) r = fail(r.err());
+  }
   release_sync_path();
+  if (r && _damaged_from >= 0 && offset <= _damaged_from) {
+    sdk::log_warn(_name + ": the damaged suffix from offset " + std::to_string(_damaged_from) +
+                  " is cut; the log ends at " + std::to_string(offset) + " and takes appends again");
+    _damaged_from = -1;
+    _damage.clear();
+  }
   if (r)
     sdk::log_info(_name + ": truncated to end at offset " + std::to_string(offset) + " (it ended at " +
                   std::to_string(was) + "), leader epoch " + std::to_string(_epochs.last_epoch()));
@@ -1272,7 +1375,10 @@ sdk::task<result<void>> partition_log::cut_suffix(int64_t offset) {
   uint64_t pos = 0;
   if (!everything) {
     s = segment_for(offset);
-    SLUICE_ASSERT(s != nullptr && s->base_offset <= offset && offset < s->next_offset);
+    // A damaged closed segment ends before the next one starts: the cut may
+    // be at its end (damaged_from()).
+    SLUICE_ASSERT(s != nullptr && s->base_offset <= offset &&
+                  (offset < s->next_offset || (offset == s->next_offset && _damaged_from == offset)));
     auto p = co_await batch_position(*s, offset);
     if (!p) co_return p.err();  // nothing has changed
     pos = p.value();
@@ -1398,6 +1504,7 @@ sdk::task<result<void>> partition_log::reset(int64_t offset) {
 
 sdk::task<result<void>> partition_log::retain(int64_t now, bool time_too) {
   if (_closed || (_cfg.retention_bytes < 0 && (!time_too || _cfg.retention_ms < 0))) co_return result<void>{};
+  if (_damaged_from >= 0) co_return result<void>{};  // the repair's cut comes first
   auto serial = co_await _delete_mutex.lock();
   uint64_t total = 0;
   for (const auto& [b, s] : _segments) total += s->size;

@@ -65,6 +65,14 @@ struct log_config {
   uint32_t write_buffer_bytes = 1u << 20;       // per active segment, aligned, allocated on first append
   uint32_t max_batch_bytes = (1u << 20) + 12;   // Kafka's message.max.bytes default
   uint32_t read_chunk_bytes = 256u << 10;       // O_DIRECT read size for fetches from disk
+  // Open scans and CRC-checks every closed segment too, not only the
+  // active one (plugin setting verify_segments_on_open).
+  bool verify_segments_on_open = false;
+  // A Raft replica's log (OpenRequest.repairable): damage found at open
+  // does not make the log read-only; damaged_from() reports the first bad
+  // offset, everything before it stays readable, nothing from it is
+  // served, and the owner cuts the log there with truncate_suffix().
+  bool repairable = false;
 };
 
 struct append_options {
@@ -107,6 +115,10 @@ struct log_stats {
   uint64_t syncs = 0;          // fdatasync calls on segment files (group commit shows here)
   bool failed = false;
   int32_t last_epoch = -1;     // the epoch table's last epoch (-1: no entry)
+  int64_t damaged_from = -1;   // a repairable log's first damaged offset (-1: none)
+  // With damaged_from: where the log ended before the damage (>= next_offset;
+  // past it when the active segment's scan stopped at the damage).
+  int64_t damaged_end = -1;
 };
 
 class partition_log {
@@ -151,6 +163,13 @@ class partition_log {
   // intent is recorded, the next open finishes the cut); the epoch table
   // loses the entries from `offset` on.
   sdk::task<result<void>> truncate_suffix(int64_t offset);
+
+  // A repairable log damaged at open (log_config::repairable): the first
+  // offset that is not intact, else -1. Reads at or past it answer
+  // `corrupt`, appends too, until truncate_suffix() cuts the log at or
+  // before it. damage() says what was found (file, byte, reason).
+  int64_t damaged_from() const noexcept { return _damaged_from; }
+  const std::string& damage() const noexcept { return _damage; }
 
   // The leader-epoch table (see epoch_table).
   const std::vector<epoch_entry>& epochs() const noexcept { return _epochs.entries(); }
@@ -221,6 +240,12 @@ class partition_log {
   error io_error(int err, const std::string& what) const;
   error fail(int err, const std::string& what);
   error fail(error e);
+  // Damage found at open from `offset` on: a repairable log records it (the
+  // earliest wins), any other turns read-only.
+  // end: where the log ended before the damage, when the scan found valid
+  // batches after it (else -1).
+  void note_damage(int64_t offset, const std::string& what, int64_t end = -1);
+  error damaged_error() const;
   void observe_epoch(int32_t epoch, int64_t base_offset) noexcept;
   segment* segment_for(int64_t offset) noexcept;
   bool is_active(const segment& s) const noexcept;
@@ -242,6 +267,10 @@ class partition_log {
   uint64_t _truncations = 0;     // suffix truncations and resets so far (reads in flight check it)
   bool _failed = false;          // an I/O error made the log read-only
   error _failure;
+  int64_t _damaged_from = -1;    // see damaged_from()
+  int64_t _damaged_end = -1;     // the end of valid batches found after damage in the active segment
+  std::string _damage;
+  bool _recovering = false;      // open() is running (damage may be repairable)
   bool _closed = false;
   // Files of deleted segments kept for reuse as new segments.
   static constexpr size_t max_spares = 2;

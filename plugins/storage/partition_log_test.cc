@@ -1039,5 +1039,122 @@ TEST_F(partition_log_test, reset_past_the_end_empties_the_log_there) {
   EXPECT_EQ(files(".log"), std::vector<std::string>{"00000000000000005000.log"});
 }
 
+// ---- damage found at open, repaired by the owner (a Raft replica) ---------------------
+
+log_config verified(bool repairable) {
+  log_config cfg;
+  cfg.segment_bytes = 64 << 10;
+  cfg.verify_segments_on_open = true;
+  cfg.repairable = repairable;
+  return cfg;
+}
+
+TEST_F(partition_log_test, a_bit_flip_in_a_closed_segment_is_found_at_open_and_cut_by_the_owner) {
+  const size_t batch = make_test_batch(2, 3000, 0).size();
+  with_log(verified(true), [](partition_log& log) -> sdk::task<void> {
+    for (int i = 0; i < 40; ++i) EXPECT_TRUE((co_await log.append(batch_buffer(2, 3000, i))).has_value());
+    EXPECT_GE(log.stats().segments, 3u);
+  });
+  // Batch 4 of the first (closed) segment: offsets 8 and 9.
+  {
+    std::fstream f(fs::path(_dir) / "00000000000000000000.log", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(4 * batch + 500));
+    char c = 0;
+    f.get(c);
+    f.seekp(static_cast<std::streamoff>(4 * batch + 500));
+    f.put(static_cast<char>(c ^ 0x10));
+  }
+  with_log(verified(true), [](partition_log& log) -> sdk::task<void> {
+    EXPECT_FALSE(log.stats().failed);
+    EXPECT_EQ(log.damaged_from(), 8);
+    EXPECT_EQ(log.stats().damaged_from, 8);
+    EXPECT_NE(log.damage().find("00000000000000000000.log"), std::string::npos) << log.damage();
+    // Before the damage: served. From it: never, not even past it.
+    auto before = co_await log.read(0, 1 << 20);
+    EXPECT_TRUE(before.has_value());
+    if (before) {
+      EXPECT_EQ(headers(before.value()).size(), 4u);
+      EXPECT_EQ(before.value().next_offset, 8);
+    }
+    for (int64_t o : {8, 9, 20, 70}) {
+      auto r = co_await log.read(o, 1 << 20);
+      EXPECT_FALSE(r.has_value()) << o;
+      if (!r) {
+        EXPECT_EQ(r.err().code, make_error_code(errc::corrupt)) << r.err().message;
+      }
+    }
+    auto a = co_await log.append(batch_buffer(1, 10, 0));
+    EXPECT_FALSE(a.has_value());
+    // The owner's cut repairs it: the log ends at the damage, durably.
+    auto t = co_await log.truncate_suffix(8);
+    EXPECT_TRUE(t.has_value()) << (t ? "" : t.err().message);
+    EXPECT_EQ(log.damaged_from(), -1);
+    EXPECT_EQ(log.stats().next_offset, 8);
+    EXPECT_EQ(log.stats().segments, 1u);
+    EXPECT_TRUE((co_await log.append(batch_buffer(2, 3000, 99))).has_value());
+  });
+  with_log(verified(true), [](partition_log& log) -> sdk::task<void> {
+    EXPECT_FALSE(log.stats().failed);
+    EXPECT_EQ(log.damaged_from(), -1);
+    EXPECT_EQ(log.stats().next_offset, 10);
+    EXPECT_EQ((co_await all_batches(log)).size(), 5u);
+  }, 0);
+}
+
+TEST_F(partition_log_test, a_closed_segment_cut_short_is_found_at_open_at_its_first_missing_offset) {
+  const size_t batch = make_test_batch(2, 3000, 0).size();
+  with_log(verified(true), [](partition_log& log) -> sdk::task<void> {
+    for (int i = 0; i < 40; ++i) EXPECT_TRUE((co_await log.append(batch_buffer(2, 3000, i))).has_value());
+  });
+  // The second closed segment loses its tail in the middle of its batch 2.
+  std::vector<std::string> segs = files(".log");
+  ASSERT_GE(segs.size(), 3u);
+  const int64_t second = std::stoll(segs[1]);
+  fs::resize_file(fs::path(_dir) / segs[1], 2 * batch + 1234);
+  with_log(verified(true), [&](partition_log& log) -> sdk::task<void> {
+    EXPECT_FALSE(log.stats().failed);
+    EXPECT_EQ(log.damaged_from(), second + 4);
+    auto r = co_await log.read(second + 4, 1 << 20);
+    EXPECT_FALSE(r.has_value());
+    auto ok = co_await log.read(second, 1 << 20);
+    EXPECT_TRUE(ok.has_value());
+    if (ok) {
+      EXPECT_EQ(ok.value().next_offset, second + 4);
+    }
+    EXPECT_TRUE((co_await log.truncate_suffix(second + 4)).has_value());
+    EXPECT_EQ(log.stats().next_offset, second + 4);
+  }, 0);
+  with_log(verified(true), [&](partition_log& log) -> sdk::task<void> {
+    EXPECT_EQ(log.damaged_from(), -1);
+    EXPECT_EQ(log.stats().next_offset, second + 4);
+    EXPECT_EQ(static_cast<int64_t>((co_await all_batches(log)).size()), (second + 4) / 2);
+  }, 0);
+}
+
+TEST_F(partition_log_test, a_bit_flip_in_a_closed_segment_makes_a_standalone_log_read_only_at_open) {
+  const size_t batch = make_test_batch(2, 3000, 0).size();
+  with_log(verified(false), [](partition_log& log) -> sdk::task<void> {
+    for (int i = 0; i < 40; ++i) EXPECT_TRUE((co_await log.append(batch_buffer(2, 3000, i))).has_value());
+  });
+  {
+    std::fstream f(fs::path(_dir) / "00000000000000000000.log", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(batch + 700));
+    f.put('\x5a');
+  }
+  with_log(verified(false), [](partition_log& log) -> sdk::task<void> {
+    EXPECT_TRUE(log.stats().failed);
+    EXPECT_EQ(log.damaged_from(), -1);
+    EXPECT_FALSE((co_await log.append(batch_buffer(1, 10, 0))).has_value());
+    auto r = co_await log.read(0, 1 << 20, 2);
+    EXPECT_TRUE(r.has_value());
+    if (r) {
+      EXPECT_EQ(r.value().next_offset, 2);
+    }
+    // Nothing from the damage on: an error, or nothing (the log looks cut there).
+    auto past = co_await log.read(2, 1 << 20);
+    EXPECT_TRUE(!past.has_value() || past.value().slices.empty());
+  }, 0);
+}
+
 }  // namespace
 }  // namespace sluice::storage

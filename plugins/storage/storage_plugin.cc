@@ -78,6 +78,7 @@ class storage_plugin final : public sdk::plugin {
         static_cast<uint32_t>(cfg.get_uint("write_buffer_bytes", d.write_buffer_bytes, 64 << 10, 256 << 20));
     d.read_chunk_bytes =
         static_cast<uint32_t>(cfg.get_uint("read_chunk_bytes", d.read_chunk_bytes, 4096, 64 << 20) / 4096 * 4096);
+    d.verify_segments_on_open = cfg.get_bool("verify_segments_on_open", false);
     _cache_bytes = cfg.get_uint("cache_bytes", 256ull << 20, 0, 1ull << 40);
     _retention_check_ms = cfg.get_uint("retention_check_interval_ms", 60'000, 10, 86'400'000);
     // Fault tests only (docs/RELIABILITY.md): /v1/storage/faults injects
@@ -255,6 +256,11 @@ class storage_plugin final : public sdk::plugin {
     st.set_segments(s.segments);
     st.set_failed(s.failed);
     st.set_last_epoch(s.last_epoch);
+    if (s.damaged_from >= 0) {
+      st.set_damaged_from(s.damaged_from);
+      st.set_damaged_end(s.damaged_end);
+      st.set_damage(log.damage());
+    }
     return st;
   }
   static std::string key_of(const PartitionId& id) { return id.topic() + "/" + std::to_string(id.partition()); }
@@ -491,7 +497,8 @@ class storage_plugin final : public sdk::plugin {
     partition_entry& p = *entry;
     st.partitions.emplace(key, entry);
 
-    const log_config cfg = with_overrides(r.overrides());
+    log_config cfg = with_overrides(r.overrides());
+    cfg.repairable = r.repairable();
 
     const std::string topic_dir = _root + "/" + id.topic();
     const int32_t rc = co_await sdk::mkdir_durable(topic_dir);

@@ -144,7 +144,8 @@ def one_run(a, run_no, seed, out_dir, faultfs_bin):
                 mounts[node.id] = fs
 
         c = clusterlib.Cluster(nodes=3, name=f"chaos-{run_no}", brokerd=a.brokerd, plugin_dir=a.plugin_dir,
-                               work_dir=run_dir, node_setup=setup, storage_config={"fault_injection": True},
+                               work_dir=run_dir, node_setup=setup,
+                               storage_config={"fault_injection": True, "verify_segments_on_open": True},
                                out=open(os.path.join(run_dir, "cluster.log"), "w"))
         with c:
             c.start()

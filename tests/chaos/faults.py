@@ -29,6 +29,7 @@ Kinds (the names the reports use):
                    space comes back, broker restarted
   transfer         leadership of every partition moves to another replica (admin API)
   rolling-restart  each broker in turn is stopped (SIGTERM) and started again
+  corrupt-segment  SIGKILL one broker, flip a bit in or truncate a closed segment of the topic; restart
 
 Kinds that need something the machine lacks (namespaces, faultfs, libfaketime) are reported as
 unavailable by available_kinds() and never scheduled.
@@ -39,7 +40,7 @@ import time
 
 ALL_KINDS = ["kill-leader", "kill-follower", "kill-majority", "pause", "partition", "partition-leader", "loss",
              "delay", "power-loss", "power-loss-all", "clock-jump", "disk-eio", "disk-enospc", "disk-full",
-             "transfer", "rolling-restart"]
+             "transfer", "rolling-restart", "corrupt-segment"]
 NETWORK_KINDS = {"partition", "partition-leader", "loss", "delay"}
 POWER_KINDS = {"power-loss", "power-loss-all"}
 FAULTFS_KINDS = POWER_KINDS | {"disk-full"}
@@ -183,6 +184,10 @@ class Injector:
                 moved += st in (200, 202)
             f.targets = self._nodes()
             f.note = f"{moved} transfer(s) accepted"
+        elif k == "corrupt-segment":
+            f.targets = [self.rng.choice(self._nodes())]
+            self.c.sigkill(f.targets[0])
+            f.note = self.c.corrupt_segment(f.targets[0], self.topic, self.rng) or "no closed segment yet"
         elif k == "rolling-restart":
             f.targets = self._nodes()
             for n in f.targets:
@@ -195,7 +200,7 @@ class Injector:
 
     def heal(self, f):
         k = f.kind
-        if k in ("kill-leader", "kill-follower", "kill-majority") or k in POWER_KINDS:
+        if k in ("kill-leader", "kill-follower", "kill-majority", "corrupt-segment") or k in POWER_KINDS:
             for n in f.targets:
                 self._restart(n)
         elif k == "pause":

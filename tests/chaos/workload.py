@@ -156,6 +156,8 @@ class Config:
         self.topic = None  # default: chaos-<run id>
         self.partitions = 6
         self.replication_factor = 3
+        # Small segments: closed segments exist within seconds (the corrupt-segment fault damages one).
+        self.segment_bytes = 131072
         self.duration_s = 60.0
         self.seed = 0
         self.producers = 4
@@ -598,7 +600,8 @@ class Workload:
         cfg = self.cfg
         admin = AdminClient({**client_common(cfg)})
         fut = admin.create_topics([NewTopic(cfg.topic, num_partitions=cfg.partitions,
-                                            replication_factor=cfg.replication_factor)],
+                                            replication_factor=cfg.replication_factor,
+                                            config={"segment.bytes": str(cfg.segment_bytes)})],
                                   operation_timeout=30)[cfg.topic]
         try:
             fut.result(timeout=timeout)

@@ -604,6 +604,52 @@ class Cluster:
         """A crash: nothing drains; the data directory stays."""
         return self.kill(node_id, signal.SIGKILL)
 
+    def closed_segments(self, node_id, topic):
+        """The closed segment files (every .log of a partition directory but its last) of a topic on a
+        node, as {partition: [paths in log order]}."""
+        root = os.path.join(self.node(node_id).data_dir, "storage", topic)
+        out = {}
+        for d in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+            logs = sorted(f for f in os.listdir(os.path.join(root, d)) if f.endswith(".log") and len(f) == 24)
+            if len(logs) > 1:
+                out[int(d.split("_")[0])] = [os.path.join(root, d, f) for f in logs[:-1]]
+        return out
+
+    def corrupt_segment(self, node_id, topic, rng, how=None, partition=None):
+        """Damages one closed segment of `topic` on a stopped node: flips one bit (how="flip") of, or
+        truncates (how="truncate") the file at, a random byte among its batches (up to its last non-zero
+        byte: the zero padding after them is not data). Returns a description, or None when the node has
+        no closed segment of the topic."""
+        check(not self.node(node_id).running(), f"node {node_id} is stopped before its segments are damaged")
+        segs = self.closed_segments(node_id, topic)
+        if partition is not None:
+            segs = {p: s for p, s in segs.items() if p == partition}
+        if not segs:
+            return None
+        p = rng.choice(sorted(segs))
+        path = rng.choice(segs[p])
+        with open(path, "rb") as fh:
+            data = fh.read()
+        end = len(data.rstrip(b"\0"))
+        if end == 0:
+            return None
+        how = how or rng.choice(["flip", "truncate"])
+        at = rng.randrange(end)
+        if how == "flip":
+            bit = rng.randrange(8)
+            with open(path, "r+b") as fh:
+                fh.seek(at)
+                fh.write(bytes([data[at] ^ (1 << bit)]))
+                fh.flush()
+                os.fsync(fh.fileno())
+            what = f"flipped bit {bit} of byte {at}"
+        else:
+            os.truncate(path, at)
+            what = f"truncated at byte {at}"
+        desc = f"{what} of {path} ({end} bytes of batches)"
+        self.event(f"node {node_id}: {desc}")
+        return desc
+
     def stop(self, node_id, timeout=40.0):
         """SIGTERM and wait: the node must drain and exit 0 (otherwise recorded in problems)."""
         rc = self.kill(node_id, signal.SIGTERM, timeout=timeout)
@@ -888,6 +934,41 @@ def check(cond, what):
     if not cond:
         raise Failure(what)
     print(f"ok: {what}", flush=True)
+
+
+def produce_acked(bootstrap, topic, stop, acked, failed, value=lambda i: f"v{i}".encode(), pause_s=0.003):
+    """An idempotent acks=all producer to partition 0 of topic until stop is set, then flushed: the
+    (offset, value) of every acknowledged record goes to acked, every delivery error to failed. Run it
+    in a thread (confluent_kafka is imported here, not at the module's top: the harness runs without)."""
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                  "linger.ms": 5, "message.timeout.ms": 120000})
+    i = 0
+    while not stop.is_set():
+        p.produce(topic, value=value(i), partition=0,
+                  on_delivery=lambda e, m: acked.append((m.offset(), m.value())) if e is None else failed.append(str(e)))
+        i += 1
+        p.poll(0)
+        time.sleep(pause_s)
+    p.flush(120)
+
+
+def read_partition(bootstrap, topic, group, timeout=60.0, config=None):
+    """Reads partition 0 of topic from offset 0 to its end: ([(offset, value)], [errors], reached the end)."""
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+    cons = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.partition.eof": True, **(config or {})})
+    cons.assign([TopicPartition(topic, 0, 0)])
+    got, errors, done, deadline = [], [], False, time.monotonic() + timeout
+    while not done and time.monotonic() < deadline:
+        for m in cons.consume(1000, 1.0):
+            if m.error() is None:
+                got.append((m.offset(), m.value()))
+            elif m.error().code() == KafkaError._PARTITION_EOF:
+                done = True
+            else:
+                errors.append(str(m.error()))
+    cons.close()
+    return got, errors, done
 
 
 def run_scenarios(description, name, runs, argv, add_args=None):

@@ -17,7 +17,6 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cluster as clusterlib  # noqa: E402
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 TOPIC = "disk"
@@ -45,20 +44,7 @@ def scenario(c):
     leader = c.wait_leaders(TOPIC, 1)[0]
 
     acked, failed, stop = [], [], threading.Event()
-
-    def produce():
-        p = Producer({"bootstrap.servers": c.bootstrap(), "acks": "all", "enable.idempotence": True,
-                      "linger.ms": 5, "message.timeout.ms": 120000})
-        i = 0
-        while not stop.is_set():
-            p.produce(TOPIC, value=f"v{i}".encode(), partition=0,
-                      on_delivery=lambda e, m: acked.append((m.offset(), m.value())) if e is None else failed.append(str(e)))
-            i += 1
-            p.poll(0)
-            time.sleep(0.003)
-        p.flush(120)
-
-    t = threading.Thread(target=produce, daemon=True)
+    t = threading.Thread(target=clusterlib.produce_acked, args=(c.bootstrap(), TOPIC, stop, acked, failed), daemon=True)
     t.start()
     time.sleep(3)
 
@@ -104,16 +90,7 @@ def scenario(c):
     c._wait(caught_up, "every replica at the same log end", 60.0, interval=0.5)
     check(not failed or all("timed out" not in f.lower() for f in failed), f"no produce timed out ({failed[:3]})")
 
-    cons = Consumer({"bootstrap.servers": c.bootstrap(), "group.id": "disk-drain", "enable.partition.eof": True})
-    cons.assign([TopicPartition(TOPIC, 0, 0)])
-    got, done, deadline = [], False, time.monotonic() + 60
-    while not done and time.monotonic() < deadline:
-        for m in cons.consume(1000, 1.0):
-            if m.error() is None:
-                got.append((m.offset(), m.value()))
-            elif m.error().code() == KafkaError._PARTITION_EOF:
-                done = True
-    cons.close()
+    got, _, done = clusterlib.read_partition(c.bootstrap(), TOPIC, "disk-drain")
     read = set(got)
     lost = [x for x in acked if x not in read]
     values = [v for _, v in got]

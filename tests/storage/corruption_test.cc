@@ -373,6 +373,10 @@ class corruption_test : public ::testing::Test {
     }
     partition_log& log = *opened.value();
     const log_stats st = log.stats();
+    if (log.damaged_from() >= 0) {
+      co_await check_repairable(sc, cs, log, damaged_path);
+      co_return;
+    }
 
     // The batches the log claims: a prefix of the originals.
     size_t k = 0;
@@ -499,7 +503,64 @@ class corruption_test : public ::testing::Test {
     if (st.failed && !cs.hung && read_file(damaged_path) != sc.bytes) violation(sc, "read-only log changed the file", "a read-only log changed the damaged file");
   }
 
+  // A repairable log (a Raft replica's, verify_segments_on_open) reported
+  // damage from X: X is the base of a batch at or before the damaged one,
+  // the batches before it read back exactly, nothing from X on is served,
+  // and the owner's cut at X makes the log writable there.
+  sdk::task<void> check_repairable(const scenario& sc, case_state& cs, partition_log& log,
+                                   const std::string& damaged_path) {
+    const pristine_log& pr = *sc.log;
+    const size_t n = pr.batches.size();
+    const size_t d = damaged_batch(sc);
+    const int64_t x = log.damaged_from();
+    ++_repairs;
+    if (!pr.cfg.repairable) violation(sc, "damage reported by a standalone log", "damaged_from() on a log not opened repairable");
+    if (sc.file.ends_with(".index") || sc.file == "partition.meta")
+      violation(sc, "index or meta damage reported as lost batches", "damaged from offset " + std::to_string(x));
+    if (log.damage().find(damaged_path) == std::string::npos)
+      violation(sc, "damage does not name the file", log.damage());
+    size_t kx = 0;
+    while (kx < n && pr.bases[kx] < x) ++kx;
+    if (kx == n || pr.bases[kx] != x || kx > d)
+      violation(sc, "damage reported at the wrong offset", "damaged from offset " + std::to_string(x) + "; the damage is in batch " +
+                                                                 std::to_string(d));
+    for (size_t i = 0; i < n; ++i) {
+      cs.op = "read(" + std::to_string(pr.bases[i]) + ")";
+      auto r = co_await log.read(pr.bases[i], 1 << 20);
+      if (pr.bases[i] >= x) {
+        if (r || r.err().code != make_error_code(errc::corrupt))
+          violation(sc, "a damaged log served offsets past its damage", "read at " + std::to_string(pr.bases[i]) + " past " +
+                                                                            std::to_string(x));
+        continue;
+      }
+      if (!r || r.value().slices.empty() || r.value().next_offset > x) {
+        violation(sc, "read before the damage", "read of batch " + std::to_string(i) + " before the damage at " + std::to_string(x) + ": " +
+                                                    (r ? "next offset " + std::to_string(r.value().next_offset) : r.err().message));
+        continue;
+      }
+      const read_slice& s = r.value().slices.front();
+      bool epoch_only = false;
+      if (!same_batch(s.data.data() + s.offset, s.length, pr.batches[i], &epoch_only))
+        violation(sc, "read returned bytes that differ from the original", "batch " + std::to_string(i));
+    }
+    cs.op = "append() before the cut";
+    if (co_await log.append(to_buffer(test_batch(98)))) violation(sc, "a damaged log took an append", "before its cut");
+    cs.op = "truncate_suffix()";
+    auto t = co_await log.truncate_suffix(x);
+    if (!t || log.damaged_from() >= 0 || log.stats().next_offset != x) {
+      violation(sc, "the owner's cut failed", t ? "damaged_from " + std::to_string(log.damaged_from()) : t.err().message);
+    } else {
+      cs.op = "append()";
+      auto a = co_await log.append(to_buffer(test_batch(99)));
+      if (!a || a.value().base_offset != x)
+        violation(sc, "append after the cut", a ? "at offset " + std::to_string(a.value().base_offset) : a.err().message);
+    }
+    cs.op = "close()";
+    co_await log.close();
+  }
+
   static fs::path s_root;
+  std::atomic<size_t> _repairs{0};
   std::atomic<size_t> _hangs{0};
   std::atomic<size_t> _violations{0};
   std::atomic<size_t> _open_errors{0};
@@ -507,10 +568,10 @@ class corruption_test : public ::testing::Test {
   std::atomic<size_t> _epoch_only{0};
 
   void report(const std::string& what, size_t cases) {
-    std::printf("corruption test: %s: %zu cases, %zu read-only, %zu refused to open, %zu reads with an undetectable "
-                "leader epoch flip, %zu violations (%zu hangs)\n",
-                what.c_str(), cases, _failed_logs.load(), _open_errors.load(), _epoch_only.load(), _violations.load(),
-                _hangs.load());
+    std::printf("corruption test: %s: %zu cases, %zu read-only, %zu repairable, %zu refused to open, %zu reads with an "
+                "undetectable leader epoch flip, %zu violations (%zu hangs)\n",
+                what.c_str(), cases, _failed_logs.load(), _repairs.load(), _open_errors.load(), _epoch_only.load(),
+                _violations.load(), _hangs.load());
     std::lock_guard lock(_mu);
     for (auto& [kind, t] : _tallies) {
       std::sort(t.positions.begin(), t.positions.end());
@@ -584,6 +645,31 @@ TEST_F(corruption_test, active_segment_after_a_closed_one_every_byte_flipped) {
 TEST_F(corruption_test, active_segment_after_a_closed_one_truncated_everywhere) {
   const pristine_log pr = build("two", two_segment_config(), 8);
   report("active segment of two, truncations", sweep(pr, pr.active_file, damage::truncate));
+}
+
+// A Raft replica's log (repairable, every closed segment verified at open):
+// damage in a segment is reported at its first offset, never served, and
+// cut by the owner.
+log_config repairable_config() {
+  log_config cfg = two_segment_config();
+  cfg.repairable = true;
+  cfg.verify_segments_on_open = true;
+  return cfg;
+}
+
+TEST_F(corruption_test, repairable_closed_segment_every_byte_flipped) {
+  const pristine_log pr = build("rep", repairable_config(), 8);
+  report("repairable, closed segment, flips", sweep(pr, pr.first_segment(), damage::flip));
+}
+
+TEST_F(corruption_test, repairable_closed_segment_truncated_everywhere) {
+  const pristine_log pr = build("rep", repairable_config(), 8);
+  report("repairable, closed segment, truncations", sweep(pr, pr.first_segment(), damage::truncate));
+}
+
+TEST_F(corruption_test, repairable_active_segment_every_byte_flipped) {
+  const pristine_log pr = build("rep", repairable_config(), 8);
+  report("repairable, active segment, flips", sweep(pr, pr.active_file, damage::flip));
 }
 
 TEST_F(corruption_test, closed_segment_index_every_byte_flipped) {

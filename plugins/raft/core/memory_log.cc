@@ -91,6 +91,13 @@ void memory_log::append(const std::vector<entry>& ents) {
   }
 }
 
+void memory_log::lose_suffix(log_index from) {
+  SLUICE_ASSERT_MSG(from > _snap.meta.index && from <= last_index(), "losing entries outside the log");
+  const size_t p = position(from);
+  SLUICE_ASSERT_MSG(_entries[p].index == from, "a suffix starts at an entry");
+  _entries.resize(p);
+}
+
 void memory_log::compact(log_index index, payload data) {
   if (index <= _snap.meta.index) return;
   SLUICE_ASSERT_MSG(index <= last_index(), "compacting past the log's end");

@@ -38,6 +38,9 @@ class memory_log final : public log_reader {
   void install_snapshot(const snapshot& s);  // the log becomes empty after s
   void append(const std::vector<entry>& ents);
   void set_hard_state(const hard_state& hs) { _hard = hs; }
+  // Drops the entries from `from` (an entry's first index, above the
+  // snapshot) on: a disk that lost a suffix (the simulator's repair fault).
+  void lose_suffix(log_index from);
   // Drops the entries up to `index` (an entry's last index, applied by the
   // host), keeping a snapshot of them with `data`.
   void compact(log_index index, payload data);

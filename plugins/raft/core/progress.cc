@@ -92,6 +92,16 @@ bool progress::maybe_decr_to(log_index rejected, log_index match_hint) {
   return true;
 }
 
+void progress::regress_to(log_index last) {
+  SLUICE_ASSERT_MSG(last < match, "a regress lowers the match");
+  match = last;
+  next = last + 1;
+  state = progress_state::probe;
+  probe_sent = false;
+  pending_snapshot = log_index();
+  in_flight.reset();
+}
+
 bool progress::is_paused() const noexcept {
   switch (state) {
     case progress_state::probe: return probe_sent;

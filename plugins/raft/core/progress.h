@@ -57,6 +57,9 @@ struct progress {
   // A rejection of the append whose previous index was `rejected`, with the
   // follower's hint; false if the rejection is stale.
   bool maybe_decr_to(log_index rejected, log_index match_hint);
+  // The member lost a suffix it had acknowledged (a repair): its log ends
+  // at `last` < match, and matches ours up to there. Probe from there.
+  void regress_to(log_index last);
   bool is_paused() const noexcept;
 };
 

@@ -37,10 +37,15 @@ raft_node::raft_node(config cfg, const log_reader& log, uint64_t seed)
   const hard_state hs = log.initial_hard_state();
   const log_index last = _log.last_index();
   const log_index snap_index = _log.first_index() - 1;
-  SLUICE_ASSERT_MSG(hs.commit <= last, "persisted commit past the persisted log (hard state written before entries?)");
+  // A repairing node cut a damaged suffix after recording its gate: its
+  // persisted commit may lie past what is left (it is clamped, never used).
+  SLUICE_ASSERT_MSG(hs.commit <= last || hs.gate.active(),
+                    "persisted commit past the persisted log (hard state written before entries?)");
   SLUICE_ASSERT_MSG(_cfg.applied <= last, "config.applied past the persisted log");
+  SLUICE_ASSERT_MSG(!hs.gate.active() || hs.gate.index >= snap_index, "a repair gate below the snapshot");
   _term = hs.term;
   _vote = hs.vote;
+  _gate = hs.gate;
   // Entries of a term later than the persisted term: the host wrote the
   // entries of a ready but crashed before its hard state. The term was
   // reached, and the node may have voted in it (for itself, as a leader that
@@ -51,7 +56,8 @@ raft_node::raft_node(config cfg, const log_reader& log, uint64_t seed)
     _vote = _cfg.self;
   }
   const log_index applied = std::max(_cfg.applied, snap_index);
-  _log.init(std::max({hs.commit, snap_index, applied}), applied);
+  _log.init(std::max({std::min(hs.commit, last), snap_index, applied}), applied);
+  maybe_clear_gate();
 
   if (auto rec = log.last_membership(last)) {
     SLUICE_ASSERT(rec->index <= last);
@@ -72,7 +78,23 @@ raft_node::raft_node(config cfg, const log_reader& log, uint64_t seed)
 // ---- roles ------------------------------------------------------------------------
 
 bool raft_node::promotable() const {
-  return _members.is_voter(_cfg.self) && !_log.unstable_snapshot().has_value();
+  // A repairing node may lack entries it acknowledged: it does not campaign.
+  return _members.is_voter(_cfg.self) && !_log.unstable_snapshot().has_value() && !_gate.active();
+}
+
+void raft_node::maybe_clear_gate() {
+  // The log reached the entry the node held before the loss again, from
+  // leaders of a term at least ours: it holds every entry it ever
+  // acknowledged (docs/RAFT.md, "Repairing a replica"). The hard state of
+  // the ready that persists these entries carries the cleared gate.
+  if (_gate.active() && _log.last_index() >= _gate.index) _gate = repair_gate{};
+}
+
+bool raft_node::gate_allows(log_index last, term_id t) const {
+  // A repairing voter judges a candidate against the log it had before the
+  // loss (it may have acknowledged every entry of it): the candidate must
+  // be at least as up to date as that last entry too.
+  return !_gate.active() || t > _gate.term || (t == _gate.term && last >= _gate.index);
 }
 
 void raft_node::reset(term_id term) {
@@ -339,7 +361,7 @@ void raft_node::handle_vote_request(const message& m) {
   message r;
   r.type = response_to(m.type);
   r.to = m.from;
-  if (can_vote && _log.is_up_to_date(m.index, m.log_term)) {
+  if (can_vote && _log.is_up_to_date(m.index, m.log_term) && gate_allows(m.index, m.log_term)) {
     r.term = m.term;
     if (m.type == message_type::vote) {
       SLUICE_ASSERT_MSG(m.term == _term, "a vote is granted in our own term");
@@ -447,6 +469,7 @@ void raft_node::handle_append(const message& m) {
     _log.truncate_and_append(m.entries, conflict);
     if (truncating) on_truncated(at);
     on_appended(m.entries, conflict);
+    maybe_clear_gate();
   }
   _log.commit_to(std::min(m.commit, last_new));
   r.index = last_new;
@@ -454,13 +477,23 @@ void raft_node::handle_append(const message& m) {
 }
 
 void raft_node::handle_heartbeat(const message& m) {
-  // The leader sends min(commit, our match): we hold it, durably.
-  SLUICE_ASSERT_MSG(m.commit <= _log.last_index(), "heartbeat commit past our log");
-  _log.commit_to(m.commit);
   message r;
   r.type = message_type::heartbeat_resp;
   r.to = m.from;
   r.seq = m.seq;
+  if (m.commit > _log.last_index()) {
+    // The leader sends min(commit, our match): we held it, durably, unless
+    // we lost a suffix since (a repairing node; its gate covers every
+    // index it acknowledged). Our log up to its end still matches the
+    // leader's: take the commit that far, and tell the leader where our
+    // log really ends, so that it lowers our match and sends the rest.
+    SLUICE_ASSERT_MSG(_gate.active(), "heartbeat commit past our log");
+    _log.commit_to(_log.last_index());
+    r.reject = true;
+    r.reject_hint = _log.last_index();
+  } else {
+    _log.commit_to(m.commit);
+  }
   send(std::move(r));
 }
 
@@ -481,6 +514,7 @@ bool raft_node::restore(const snapshot& s) {
   }
   SLUICE_ASSERT_MSG(_role == role::follower, "only a follower installs a snapshot");
   _log.restore(s);
+  maybe_clear_gate();
   membership m = s.meta.members;
   m.normalize();
   _conf_history.clear();
@@ -491,6 +525,16 @@ bool raft_node::restore(const snapshot& s) {
 
 void raft_node::handle_append_resp(const message& m, progress& pr) {
   pr.recent_active = true;
+  if (m.reject && m.index >= pr.match && m.reject_hint < pr.match) {
+    // An append whose previous entry is at or past the match the follower
+    // acknowledged is refused, and the follower's log ends before that
+    // match: it lost a suffix (a repair). The hint is then its last index
+    // (its log matches ours up to there, and its last term is at most
+    // ours at the refused index). A rejection of an older append (below
+    // the match: stale, overtaken by an acknowledgement) is not one.
+    regress(m.from, pr, m.reject_hint);
+    return;
+  }
   if (m.reject) {
     log_index next_probe = m.reject_hint;
     if (!m.log_term.is_zero() && m.reject_hint <= _log.last_index()) {
@@ -534,6 +578,11 @@ void raft_node::handle_heartbeat_resp(const message& m, progress& pr) {
     SLUICE_ASSERT_MSG(m.seq <= _heartbeat_seq, "a heartbeat answer from the future");
     pr.heartbeat_seq = m.seq;
     confirm_reads();
+  }
+  if (m.reject) {
+    // A repairing follower's log ends before the commit we sent it.
+    if (m.reject_hint < pr.match) regress(m.from, pr, m.reject_hint);
+    return;
   }
   if (pr.state == progress_state::replicate && pr.in_flight.full()) pr.in_flight.free_first();
   if (pr.match < _log.last_index()) send_append(m.from, true);
@@ -706,6 +755,27 @@ bool raft_node::maybe_commit() {
 
 void raft_node::abort_transfer() { _transferee = no_node; }
 
+void raft_node::regress(node_id id, progress& pr, log_index last) {
+  SLUICE_ASSERT(_role == role::leader && id != _cfg.self);
+  SLUICE_ASSERT_MSG(last < pr.match, "a regress lowers the match");
+  // A match is an entry's last index. A rejection that is stale (a
+  // duplicate, or overtaken by an acknowledgement) may name an index
+  // inside an entry: back to the end of the entry before it. Lowering a
+  // match is always safe (fewer counted for commits); one that is still
+  // too high is lowered again by the next rejection.
+  log_index to = last;
+  if (to >= _log.first_index()) {
+    auto e = _log.entries(to, _log.last_index() + 1, 1);  // the entry holding `to` (at least one)
+    if (!e) return;  // not in memory now: the next rejection tries again
+    if (e.value().front().last() != to) to = e.value().front().index - 1;
+  }
+  // The commit index stays: it never goes back (the follower's gate keeps
+  // it from voting for a log without what it acknowledged).
+  pr.regress_to(to);
+  if (id == _transferee) abort_transfer();
+  send_append(id, true);
+}
+
 // ---- proposals ------------------------------------------------------------------------
 
 error raft_node::not_leader_error() const {
@@ -870,7 +940,7 @@ bool raft_node::has_ready() const {
   if (_ready_outstanding) return false;
   if (_bcast_pending && _role == role::leader) return true;
   if (soft_state{_lead, _role} != _prev_soft) return true;
-  if (hard_state{_term, _vote, _log.committed()} != _prev_hard) return true;
+  if (hard_state{_term, _vote, _log.committed(), _gate} != _prev_hard) return true;
   if (_log.unstable_snapshot() || !_log.unstable_entries().empty() || !_msgs.empty()) return true;
   if (!_read_states.empty()) return true;
   return !_apply_retry && _log.applied() < _log.committed();
@@ -888,7 +958,7 @@ raft::ready raft_node::ready() {
     rd.soft = ss;
     _prev_soft = ss;
   }
-  const hard_state hs{_term, _vote, _log.committed()};
+  const hard_state hs{_term, _vote, _log.committed(), _gate};
   if (hs != _prev_hard) {
     SLUICE_ASSERT_MSG(hs.term >= _prev_hard.term, "terms never decrease");
     SLUICE_ASSERT_MSG(hs.term != _prev_hard.term || _prev_hard.vote.is_zero() || hs.vote == _prev_hard.vote,
@@ -962,6 +1032,7 @@ node_status raft_node::status() const {
   s.first_index = _log.first_index();
   s.last_index = _log.last_index();
   s.members = _members;
+  s.gate = _gate;
   if (_role == role::leader) {
     for (const auto& [id, pr] : _progress) {
       if (id == _cfg.self) continue;

@@ -115,6 +115,7 @@ struct node_status {
   log_index first_index;
   log_index last_index;
   membership members;
+  repair_gate gate;  // active while the node repairs a lost suffix
   std::vector<follower_status> followers;  // the leader's view; empty elsewhere
 };
 
@@ -163,6 +164,7 @@ class raft_node {
   log_index last_index() const { return _log.last_index(); }
   result<term_id> term_at(log_index i) const { return _log.term(i); }
   const membership& members() const noexcept { return _members; }
+  const repair_gate& gate() const noexcept { return _gate; }
   node_status status() const;
   uint64_t dropped_messages() const noexcept { return _dropped; }
 
@@ -170,6 +172,9 @@ class raft_node {
   enum class campaign_kind { pre_election, election, transfer };
 
   bool promotable() const;
+  void maybe_clear_gate();
+  bool gate_allows(log_index last, term_id t) const;
+  void regress(node_id id, progress& pr, log_index last);
   bool valid(const message& m) const;
   void reset(term_id term);
   void become_follower(term_id term, node_id lead);
@@ -252,6 +257,7 @@ class raft_node {
   bool _apply_retry = false;
   bool _ready_outstanding = false;
   hard_state _prev_hard;
+  repair_gate _gate;      // see repair_gate (types.h)
   term_id _durable_term;  // the term of the last hard state the host persisted
   soft_state _prev_soft;
   uint64_t _dropped = 0;

@@ -402,6 +402,97 @@ TEST(raft, restart_keeps_what_was_persisted) {
   EXPECT_EQ(c[2].commit_index(), c[1].commit_index());
 }
 
+// A node whose disk lost a suffix of its log (docs/RAFT.md, "Repairing a
+// replica"): the host records the gate (its last entry before the loss),
+// cuts, and restarts it.
+static void lose_suffix(test_cluster& c, uint64_t id, log_index from) {
+  memory_log& log = c.log(id);
+  hard_state hs = log.initial_hard_state();
+  hs.gate = repair_gate{log.last_index(), log.term(log.last_index()).value()};
+  hs.commit = std::min(hs.commit, from - 1);
+  log.set_hard_state(hs);
+  log.lose_suffix(from);
+}
+
+TEST(raft, a_follower_that_lost_acknowledged_entries_catches_up_behind_its_gate) {
+  test_cluster c(3);
+  c.elect(1);
+  const log_index b = c.propose(1, "a") + 1;
+  c.propose(1, "b");
+  c.propose(1, "c");
+  c.tick(1, 2);  // the followers learn the commit
+  const log_index last = c[1].last_index();
+  ASSERT_EQ(c[2].commit_index(), last);
+  // The leader's match for node 2 is `last`: its heartbeats carry that commit.
+  c.crash(2);
+  lose_suffix(c, 2, b);
+  c.start(2);
+  EXPECT_TRUE(c[2].status().gate.active());
+  EXPECT_EQ(c[2].last_index(), b - 1);
+  EXPECT_LE(c[2].commit_index(), b - 1);
+  // A heartbeat with commit `last` reaches a log that ends before it: the
+  // follower rejects it with its end, the leader lowers its match and
+  // sends the rest.
+  c.tick(1, 2);
+  EXPECT_EQ(c[2].last_index(), last);
+  EXPECT_EQ(c[2].commit_index(), c[1].commit_index());
+  EXPECT_FALSE(c[2].status().gate.active());
+  EXPECT_FALSE(c.log(2).initial_hard_state().gate.active()) << "the cleared gate is persisted";
+  EXPECT_EQ(c[1].commit_index(), last) << "the commit index never goes back";
+  // An ordinary voter again: it can lead.
+  c.force_elect(2);
+  c.propose(2, "d");
+  EXPECT_EQ(c[1].last_index(), c[2].last_index());
+}
+
+TEST(raft, a_repairing_node_votes_only_for_a_log_that_covers_its_gate) {
+  test_cluster c(3);
+  c.elect(1);
+  c.propose(1, "a");
+  c.tick(1, 2);
+  c.isolate(2);
+  const log_index b = c.propose(1, "b");
+  c.propose(1, "c");
+  c.tick(1, 2);
+  const log_index last = c[1].last_index();
+  ASSERT_EQ(c[1].commit_index(), last);  // on nodes 1 and 3 only
+  ASSERT_LT(c[2].last_index(), b);
+  // Node 3 loses "b" and "c", which it acknowledged: without its gate it
+  // would vote for node 2, whose log is as long as what it has left, and
+  // node 2 would lead without two committed entries.
+  c.crash(1);
+  c.crash(3);
+  lose_suffix(c, 3, b);
+  c.start(3);
+  c.heal();
+  c.tick_all(60);
+  EXPECT_NE(c[2].current_role(), role::leader);
+  EXPECT_NE(c[3].current_role(), role::leader) << "a repairing node does not campaign";
+  // The node that holds them wins node 3's vote, and node 3 catches up.
+  c.start(1);
+  c.elect(1);
+  c.tick(1, 2);
+  EXPECT_EQ(c[3].last_index(), c[1].last_index());
+  EXPECT_FALSE(c[3].status().gate.active());
+  EXPECT_EQ(c[2].last_index(), c[1].last_index());
+  EXPECT_EQ(c[1].commit_index(), c[1].last_index());
+}
+
+TEST(raft, a_gate_the_log_already_reaches_is_cleared_at_start) {
+  test_cluster c(3);
+  c.elect(1);
+  c.propose(1, "a");
+  c.crash(2);
+  memory_log& log = c.log(2);
+  hard_state hs = log.initial_hard_state();
+  hs.gate = repair_gate{log.last_index(), log.term(log.last_index()).value()};
+  log.set_hard_state(hs);  // a crash after the gate, before the cut
+  c.start(2);
+  EXPECT_FALSE(c[2].status().gate.active());
+  c.tick(1, 1);
+  EXPECT_FALSE(c.log(2).initial_hard_state().gate.active());
+}
+
 TEST(raft, restart_with_entries_newer_than_the_hard_state_counts_the_vote_as_cast) {
   memory_log log(membership{{n(1), n(2), n(3)}, {}});
   log.append({entry{tm(4), idx(1), 1, entry_type::noop, payload()}});

@@ -161,11 +161,28 @@ struct snapshot {
   payload data;  // opaque, chosen by the host (empty for a partition)
 };
 
+// A replica that lost a suffix of its log it may have acknowledged (a
+// damaged segment cut at open; docs/RAFT.md, "Repairing a replica"): its
+// last entry before the loss. While the log ends before `index` the node
+// neither campaigns nor votes for a candidate whose log is behind that
+// entry, and takes a leader's commit index only up to its own log. Zero:
+// no repair.
+struct repair_gate {
+  log_index index;  // the last index the log held before the loss
+  term_id term;     // that entry's term
+  bool active() const noexcept { return !index.is_zero(); }
+  bool operator==(const repair_gate&) const = default;
+};
+
 // What must be durable before the messages of the same ready are sent.
 struct hard_state {
   term_id term;
   node_id vote;      // the candidate voted for in `term`, or none
   log_index commit;  // may be persisted lazily: losing it is safe
+  // Set by the host before it cuts a damaged suffix; the core clears it
+  // once the log reaches gate.index again. Its removal must be durable
+  // only after the entries of the same ready are.
+  repair_gate gate;
   bool operator==(const hard_state&) const = default;
 };
 

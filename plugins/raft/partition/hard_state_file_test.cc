@@ -27,6 +27,25 @@ TEST(hard_state_slot, torn_or_foreign_slots_are_rejected) {
   EXPECT_FALSE(decode_hard_state_slot(reinterpret_cast<const uint8_t*>(slot.data()), 20));
 }
 
+TEST(hard_state_slot, a_repair_gate_makes_a_version_2_slot_and_round_trips) {
+  persisted_state s{term_id(7), node_id(3), log_index(1000), term_id(5), log_index(4242), term_id(6)};
+  const std::string slot = encode_hard_state_slot(s, 9);
+  ASSERT_EQ(slot.size(), hard_state_slot_bytes);
+  EXPECT_EQ(slot[4], 2) << "version 2";
+  auto d = decode_hard_state_slot(reinterpret_cast<const uint8_t*>(slot.data()), slot.size());
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->first, s);
+  for (size_t i = 0; i < 68; ++i) {
+    std::string bad = slot;
+    bad[i] = static_cast<char>(bad[i] ^ 0x01);
+    EXPECT_FALSE(decode_hard_state_slot(reinterpret_cast<const uint8_t*>(bad.data()), bad.size())) << "byte " << i;
+  }
+  // Without a gate the slot stays version 1, byte for byte as before.
+  s.gate_index = log_index();
+  s.gate_term = term_id();
+  EXPECT_EQ(encode_hard_state_slot(s, 9)[4], 1);
+}
+
 TEST(conf_records, round_trip_and_reject_damage) {
   membership a;
   a.voters = {node_id(1), node_id(2), node_id(3)};

@@ -9,8 +9,13 @@ namespace sluice::raft::partition {
 namespace {
 
 constexpr uint32_t slot_magic = 0x53485253;  // "SRHS" read little-endian
+// Version 1 without a repair gate (every slot written while none is set),
+// version 2 with one: a broker that does not know gates reads a version-2
+// slot as invalid, and no slot written without a gate changed.
 constexpr uint32_t slot_version = 1;
+constexpr uint32_t slot_version_gate = 2;
 constexpr size_t slot_used = 4 + 4 + 8 * 5;  // magic, version, sequence, term, vote, snapshot index and term
+constexpr size_t slot_used_gate = slot_used + 8 * 2;  // and the gate's index and term
 
 void put32(std::string& s, uint32_t v) {
   for (int i = 0; i < 4; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -35,29 +40,42 @@ uint64_t get64(const uint8_t* p) {
 std::string encode_hard_state_slot(const persisted_state& s, uint64_t sequence) {
   std::string out;
   out.reserve(hard_state_slot_bytes);
+  const bool gate = !s.gate_index.is_zero();
+  SLUICE_ASSERT_MSG(gate || s.gate_term.is_zero(), "a gate term without a gate index");
   put32(out, slot_magic);
-  put32(out, slot_version);
+  put32(out, gate ? slot_version_gate : slot_version);
   put64(out, sequence);
   put64(out, s.term.value());
   put64(out, s.vote.value());
   put64(out, s.snapshot_index.value());
   put64(out, s.snapshot_term.value());
-  SLUICE_ASSERT(out.size() == slot_used);
+  if (gate) {
+    put64(out, s.gate_index.value());
+    put64(out, s.gate_term.value());
+  }
+  SLUICE_ASSERT(out.size() == (gate ? slot_used_gate : slot_used));
   put32(out, storage::crc32c(0, out.data(), out.size()));
   out.resize(hard_state_slot_bytes, '\0');
   return out;
 }
 
 std::optional<std::pair<persisted_state, uint64_t>> decode_hard_state_slot(const uint8_t* p, size_t len) {
-  if (len < slot_used + 4) return std::nullopt;
-  if (get32(p) != slot_magic || get32(p + 4) != slot_version) return std::nullopt;
-  if (get32(p + slot_used) != storage::crc32c(0, p, slot_used)) return std::nullopt;
+  if (len < slot_used + 4 || get32(p) != slot_magic) return std::nullopt;
+  const uint32_t version = get32(p + 4);
+  if (version != slot_version && version != slot_version_gate) return std::nullopt;
+  const size_t used = version == slot_version_gate ? slot_used_gate : slot_used;
+  if (len < used + 4 || get32(p + used) != storage::crc32c(0, p, used)) return std::nullopt;
   persisted_state s;
   const uint64_t seq = get64(p + 8);
   s.term = term_id(get64(p + 16));
   s.vote = node_id(get64(p + 24));
   s.snapshot_index = log_index(get64(p + 32));
   s.snapshot_term = term_id(get64(p + 40));
+  if (version == slot_version_gate) {
+    s.gate_index = log_index(get64(p + 48));
+    s.gate_term = term_id(get64(p + 56));
+    if (s.gate_index.is_zero()) return std::nullopt;  // version 2 always holds a gate
+  }
   return std::make_pair(s, seq);
 }
 

@@ -17,6 +17,10 @@ struct persisted_state {
   node_id vote;
   log_index snapshot_index;  // the last install_snapshot's point (0: none)
   term_id snapshot_term;
+  // A repair in progress (docs/RAFT.md, "Repairing a replica"): the last
+  // entry the log held before a damaged suffix was cut (0: none).
+  log_index gate_index;
+  term_id gate_term;
   bool operator==(const persisted_state&) const = default;
 };
 

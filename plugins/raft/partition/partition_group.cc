@@ -141,10 +141,15 @@ task<result<void>> partition_group::open(node_id self, uint64_t seed, sdk::gate:
   OpenRequest open;
   open.mutable_id()->ParseFromString(_id_bytes);
   if (!_overrides.empty()) open.mutable_overrides()->ParseFromString(_overrides);
+  open.set_repairable(true);
   sdk::reply rep = co_await storage_call(STORAGE_OPEN, open.SerializeAsString());
   LogState ls;
   if (rep.status != 0 || !ls.ParseFromString(rep.msg.bytes))
     co_return make_io(name() + ": " + storage_error(rep, "opening the log"));
+  persisted_state st = hs.value();
+  if (ls.has_damaged_from()) {
+    if (auto r = co_await repair_at_open(ls, st); !r) co_return r.err();
+  }
 
   PartitionRequest pr;
   pr.mutable_id()->ParseFromString(_id_bytes);
@@ -157,9 +162,8 @@ task<result<void>> partition_group::open(node_id self, uint64_t seed, sdk::gate:
     if (e.epoch() >= 0 && (epochs.empty() || epochs.back().term < term_id(static_cast<uint64_t>(e.epoch()))))
       epochs.push_back(epoch_start{term_id(static_cast<uint64_t>(e.epoch())), index_of_offset(e.start_offset())});
 
-  const persisted_state& st = hs.value();
   _view.reset(ls.start_offset(), ls.next_offset(), std::move(epochs), st.snapshot_term,
-              hard_state{st.term, st.vote, log_index{}});
+              hard_state{st.term, st.vote, log_index{}, repair_gate{st.gate_index, st.gate_term}});
   if (auto c = co_await load_confs(); !c) co_return c.err();
   _persisted = _view.last_index();
   _hw = ls.start_offset();
@@ -174,6 +178,42 @@ task<result<void>> partition_group::open(node_id self, uint64_t seed, sdk::gate:
   cfg.deliver_committed_entries = false;
   cfg.applied = _view.first_index() - 1;
   start(std::make_unique<raft_node>(cfg, _view, seed), std::move(h));
+  co_return result<void>{};
+}
+
+// The storage found damage at open (a bit flip, a closed segment cut
+// short): the log is intact before `damaged_from` and nothing from there on
+// is served. Record the repair gate (the last entry before the loss: this
+// replica may have acknowledged all of it), durably, then cut the log at
+// the damage; a crash in between finds the damage (or the storage's
+// recorded cut) again and keeps the larger gate. The Raft node then starts
+// in repair: it catches up from the leader like any lagging follower and
+// is an ordinary voter once its log reaches the gate (docs/RAFT.md,
+// "Repairing a replica").
+task<result<void>> partition_group::repair_at_open(LogState& ls, persisted_state& st) {
+  const int64_t cut = std::max(ls.damaged_from(), ls.start_offset());
+  // Offset o is index o + 1: the last index the log held is its end offset
+  // (before the damage: the storage's scan may have stopped at it).
+  const log_index last(static_cast<uint64_t>(std::max(ls.next_offset(), ls.damaged_end())));
+  // The last entry's term: the log's last epoch, raised to the persisted
+  // term (an upper bound) because damage may hide the last batches' epochs.
+  const term_id last_term = std::max(term_id(static_cast<uint64_t>(std::max(ls.last_epoch(), 0))), st.term);
+  if (st.gate_index < last) {
+    st.gate_index = last;
+    st.gate_term = last_term;
+    if (auto w = co_await _hs.write(st); !w) co_return w.err();
+  }
+  sdk::log_error("raft: " + name() + ": " + ls.damage() + ": cutting the log at offset " + std::to_string(cut) +
+                 " (it ended at " + std::to_string(last.value()) +
+                 ") and repairing it from the other replicas; until its log ends at " +
+                 std::to_string(st.gate_index.value()) + " again this replica neither campaigns nor serves the lost offsets");
+  TruncateRequest t;
+  t.mutable_id()->ParseFromString(_id_bytes);
+  t.set_offset(cut);
+  sdk::reply rep = co_await storage_call(STORAGE_TRUNCATE_SUFFIX, t.SerializeAsString());
+  if (rep.status != 0 || !ls.ParseFromString(rep.msg.bytes))
+    co_return make_io(name() + ": " + storage_error(rep, "cutting the damaged suffix"));
+  SLUICE_ASSERT(!ls.has_damaged_from() && ls.next_offset() == cut);
   co_return result<void>{};
 }
 
@@ -271,6 +311,11 @@ result<void> partition_group::transfer(node_id target) {
   _transfer_to = target;
   poke();
   return result<void>{};
+}
+
+int64_t partition_group::repair_until_offset() const {
+  const repair_gate g = node() ? node()->gate() : repair_gate{};
+  return g.active() ? static_cast<int64_t>(g.index.value()) : -1;
 }
 
 bool partition_group::moving() const {
@@ -530,6 +575,9 @@ task<result<void>> partition_group::persist(const ready& rd) {
     _persisted = _view.last_index();
     complete_waiters();  // acks=1: written by the leader
   }
+  // The core only ever clears a gate (the host sets it, at open).
+  const bool gate_cleared = rd.hard && !rd.hard->gate.active() && !_hs.current().gate_index.is_zero();
+  SLUICE_ASSERT(!rd.hard || !rd.hard->gate.active() || rd.hard->gate.index == _hs.current().gate_index);
   if (rd.hard) {
     persisted_state st = _hs.current();
     if (rd.hard->term != st.term || rd.hard->vote != st.vote) {
@@ -545,6 +593,17 @@ task<result<void>> partition_group::persist(const ready& rd) {
     pr.mutable_id()->ParseFromString(_id_bytes);
     sdk::reply rep = co_await storage_call(STORAGE_FLUSH, pr.SerializeAsString());
     if (rep.status != 0) co_return make_io(name() + ": " + storage_error(rep, "fdatasync"));
+  }
+  if (gate_cleared) {
+    // Only once the entries that reach the gate are durable.
+    persisted_state st = _hs.current();
+    const log_index was = st.gate_index;
+    st.gate_index = log_index();
+    st.gate_term = term_id();
+    auto w = co_await _hs.write(st);
+    if (!w) co_return w.err();
+    sdk::log_info("raft: " + name() + ": repaired: the log reached offset " + std::to_string(was.value()) +
+                  " again; this replica is an ordinary voter again");
   }
   co_return result<void>{};
 }

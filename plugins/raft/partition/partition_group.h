@@ -25,6 +25,7 @@
 
 namespace sluice::storage {
 class PartitionId;
+class LogState;
 }
 
 namespace sluice::raft::partition {
@@ -99,6 +100,10 @@ class partition_group final : public group {
   // True while the membership differs from the assignment or its last
   // change is not committed.
   bool moving() const;
+  // A repair in progress (docs/RAFT.md, "Repairing a replica"): the log end
+  // offset the replica must reach again before it is an ordinary voter; -1
+  // when none.
+  int64_t repair_until_offset() const;
   int64_t high_watermark() const noexcept { return _hw; }
   log_index commit_index() const noexcept { return _commit; }
   int64_t log_start_offset() const noexcept { return offset_of_index(_view.first_index()); }
@@ -140,6 +145,7 @@ class partition_group final : public group {
   // not assigned; a leader that is not assigned hands leadership over).
   void move_replicas();
   sdk::task<result<void>> load_confs();
+  sdk::task<result<void>> repair_at_open(storage::LogState& ls, persisted_state& st);
   sdk::task<result<void>> write_confs(const std::vector<conf_record>& recs);
   sdk::task<sdk::reply> storage_call(uint32_t type, const std::string& body, sdk::buffer buf = {});
   sdk::task<result<void>> append(const std::vector<entry>& ents);

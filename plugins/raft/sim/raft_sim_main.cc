@@ -76,6 +76,7 @@ int main(int argc, char** argv) {
   uint64_t max_recovery_ms = 0;
   uint64_t max_term = 0;
   uint64_t committed = 0;
+  uint64_t suffix_losses = 0;
   for (uint64_t seed = first; seed <= last; ++seed) {
     options o = base;
     o.seed = seed;
@@ -86,6 +87,7 @@ int main(int argc, char** argv) {
     max_recovery_ms = std::max(max_recovery_ms, out.st.recovery_ms);
     max_term = std::max(max_term, out.st.max_term);
     committed += out.st.committed_entries;
+    suffix_losses += out.st.suffix_losses;
     if (!out.ok) {
       ++failures;
       std::printf("seed %llu FAILED at %llu ms: %s: %s\n  replay: %s\n", static_cast<unsigned long long>(seed),
@@ -94,12 +96,13 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     }
     if (first == last) {
-      std::printf("seed %llu: %s; leaders %llu, max term %llu, crashes %llu, proposals %llu, committed %llu, "
+      std::printf("seed %llu: %s; leaders %llu, max term %llu, crashes %llu (suffix losses %llu), proposals %llu, committed %llu, "
                   "snapshots %llu, conf changes %llu, transfers %llu, reads %llu, messages %llu (lost %llu), "
                   "recovery %llu ms\n",
                   static_cast<unsigned long long>(seed), out.ok ? "ok" : "FAILED",
                   static_cast<unsigned long long>(out.st.leaders), static_cast<unsigned long long>(out.st.max_term),
-                  static_cast<unsigned long long>(out.st.crashes), static_cast<unsigned long long>(out.st.proposals),
+                  static_cast<unsigned long long>(out.st.crashes),
+                  static_cast<unsigned long long>(out.st.suffix_losses), static_cast<unsigned long long>(out.st.proposals),
                   static_cast<unsigned long long>(out.st.committed_entries),
                   static_cast<unsigned long long>(out.st.snapshots_installed),
                   static_cast<unsigned long long>(out.st.conf_changes),
@@ -112,9 +115,10 @@ int main(int argc, char** argv) {
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("raft-sim: %llu seeds (%u nodes, %llu ms each), %llu failed, %.1f s; committed %llu entries, "
-              "max term %llu, slowest recovery %llu ms\n",
+              "%llu suffix losses repaired, max term %llu, slowest recovery %llu ms\n",
               static_cast<unsigned long long>(seeds), base.nodes, static_cast<unsigned long long>(base.duration_ms),
               static_cast<unsigned long long>(failures), secs, static_cast<unsigned long long>(committed),
+              static_cast<unsigned long long>(suffix_losses),
               static_cast<unsigned long long>(max_term), static_cast<unsigned long long>(max_recovery_ms));
   return failures == 0 ? 0 : 1;
 }

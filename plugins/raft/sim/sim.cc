@@ -124,6 +124,7 @@ struct profile {
   uint32_t slow_disk_ppm;    // per ready: a long fsync
   uint32_t inflight_max;
   bool single_voter;         // conf changes may shrink the group to one voter (plus learners)
+  uint32_t suffix_loss_ppm;  // per restart in the fault phase: the disk lost a suffix of the log
   uint64_t append_bytes_max;
 };
 
@@ -223,12 +224,14 @@ class simulation {
       _p.inflight_max = static_cast<uint32_t>(_rng.between(4, 8));
       _p.propose_ppm = std::min<uint32_t>(_p.propose_ppm, 50'000);
     }
+    // Drawn last: the draws before it are those of the seeds before repairs existed.
+    _p.suffix_loss_ppm = _p.single_voter || _rng.chance(300'000) ? 0 : static_cast<uint32_t>(_rng.between(50'000, 500'000));
     trace("profile seed=%llu nodes=%u loss=%u dup=%u delay=%llu..%llu crash=%u partition=%u transfer=%u conf=%u "
-          "compact=%u propose=%u inflight=%u append_bytes=%llu",
+          "compact=%u propose=%u inflight=%u append_bytes=%llu suffix_loss=%u",
           static_cast<unsigned long long>(_o.seed), _o.nodes, _p.loss_ppm, _p.dup_ppm,
           static_cast<unsigned long long>(_p.delay_min_ms), static_cast<unsigned long long>(_p.delay_max_ms),
           _p.crash_ppm, _p.partition_ppm, _p.transfer_ppm, _p.conf_ppm, _p.compact_ppm, _p.propose_ppm,
-          _p.inflight_max, static_cast<unsigned long long>(_p.append_bytes_max));
+          _p.inflight_max, static_cast<unsigned long long>(_p.append_bytes_max), _p.suffix_loss_ppm);
   }
 
   host& at(node_id n) { return *_hosts.at(n.value() - 1); }
@@ -242,8 +245,37 @@ class simulation {
     return c.empty() ? nullptr : c[_rng.below(c.size())];
   }
 
+  // The node's disk lost a suffix of its log while it was down (a damaged
+  // segment cut at open): as the partition host does, record the repair
+  // gate first (the last entry before the loss; an older gate that reaches
+  // further stays), then cut. The persisted commit is clamped to what is
+  // left: the one place a node's persisted commit goes back, and only on
+  // the repairing node (the entries it names are still on a majority, or
+  // behind this gate). One repairing node at a time: with two, a 3-voter
+  // group could have no quorum of voters that may vote for the others.
+  void lose_suffix(host& h) {
+    const std::vector<entry>& ents = h.disk.stored_entries();
+    if (ents.empty()) return;
+    for (auto& o : _hosts) {
+      if (o.get() != &h && o->disk.initial_hard_state().gate.active()) return;
+    }
+    const entry& cut = ents[_rng.below(ents.size())];
+    const log_index from = cut.index;
+    hard_state hs = h.disk.initial_hard_state();
+    const repair_gate g{ents.back().last(), ents.back().term};
+    if (!hs.gate.active() || hs.gate.index < g.index) hs.gate = g;
+    hs.commit = std::min(hs.commit, from - 1);
+    h.disk.set_hard_state(hs);
+    h.disk.lose_suffix(from);
+    ++_out.st.suffix_losses;
+    trace("n%llu lost its log from %llu (gate %llu term %llu)", static_cast<unsigned long long>(h.id),
+          static_cast<unsigned long long>(from.value()), static_cast<unsigned long long>(hs.gate.index.value()),
+          static_cast<unsigned long long>(hs.gate.term.value()));
+  }
+
   void restart(host& h) {
     SLUICE_ASSERT(!h.up());
+    if (h.incarnation > 0 && _now < _heal_at_ms && _rng.chance(_p.suffix_loss_ppm)) lose_suffix(h);
     ++h.incarnation;
     h.tick_period_ms = _rng.between(7, 13);  // clock skew
     h.next_tick_ms = _now + _rng.between(1, h.tick_period_ms);
@@ -401,7 +433,10 @@ class simulation {
     if (!h) return;
     const membership& m = h->raft->members();
     std::vector<conf_change> options;
-    const size_t min_voters = _p.single_voter ? 1 : _hosts.size() >= 5 ? 3 : 2;
+    // With a repairing node among two voters, the other one may not hold
+    // the whole log the repairing one had: no quorum can form (docs/RAFT.md,
+    // "Repairing a replica", liveness). Seeds that lose suffixes keep 3.
+    const size_t min_voters = _p.single_voter ? 1 : _hosts.size() >= 5 || _p.suffix_loss_ppm > 0 ? 3 : 2;
     for (auto& other : _hosts) {
       const node_id x(other->id);
       if (!m.contains(x)) {
@@ -565,6 +600,12 @@ class simulation {
                                       std::to_string(hs.term.value()));
       }
       if (hs.commit < old.commit) fail("commit monotonic", "n" + std::to_string(h.id) + " persisted a lower commit");
+      if (old.gate.active() && hs.gate.active() && !(hs.gate == old.gate))
+        fail("repair gate", "n" + std::to_string(h.id) + " changed its repair gate");
+      if (old.gate.active() && !hs.gate.active() && h.disk.last_index() < old.gate.index)
+        fail("repair gate", "n" + std::to_string(h.id) + " cleared its repair gate at " +
+                                std::to_string(h.disk.last_index().value()) + ", before " +
+                                std::to_string(old.gate.index.value()));
       h.disk.set_hard_state(hs);
     }
   }

@@ -3,7 +3,9 @@
 // One seed drives everything: a simulated network (delay, loss,
 // reordering, duplication, symmetric and asymmetric partitions), disks with
 // fsync latency whose unpersisted writes are lost on a crash (even half a
-// ready: entries without the hard state), crashes and restarts, clocks that
+// ready: entries without the hard state), crashes and restarts (some of
+// which lose a suffix of the node's log and repair it behind a repair
+// gate, docs/RAFT.md "Repairing a replica"), clocks that
 // tick at different rates, leadership transfers, membership changes, log
 // compaction with snapshots and client proposals. The run has a fault phase
 // and then a healed phase in which a proposal must commit within a bound.
@@ -40,6 +42,7 @@ struct stats {
   uint64_t leaders = 0;            // distinct (term, leader) pairs
   uint64_t max_term = 0;
   uint64_t crashes = 0;
+  uint64_t suffix_losses = 0;      // restarts that lost a suffix of the log (repair gates set)
   uint64_t proposals = 0;          // accepted by a leader
   uint64_t committed_entries = 0;  // distinct entries known committed
   uint64_t snapshots_installed = 0;

@@ -22,6 +22,7 @@ uint64_t seeds_per_size(uint64_t fallback) {
 void campaign(uint32_t nodes, uint64_t first, uint64_t count, uint64_t duration_ms) {
   const auto start = std::chrono::steady_clock::now();
   uint64_t committed = 0;
+  uint64_t suffix_losses = 0;
   uint64_t max_recovery_ms = 0;
   for (uint64_t seed = first; seed < first + count; ++seed) {
     options o;
@@ -34,13 +35,15 @@ void campaign(uint32_t nodes, uint64_t first, uint64_t count, uint64_t duration_
     ASSERT_TRUE(out.ok) << "seed " << seed << " failed at " << out.at_ms << " ms: " << out.invariant << ": "
                         << out.detail << "\n  replay: " << replay_command(o);
     committed += out.st.committed_entries;
+    suffix_losses += out.st.suffix_losses;
     max_recovery_ms = std::max(max_recovery_ms, out.st.recovery_ms);
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("raft-sim: %llu seeds of %u nodes (%llu ms each) passed in %.1f s: %llu entries committed, "
-              "slowest recovery after healing %llu ms\n",
+              "%llu suffix losses repaired, slowest recovery after healing %llu ms\n",
               static_cast<unsigned long long>(count), nodes, static_cast<unsigned long long>(duration_ms), secs,
-              static_cast<unsigned long long>(committed), static_cast<unsigned long long>(max_recovery_ms));
+              static_cast<unsigned long long>(committed), static_cast<unsigned long long>(suffix_losses),
+              static_cast<unsigned long long>(max_recovery_ms));
 }
 
 TEST(raft_sim, the_same_seed_replays_the_same_trace) {
