@@ -503,9 +503,15 @@ task<produce_outcome> partition_table::produce(const std::string& topic, int32_t
   // keeps its concurrency (and the storage's group commit).
   std::vector<producer_batch_info> infos;
   sdk::fifo_mutex::guard producer_guard;
+  int64_t checked_in_term = 0;  // clustered idempotent batches: appended only in the term they were checked in
   if (v.idempotent) {
     infos = producer_batches_of({batches.data(), batches.size()});
     producer_guard = co_await st->producer_mu.lock();
+    // Leadership may have moved (and come back, with a rebuild) while this
+    // request waited for the lock: check against the current term's state.
+    while (st->is_leader && !st->producers_ready && !st->removed) co_await st->changed.wait();
+    if ((out.error = leader_check(*st)) != error_code::none) co_return out;
+    checked_in_term = st->leader_epoch;
     const sequence_verdict sv = st->producers.check(infos);
     if (sv.error != error_code::none) {
       out.error = sv.error;
@@ -546,6 +552,7 @@ task<produce_outcome> partition_table::produce(const std::string& topic, int32_t
     cluster::ReplicateRequest rr;
     *rr.mutable_id() = st->id;
     rr.set_acks(acks == -1 && !defer_flush ? -1 : 1);
+    rr.set_term(checked_in_term);
     out.needs_flush = acks == -1 && defer_flush;
     sdk::reply rep = co_await raft_call(cluster::PARTITION_REPLICATE, rr.SerializeAsString(), std::move(batches));
     cluster::ReplicateReply reply;

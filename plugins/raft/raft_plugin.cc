@@ -363,7 +363,8 @@ class raft_plugin final : public sdk::plugin {
           out.set_leader(-1);
           co_return encode_reply(out);
         }
-        partition::replicate_result res = co_await it->second->replicate(std::move(req.buf), r.acks());
+        partition::replicate_result res = co_await it->second->replicate(std::move(req.buf), r.acks(),
+                                                                             term_id(static_cast<uint64_t>(std::max<int64_t>(r.term(), 0))));
         out.set_status(res.status == partition::replicate_status::ok              ? CLUSTER_STATUS_OK
                        : res.status == partition::replicate_status::not_leader    ? CLUSTER_STATUS_NOT_LEADER
                        : res.status == partition::replicate_status::storage_error ? CLUSTER_STATUS_STORAGE_ERROR

@@ -32,6 +32,7 @@ group_id group_of(const partition_key& k) noexcept {
 struct partition_group::pending {
   sdk::buffer buf;
   int32_t acks = -1;
+  term_id term;  // zero: any
   log_index first;
   log_index last;
   replicate_result res;
@@ -241,7 +242,7 @@ replicate_result partition_group::base_result() const {
   return r;
 }
 
-task<replicate_result> partition_group::replicate(sdk::buffer batches, int32_t acks) {
+task<replicate_result> partition_group::replicate(sdk::buffer batches, int32_t acks, term_id term) {
   replicate_result bad = base_result();
   if (_closed || !running()) {
     bad.status = replicate_status::shutting_down;
@@ -270,6 +271,7 @@ task<replicate_result> partition_group::replicate(sdk::buffer batches, int32_t a
   auto pend = std::make_shared<pending>();
   pend->buf = std::move(batches);
   pend->acks = acks;
+  pend->term = term;
   _to_propose.push_back(pend);
   poke();
   co_await pend->done.wait();
@@ -445,11 +447,14 @@ void partition_group::on_round(raft_node& n) {
   while (!_to_propose.empty()) {
     std::shared_ptr<pending> pend = _to_propose.front();
     _to_propose.pop_front();
-    if (n.current_role() != role::leader) {
+    if (n.current_role() != role::leader || (!pend->term.is_zero() && pend->term != n.term())) {
       replicate_result r = base_result();
       r.status = replicate_status::not_leader;
       r.leader = n.leader();
-      r.message = name() + ": leadership moved";
+      r.message = name() + ": leadership moved" +
+                  (pend->term.is_zero() ? std::string()
+                                        : " (the batches were checked in term " + std::to_string(pend->term.value()) +
+                                              ", this is term " + std::to_string(n.term().value()) + ")");
       pend->finish(std::move(r));
       continue;
     }

@@ -82,7 +82,8 @@ class partition_group final : public group {
   // Stops the driver, fails the waiting producers, closes (or removes) the log.
   sdk::task<void> close(bool delete_data);
 
-  sdk::task<replicate_result> replicate(sdk::buffer batches, int32_t acks);
+  // term non-zero: proposed only while this broker leads in that term.
+  sdk::task<replicate_result> replicate(sdk::buffer batches, int32_t acks, term_id term = term_id{});
   // Leader only: true once a quorum confirmed this node still leads (a
   // read_index round), false if it does not, or after an election timeout.
   // For answers that a deposed leader must not give (an offset beyond its
