@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Checks a workload history (tests/chaos/workload.py) in one pass, in time linear in its size.
 
-    /usr/bin/python3 tests/chaos/checker.py HISTORY[.gz] [--json OUT.json] [--quiet]
+    /usr/bin/python3 tests/chaos/checker.py HISTORY[.gz] [--json OUT.json] [--quiet] [--provenance P.json]
     /usr/bin/python3 tests/chaos/checker.py --bench 100000,200000,400000   # the checker's time vs size
 
 Every acknowledged send carries its offset, so the broker itself reveals the order of the writes and no
@@ -12,7 +12,8 @@ Jepsen's analyses of Kafka-compatible systems; docs/RELIABILITY.md "Checker" def
 
   lost-write, duplicate, inconsistent-offsets, phantom   -> exit status 1
   realtime-order, nonmonotonic-send, nonmonotonic-poll, poll-skip, nonmonotonic-commit,
-  nonmonotonic-watermark, stale-watermark, aborted-read  -> reported (exit status unaffected)
+  nonmonotonic-watermark, stale-watermark, aborted-read,
+  resent-after-epoch-bump                                -> reported (exit status unaffected)
   unseen (count), offset gaps, indeterminate sends read back, offset resets -> information
 
 Exit status: 0 clean, 1 a lost-write, duplicate, inconsistent-offsets or phantom, 2 the history is
@@ -31,7 +32,7 @@ import time
 
 FATAL = ("lost-write", "duplicate", "inconsistent-offsets", "phantom")
 REPORTED = ("realtime-order", "nonmonotonic-send", "nonmonotonic-poll", "poll-skip", "nonmonotonic-commit",
-            "nonmonotonic-watermark", "stale-watermark", "aborted-read")
+            "nonmonotonic-watermark", "stale-watermark", "aborted-read", "resent-after-epoch-bump")
 ANOMALIES = FATAL + REPORTED
 EXAMPLES = 10
 _SHIFT = 40  # a position (partition, offset) as one int: partition << 40 | offset
@@ -63,7 +64,7 @@ class Anomalies:
 class Checker:
     """Feed it the events in time order (feed), then finish() returns the result."""
 
-    def __init__(self, meta):
+    def __init__(self, meta, provenance=None):
         if meta.get("type") != "meta":
             raise HistoryError("the first line is not the meta event")
         self.meta = meta
@@ -71,6 +72,10 @@ class Checker:
         # records below the starting high watermark were there before the run: not this history's
         self.initial_high = {int(p): int(hi) for p, _lo, hi in meta.get("initial", [])}
         self.a = Anomalies()
+        # (partition, offset) -> (producer id, producer epoch, sequence) of the record there, read from
+        # the log's batch headers after the run (provenance.py) for the positions of duplicates
+        self.provenance = {_pos(int(p), int(o)): (int(pid), int(e), int(s))
+                           for (p, o), (pid, e, s) in (provenance or {}).items()}
         self.last_t = None
         self.events = 1
         # sends
@@ -358,10 +363,22 @@ class Checker:
             p, o = _unpos(pos)
             a.add("inconsistent-offsets", {"why": "different values at one offset", "partition": p, "offset": o,
                                            "values": {v: src for v, src in vals.items()}})
-        # duplicate: one value read at more than one position
+        # duplicate: one value read at more than one position. The idempotent producer promises one copy
+        # per (producer id, epoch, sequence); a client that bumps its epoch and sends a possibly written
+        # batch again (librdkafka < 2.3 does: docs/RELIABILITY.md) makes a second copy the broker cannot
+        # tell from new data. With the copies' batch headers known, that case is reported apart.
+        resent = set()
+        duplicate_positions = []
         for v, extra in self.extra_pos.items():
             positions = sorted({self.read_pos[v]} | extra)
-            a.add("duplicate", {"value": v, "read_at": [list(_unpos(x)) for x in positions]})
+            duplicate_positions += [list(_unpos(x)) for x in positions]
+            ids = self._resent_under_new_epochs(positions)
+            if ids is not None:
+                resent.add(v)
+                a.add("resent-after-epoch-bump", {"value": v, "read_at": [list(_unpos(x)) for x in positions],
+                                                  "producer_epoch_sequence": ids})
+            else:
+                a.add("duplicate", {"value": v, "read_at": [list(_unpos(x)) for x in positions]})
         # phantom and aborted-read: values read that were never sent, or whose send definitely failed
         indeterminate_read = 0
         for v in self.read_pos:
@@ -379,7 +396,9 @@ class Checker:
         drain, drain_pos, polled, read_pos, extra_pos = self.drain, self.drain_pos, self.polled, self.read_pos, self.extra_pos
         for v, pos in self.acked.items():
             rp = read_pos.get(v)
-            if rp is not None and (rp != pos or (v in extra_pos and extra_pos[v] - {pos})):
+            if v in resent and (pos == rp or pos in extra_pos[v]):
+                pass  # acknowledged at one of the copies: the others are the re-send, reported above
+            elif rp is not None and (rp != pos or (v in extra_pos and extra_pos[v] - {pos})):
                 others = sorted(({rp} | extra_pos.get(v, set())) - {pos})
                 p, o = _unpos(pos)
                 a.add("inconsistent-offsets", {"why": "read at another offset than acknowledged", "value": v,
@@ -479,11 +498,23 @@ class Checker:
                                      "missing_offsets": sum(g["missing_offsets"] for g in gaps.values()),
                                      "per_partition": {str(p): g for p, g in gaps.items()}},
                      "offset_resets": {"count": len(self.resets), "examples": self.resets[:EXAMPLES]},
+                     "duplicate_positions": duplicate_positions,
                      "client_errors": self.client_errors, "nemesis": self.nemesis[:50],
                      "producer_fatal": {"count": len(self.fatal), "examples": self.fatal[:EXAMPLES]}},
             "valid": not any(a.count[k] for k in FATAL),
             "drain_complete": not drain_missing and not drain_incomplete,
         }
+
+
+    def _resent_under_new_epochs(self, positions):
+        """[(producer id, epoch, sequence)] of the copies when they are one producer's sends under ever
+        newer epochs on one partition (a client-side re-send); None otherwise (a broker duplicate)."""
+        ids = [self.provenance.get(x) for x in positions]
+        if any(i is None for i in ids) or len({_unpos(x)[0] for x in positions}) != 1:
+            return None
+        if len({i[0] for i in ids}) != 1 or any(a[1] >= b[1] for a, b in zip(ids, ids[1:])):
+            return None
+        return [list(i) for i in ids]
 
 
 def read_events(path):
@@ -499,8 +530,9 @@ def read_events(path):
                 raise HistoryError(f"{path}:{n}: not JSON: {e}") from e
 
 
-def check_events(events):
-    """Checks an iterable of events (the meta event first). Returns the result dict."""
+def check_events(events, provenance=None):
+    """Checks an iterable of events (the meta event first). Returns the result dict. provenance:
+    {(partition, offset): (producer id, epoch, sequence)} for the positions of duplicates."""
     t0, c0 = time.perf_counter(), time.process_time()
     it = iter(events)
     # The checker builds no reference cycles: the cyclic collector would only rescan its growing maps
@@ -512,7 +544,7 @@ def check_events(events):
             meta = next(it)
         except StopIteration:
             raise HistoryError("the history is empty") from None
-        c = Checker(meta)
+        c = Checker(meta, provenance)
         feed = c.feed
         try:
             for ev in it:
@@ -529,8 +561,14 @@ def check_events(events):
     return r
 
 
-def check_file(path):
-    return check_events(read_events(path))
+def check_file(path, provenance=None):
+    return check_events(read_events(path), provenance)
+
+
+def read_provenance(path):
+    """A provenance file (provenance.py): JSON [[partition, offset, producer id, epoch, sequence], ...]."""
+    with open(path) as f:
+        return {(p, o): (pid, e, s) for p, o, pid, e, s in json.load(f)}
 
 
 def exit_status(result):
@@ -649,6 +687,8 @@ def main(argv):
     ap.add_argument("history", nargs="?")
     ap.add_argument("--json", help="write the full result here ('-': stdout)")
     ap.add_argument("--quiet", action="store_true", help="no human summary")
+    ap.add_argument("--provenance", help="the duplicates' batch headers (provenance.py's JSON): re-sends under a "
+                                         "bumped producer epoch are reported apart")
     ap.add_argument("--bench", help="comma-separated numbers of sends: time the checker on synthetic histories")
     a = ap.parse_args(argv)
     if a.bench:
@@ -657,8 +697,8 @@ def main(argv):
     if not a.history:
         ap.error("give a history file (or --bench)")
     try:
-        r = check_file(a.history)
-    except (HistoryError, OSError) as e:
+        r = check_file(a.history, read_provenance(a.provenance) if a.provenance else None)
+    except (HistoryError, OSError, ValueError) as e:
         print(f"checker: {a.history}: {e}", file=sys.stderr)
         return 2
     if a.json == "-":

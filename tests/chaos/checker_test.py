@@ -74,8 +74,8 @@ class H:
         return self.ev(process="drain", type="ok" if reached >= high else "info", f="drain", partition=p, low=low,
                        high=high, reached=reached)
 
-    def check(self):
-        return checker.check_events(list(self.events))
+    def check(self, provenance=None):
+        return checker.check_events(list(self.events), provenance)
 
 
 def nonzero(result):
@@ -172,6 +172,38 @@ class CheckerTest(unittest.TestCase):
         self.assertAnomalies(r, {"duplicate": 1})
         self.assertEqual(r["anomalies"]["duplicate"]["examples"][0]["read_at"], [[0, 0], [0, 1]])
         self.assertEqual(checker.exit_status(r), 1)
+
+    def test_duplicate_positions_listed(self):
+        h = H()
+        h.failed("p0", "a", 0, "_MSG_TIMED_OUT", definite=False)
+        h.drain(0, 0, 2, (0, "a"), (1, "a"))
+        self.assertEqual(h.check()["info"]["duplicate_positions"], [[0, 0], [0, 1]])
+
+    def resent_history(self):
+        # p0's batch at offset 1 got no answer (a broker restart); the client bumped its epoch and sent
+        # the record again, acknowledged at 3.
+        h = H()
+        h.send("p0", "x", 0, 0).invoke("p0", "a", 0).send("p1", "y", 0, 2).ack("p0", "a", 0, 3)
+        h.drain(0, 0, 4, (0, "x"), (1, "a"), (2, "y"), (3, "a"))
+        return h
+
+    def test_resent_after_epoch_bump(self):
+        r = self.resent_history().check({(0, 1): (7, 0, 12), (0, 3): (7, 1, 0)})
+        self.assertAnomalies(r, {"resent-after-epoch-bump": 1})
+        self.assertEqual(r["anomalies"]["resent-after-epoch-bump"]["examples"][0]["producer_epoch_sequence"],
+                         [[7, 0, 12], [7, 1, 0]])
+        self.assertEqual(checker.exit_status(r), 0)
+
+    def test_duplicate_despite_provenance(self):
+        h = self.resent_history()
+        # without provenance, or one sequence twice, or another producer, or an older epoch later: the
+        # broker's duplicate (and the acknowledged copy is not the first: inconsistent too)
+        for prov in (None, {(0, 1): (7, 1, 0), (0, 3): (7, 1, 0)}, {(0, 1): (7, 0, 12), (0, 3): (8, 1, 0)},
+                     {(0, 1): (7, 1, 12), (0, 3): (7, 0, 0)}, {(0, 3): (7, 1, 0)}):
+            with self.subTest(provenance=prov):
+                r = h.check(prov)
+                self.assertAnomalies(r, {"duplicate": 1, "inconsistent-offsets": 1})
+                self.assertEqual(checker.exit_status(r), 1)
 
     def test_inconsistent_offsets_two_values(self):
         h = H()
@@ -342,6 +374,7 @@ DETECTORS = {
     "nonmonotonic-poll": "test_nonmonotonic_poll", "poll-skip": "test_poll_skip",
     "nonmonotonic-commit": "test_nonmonotonic_commit", "nonmonotonic-watermark": "test_nonmonotonic_watermark",
     "stale-watermark": "test_stale_watermark", "aborted-read": "test_aborted_read",
+    "resent-after-epoch-bump": "test_resent_after_epoch_bump",
 }
 
 

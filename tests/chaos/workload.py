@@ -842,12 +842,12 @@ def config_from_args(a, bootstrap):
                   client_log=a.client_log, producer_debug=a.producer_debug)
 
 
-def run_check(history, out_json=None):
-    """checker.py on a history: (exit status, summary dict)."""
+def run_check(history, out_json=None, provenance=None):
+    """checker.py on a history: (exit status, summary dict). provenance: see checker.check_events."""
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path.insert(0, here)
     import checker  # noqa: E402
-    result = checker.check_file(history)
+    result = checker.check_file(history, provenance)
     print(checker.human(result))
     if out_json:
         with open(out_json, "w") as f:
