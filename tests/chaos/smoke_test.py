@@ -22,19 +22,6 @@ import checker  # noqa: E402
 import cluster as clusterlib  # noqa: E402
 import workload  # noqa: E402
 
-QUIET_FLAG = "/tmp/sluice-quiet"
-
-
-def wait_quiet(out=sys.stderr):
-    """Someone is measuring: no brokers until /tmp/sluice-quiet is gone."""
-    said = False
-    while os.path.exists(QUIET_FLAG):
-        if not said:
-            print(f"smoke: {QUIET_FLAG} exists: waiting until it is gone", file=out, flush=True)
-            said = True
-        time.sleep(5)
-
-
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build-dir")
@@ -51,7 +38,6 @@ def main(argv):
     ap.add_argument("--history", help="default: history.jsonl in the cluster's directory")
     ap.add_argument("--json", help="the checker's result as JSON")
     a = ap.parse_args(argv)
-    wait_quiet()
     clusterlib.install_signal_handlers()
     c = clusterlib.Cluster(nodes=3, build_dir=a.build_dir, brokerd=a.brokerd, plugin_dir=a.plugin_dir,
                            work_dir=a.work_dir, keep=a.keep, name="chaos-smoke")
