@@ -18,7 +18,6 @@ The union of consumed records is exactly what was produced (values checked).
 
 import sys
 import threading
-import time
 
 import clientlib as cl
 
