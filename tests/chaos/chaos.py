@@ -39,6 +39,7 @@ import provenance  # noqa: E402
 
 UNAVAILABLE_GAP_S = 1.0
 MIN_CALM_S = 3.0  # between a heal and the next injection, whatever the schedule says
+LOAD_AFTER_HEAL_S = 5.0  # a fault heals at least this long before the load ends, to measure its recovery
 
 
 # ---- the power-loss filesystem ------------------------------------------------------------------------
@@ -62,11 +63,15 @@ def analyse(history_path, faults, partitions):
     recovery after each heal, the number of acks, and acks per second (for the timeline plot)."""
     import workload  # noqa: E402
     acks = {p: [] for p in range(partitions)}
+    load_end_ns = None  # the last send: the load stops there
     with workload.open_history(history_path, "r") as f:
         for line in f:
             ev = json.loads(line)
-            if ev.get("f") == "send" and ev.get("type") == "ok":
-                acks.setdefault(ev["partition"], []).append(ev["t"])
+            if ev.get("f") == "send":
+                if ev.get("type") == "ok":
+                    acks.setdefault(ev["partition"], []).append(ev["t"])
+                elif ev.get("type") == "invoke":
+                    load_end_ns = ev["t"] if load_end_ns is None else max(load_end_ns, ev["t"])
     windows = {}
     for p, ts in acks.items():
         ts.sort()
@@ -77,10 +82,16 @@ def analyse(history_path, faults, partitions):
         if f.healed_at is None:
             continue
         heal_ns = int(f.healed_at * 1e9)
-        # Measured until the next fault starts: a recovery that the next fault interrupts is censored
-        # (only known to exceed the time it had), not charged to this fault.
+        if load_end_ns is not None and heal_ns >= load_end_ns:
+            # Healed after the load stopped (its injection ran long): nothing to measure; the drain
+            # still has to read every partition.
+            recovery.append({"kind": f.kind, "seconds": None, "after_load": True})
+            continue
+        # Measured until the next fault starts or the load stops: a recovery cut short is censored (only
+        # known to exceed the time it had), not charged to this fault.
         nxt = next((g.injected_at for g in faults[i + 1:] if g.injected_at is not None), None)
-        end_ns = int(nxt * 1e9) if nxt is not None else None
+        ends = [x for x in (int(nxt * 1e9) if nxt is not None else None, load_end_ns) if x is not None]
+        end_ns = min(ends) if ends else None
         later = [ts[j] for ts in acks.values() for j in [bisect.bisect_left(ts, heal_ns)]
                  if j < len(ts) and (end_ns is None or ts[j] < end_ns)]
         done = len(later) == len(acks)  # every partition acknowledged a write after the heal
@@ -167,6 +178,12 @@ def one_run(a, run_no, seed, out_dir, faultfs_bin):
                     # At the planned time, but never sooner than MIN_CALM_S after the last heal: a fault
                     # whose injection ran late (a rolling restart takes seconds) must not overlap the next.
                     at = max(started + f.start_s, healed + MIN_CALM_S)
+                    heal_by = started + a.duration - LOAD_AFTER_HEAL_S
+                    if at + f.duration_s > heal_by:
+                        log(f"skip {f.kind}: earlier faults ran late, it could not heal {LOAD_AFTER_HEAL_S} s "
+                            f"before the load ends")
+                        f.note = "skipped: no time left to measure its recovery"
+                        continue
                     if stop.wait(max(0.0, at - time.monotonic())):
                         return
                     try:
@@ -175,7 +192,8 @@ def one_run(a, run_no, seed, out_dir, faultfs_bin):
                     except Exception as e:  # noqa: BLE001 - a fault that cannot be injected is logged
                         log(f"inject {f.kind} failed: {type(e).__name__}: {e}")
                         f.note = f"failed: {e}"
-                    stop.wait(f.duration_s)
+                    # A slow injection (a rolling restart) eats into the hold, not into the time left.
+                    stop.wait(max(0.0, min(f.duration_s, heal_by - time.monotonic())))
                     try:
                         inj.heal(f)
                         wl.note("heal", kind=f.kind, targets=f.targets)
@@ -252,7 +270,8 @@ def report(a, results, out_dir, wall_s):
     # Censored: the next fault began before every partition recovered. Inconclusive while the time it had
     # is under the limit; a partition that stayed silent for the whole limit fails the campaign.
     censored = [x["censored_after_s"] for x in all_recov if x.get("censored_after_s") is not None]
-    recov = [x["seconds"] for x in all_recov if x.get("censored_after_s") is None]
+    after_load = sum(1 for x in all_recov if x.get("after_load"))
+    recov = [x["seconds"] for x in all_recov if x.get("censored_after_s") is None and not x.get("after_load")]
     unknown = None in recov or any(t > a.recovery_limit for t in censored)
     worst = None if unknown else max(recov, default=0.0)
     failed = [r["run"] for r in results if r.get("status") not in (0,)]
@@ -270,12 +289,13 @@ def report(a, results, out_dir, wall_s):
              f"- records the clients sent again under a bumped producer epoch (second copies, not broker "
              f"duplicates; docs/RELIABILITY.md): {resent}",
              f"- worst recovery after a heal: {worst} s (limit {a.recovery_limit} s); "
-             f"{len(censored)} recovery(ies) cut short by the next fault (inconclusive)",
+             f"{len(censored)} recovery(ies) cut short by the next fault or the end of the load (inconclusive), "
+             f"{after_load} fault(s) healed after the load ended (not measured)",
              f"- failed runs: {failed or 'none'}", "",
              "| run | seed | status | acks | faults | lost | dup | incons. | phantom | worst recovery (s) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        rec = [x["seconds"] for x in r.get("recovery", []) if x.get("censored_after_s") is None]
+        rec = [x["seconds"] for x in r.get("recovery", []) if x.get("censored_after_s") is None and not x.get("after_load")]
         lines.append(f"| {r['run']} | {r['seed']} | {r.get('status')} {r.get('error', '')} | {r.get('acks', 0)} | "
                      f"{', '.join(f['kind'] for f in r.get('faults', []))} | "
                      + " | ".join(str(anomaly_count(r.get("check"), n)) for n in ANOMALIES)
