@@ -245,6 +245,12 @@ class _Client(threading.Thread):
             self.log.add(now_ns(), "info", "crash", error=f"{type(e).__name__}: {e}")
 
 
+def _is_fatal(err):
+    """A KafkaError of a producer that failed fatally. produce() reports it as code _FATAL ("Unable to
+    produce message: Local: Fatal error") without the fatal flag, which only error_cb's error carries."""
+    return err.fatal() or err.code() == KafkaError._FATAL
+
+
 def _poll_quietly(p, timeout):
     """poll() of a producer that may have failed fatally; False once poll() raises the fatal error (no
     more delivery reports will come)."""
@@ -252,7 +258,7 @@ def _poll_quietly(p, timeout):
         p.poll(timeout)
         return True
     except KafkaException as e:
-        if not e.args[0].fatal():
+        if not _is_fatal(e.args[0]):
             raise
         return False
 
@@ -368,7 +374,7 @@ class ProducerClient(_Client):
                     p.poll(0.005)
                 reap()
         except KafkaException as e:  # a fatal error: produce() and poll() raise it from now on
-            if not e.args[0].fatal():
+            if not _is_fatal(e.args[0]):
                 raise
             if self.fatal is None:
                 self.fatal = e.args[0]

@@ -39,10 +39,13 @@ class FakeMessage:
 class FakeProducer:
     """Acknowledges what was produced at the next poll(); the instance number `fatal_in` (0-based) fails
     fatally after `fatal_after` records: poll() and produce() raise, and what is queued is never reported.
-    Every `implicit_every`-th record is acknowledged without an offset (librdkafka's implicit ack)."""
+    Every `implicit_every`-th record is acknowledged without an offset (librdkafka's implicit ack).
+    fatal_via "produce": produce() notices it first and raises as librdkafka does, code _FATAL without
+    the fatal flag (before error_cb has said anything)."""
 
     instances = []
     fatal_in, fatal_after, implicit_every = 0, 50, 7
+    fatal_via = "poll"
     offsets = {}
 
     def __init__(self, conf):
@@ -58,7 +61,12 @@ class FakeProducer:
                                          fatal=True))
 
     def produce(self, topic, value, key, partition):
+        if not self.failed and FakeProducer.fatal_via == "produce" and self.index == FakeProducer.fatal_in and \
+                self.n + len(self.queue) >= FakeProducer.fatal_after:
+            self.failed = True
         if self.failed:
+            if FakeProducer.fatal_via == "produce":
+                raise KafkaException(KafkaError(KafkaError._FATAL, "Unable to produce message: Local: Fatal error"))
             raise self._fatal()
         self.queue.append((value, partition))
 
@@ -84,7 +92,7 @@ class FakeProducer:
 
 class ProducerClientTest(unittest.TestCase):
     def setUp(self):
-        FakeProducer.instances, FakeProducer.offsets = [], {}
+        FakeProducer.instances, FakeProducer.offsets, FakeProducer.fatal_via = [], {}, "poll"
 
     def run_producer(self, seconds=0.3):
         cfg = workload.Config(bootstrap="fake:1", topic="t", partitions=3, producers=1, rate=2000, batch=20,
@@ -130,6 +138,17 @@ class ProducerClientTest(unittest.TestCase):
         self.assertTrue(any(e["type"] == "ok" and e["offset"] is None for e in sends))
         ts = [e["t"] for e in events[1:]]
         self.assertEqual(ts, sorted(ts), "the history is sorted by time")
+
+    def test_fatal_error_raised_by_produce(self):
+        # A 100-run campaign lost run 70 to this: produce() raised _FATAL without the fatal flag.
+        FakeProducer.fatal_via = "produce"
+        pc, events = self.run_producer()
+        self.assertGreaterEqual(pc.incarnations, 2)
+        fatal = [e for e in events if e.get("f") == "producer-fatal"]
+        self.assertEqual(len(fatal), 1)
+        self.assertEqual(fatal[0]["error"], "_FATAL")
+        refused = [e for e in events if e.get("f") == "send" and e["type"] == "fail" and e["error"] == "_FATAL"]
+        self.assertEqual(len(refused), 1, "the record produce() refused is a definite failure")
 
     def test_history_checks_clean(self):
         _pc, events = self.run_producer()
