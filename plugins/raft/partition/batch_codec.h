@@ -30,7 +30,8 @@
 namespace sluice::raft::partition {
 
 inline log_index index_of_offset(int64_t offset) noexcept { return log_index(static_cast<uint64_t>(offset) + 1); }
-inline int64_t offset_of_index(log_index i) noexcept { return static_cast<int64_t>(i.value()) - 1; }
+// Unsigned arithmetic: index 0 gives -1, and an index past INT64_MAX wraps instead of overflowing.
+inline int64_t offset_of_index(log_index i) noexcept { return static_cast<int64_t>(i.value() - 1); }
 
 inline constexpr int16_t control_type_leader_change = 2;
 inline constexpr int16_t control_type_voters = 6;
