@@ -11,6 +11,7 @@
 #include "partition_meta.h"
 #include "record_batch.h"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -39,7 +40,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto loaded = back.deserialize(reinterpret_cast<const uint8_t*>(file.data()), file.size());
     if (!loaded || loaded->segment_bytes != pos || loaded->next_offset != expect) __builtin_trap();
     if (back.offsets().size() != idx.offsets().size()) __builtin_trap();
-    for (int64_t o = 0; o < expect; o += 7)
+    // At most about 1000 probes: a batch may claim 2^31 offsets (a harness that stepped by 7 timed out).
+    const int64_t step = std::max<int64_t>(7, expect / 1000);
+    for (int64_t o = 0; o < expect; o += step)
       if (back.locate(o).position > pos) __builtin_trap();
   } else if (mode == 1) {
     segment_index idx(100, 4096);
