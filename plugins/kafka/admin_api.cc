@@ -445,9 +445,16 @@ task<http_response> get_health(broker& b, http_request) {
   // Cluster mode. Which brokers are up, as far as this broker can tell from
   // the groups it holds: a leader's followers heard from within an election
   // timeout (or not), the leaders its followers and its controller replica
-  // follow. Brokers it shares no group with are neither.
+  // follow. The controller's leader hears from every broker, so its answer
+  // is complete; elsewhere a broker it shares no group with is neither.
   std::set<int32_t> alive{b.node_id}, silent;
   if (b.controller_id >= 0) alive.insert(b.controller_id);
+  sdk::message status_req;
+  status_req.type = cluster::CONTROLLER_STATUS;
+  const sdk::reply status_rep = co_await sdk::call(b.raft_controller, 0, status_req);
+  cluster::GroupState controller;
+  if (status_rep.status == 0 && controller.ParseFromString(status_rep.msg.bytes) && controller.role() == "leader")
+    for (const auto& f : controller.followers()) (f.active() ? alive : silent).insert(f.id());
   for (const auto& r : rows) {
     if (!r.group) continue;
     if (r.group->role() == "follower" && r.group->leader() >= 0) alive.insert(r.group->leader());

@@ -264,21 +264,24 @@ class raft_plugin final : public sdk::plugin {
     for (node_id r : g.assigned()) s.add_assigned(to_kafka_id(r));
     s.set_moving(g.moving());
     s.set_repair_until_offset(g.repair_until_offset());
-    if (g.current_role() == role::leader && g.node()) {
-      const node_status st = g.node()->status();
-      for (const follower_status& f : st.followers) {
-        FollowerState* fs = s.add_followers();
-        fs->set_id(to_kafka_id(f.id));
-        fs->set_match_offset(static_cast<int64_t>(f.match.value()));
-        fs->set_lag(static_cast<int64_t>(st.last_index.value()) - static_cast<int64_t>(f.match.value()));
-        fs->set_active(f.recent_active);
-        fs->set_state(f.state == progress_state::probe       ? "probe"
-                      : f.state == progress_state::replicate ? "replicate"
-                                                             : "snapshot");
-        fs->set_learner(f.learner);
-      }
-    }
+    if (g.current_role() == role::leader && g.node()) add_followers(s, *g.node());
     return s;
+  }
+
+  // A leader's view of its followers: match, lag, heard from lately.
+  static void add_followers(GroupState& s, const raft_node& n) {
+    const node_status st = n.status();
+    for (const follower_status& f : st.followers) {
+      FollowerState* fs = s.add_followers();
+      fs->set_id(to_kafka_id(f.id));
+      fs->set_match_offset(static_cast<int64_t>(f.match.value()));
+      fs->set_lag(static_cast<int64_t>(st.last_index.value()) - static_cast<int64_t>(f.match.value()));
+      fs->set_active(f.recent_active);
+      fs->set_state(f.state == progress_state::probe       ? "probe"
+                    : f.state == progress_state::replicate ? "replicate"
+                                                           : "snapshot");
+      fs->set_learner(f.learner);
+    }
   }
 
   // The kafka plugin learns leader, term and high watermark changes through
@@ -491,6 +494,10 @@ class raft_plugin final : public sdk::plugin {
     s.set_applied_index(c->delivered_index().value());
     s.set_failed(c->failed());
     for (const auto& [id, _] : _cfg.seeds) s.add_replicas(static_cast<int32_t>(id));
+    for (node_id l : c->members().learners) s.add_learners(to_kafka_id(l));
+    // On the leader: every broker (voters and learners) and whether it was
+    // heard from lately, which the cluster health uses to name brokers down.
+    if (c->current_role() == role::leader && c->node()) add_followers(s, *c->node());
     return s;
   }
 

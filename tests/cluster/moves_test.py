@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Moving replicas (issue 8) on four brokers, under a steady acks=all load, with real clients:
+"""Moving replicas (issue 8) on four, then five brokers, under a steady acks=all load, with real clients:
 
 - CreateTopics and CreatePartitions place replicas as the client asks (an unknown broker is refused with
   INVALID_REPLICA_ASSIGNMENT);
@@ -15,6 +15,10 @@
 - a move survives the SIGKILL of the partition's leader half-way;
 - kafkajs moves a partition through Kafka's AlterPartitionReassignments and watches it in
   ListPartitionReassignments (reassign_kafkajs.js);
+- a dead broker is decommissioned: broker 2 (a seed) is SIGKILLed and decommissioned; replicas whose
+  groups keep a majority without it move to the live brokers, the two-replica partitions wait for it;
+  once it is back they move too and it removes what it no longer holds; a new broker 5 then gets a
+  share through a rebalance;
 - through all of it an idempotent producer keeps writing with acks=all: every acknowledged record is
   read back exactly once, at the offset it was acknowledged with, in offset order.
 """
@@ -102,6 +106,21 @@ def groups_on(c, node):
     return {g["partition"]: g for g in body if g.get("topic") == TOPIC}
 
 
+def partition_files(c, node, topics):
+    """The files of `topics`' replicas in node's data directory: the storage's segments and indexes
+    (storage/<topic>/<partition>_<revision>/) and the raft plugin's .state and .members files
+    (raft/partitions/<topic>-<partition>-<revision>.*)."""
+    data = c.node(node).data_dir
+    out = []
+    for t in topics:
+        for d, _, files in os.walk(os.path.join(data, "storage", t)):
+            out += [os.path.join(d, f) for f in files]
+        raft = os.path.join(data, "raft", "partitions")
+        if os.path.isdir(raft):
+            out += [os.path.join(raft, f) for f in os.listdir(raft) if f.startswith(t + "-")]
+    return out
+
+
 def wait_voters_match(c, holders):
     """Every replica's group on every broker has the assigned voters and no learner."""
     def ok():
@@ -139,6 +158,7 @@ def scenario(c):
         check(set(groups_on(c, 4)) == set(on4), f"broker 4 runs the groups of partitions {on4}")
 
         # Decommission broker 1.
+        check(partition_files(c, 1, [TOPIC]), "broker 1 holds files of the topic's replicas")
         st, body = c.admin_put(3, "/v1/brokers/1/decommission")
         check(st == 200 and body.get("decommissioned") is True, f"decommission broker 1: {st} {body}")
 
@@ -151,9 +171,9 @@ def scenario(c):
         reps = replicas(c)
         check(all(1 not in r and len(r) == 3 for r in reps.values()), f"no partition lists broker 1: {reps}")
         c._wait(lambda: groups_on(c, 1) == {} or None, "broker 1 stops its groups", 30.0, interval=0.5)
-        data = os.path.join(c.node(1).data_dir)
-        left = [d for d, _, files in os.walk(data) if TOPIC in os.path.basename(d) and files]
-        check(not left, f"broker 1 removed the partitions' data: {left}")
+        c._wait(lambda: not partition_files(c, 1, [TOPIC]) or None, "broker 1 removes the partitions' data", 30.0,
+                interval=0.5)
+        check(True, "broker 1 removed the partitions' data")
         st, body = c.admin_post(3, f"/v1/partitions/{TOPIC}/0/replicas", [1, 2, 3])
         check(st == 400 and "decommissioned" in str(body), f"a move onto decommissioned broker 1 is refused: {st} {body}")
 
@@ -177,7 +197,7 @@ def scenario(c):
         # Every broker names a leader for every partition (kafkajs refuses a Metadata answer with one missing).
         def leaderless():
             out = []
-            for n in c.nodes:
+            for n in c.available_nodes():
                 md = c.metadata(nodes=[n], timeout=5.0)
                 for name, t in md.topics.items():
                     out += [(n, name, p) for p, pm in t.partitions.items() if pm.error is not None or pm.leader < 0]
@@ -200,11 +220,68 @@ def scenario(c):
         check(r.returncode == 0, f"kafkajs moved {TOPIC}/1 from {before} to {target}: {r.stdout.strip()} "
                                  f"{r.stderr.strip()[-2000:]}")
         check(replicas(c)[1] == sorted(target), f"{TOPIC}/1 is on {sorted(target)}")
+        replace_dead_broker(c)
         time.sleep(2)
 
     check(not load.failed, f"no produce failed ({load.failed[:3]})")
     check(len(load.acked) == load.sent, f"{len(load.acked)} of {load.sent} records acknowledged")
     drain(c, load.acked)
+
+
+def replace_dead_broker(c):
+    """Broker 2 (a seed, so also a controller voter) dies: decommissioning it moves its replicas to the
+    live brokers wherever a group keeps a majority without it. The "placed" partitions have two replicas,
+    so those with one on broker 2 have no majority left: their moves wait until broker 2 is back, then
+    finish, and broker 2 removes what it no longer holds. A new broker 5 then takes a share through a
+    rebalance."""
+    check(partition_files(c, 2, [TOPIC, "placed"]), "broker 2 holds files of both topics' replicas")
+    c.sigkill(2)
+    c.event("SIGKILLed broker 2, then decommission it while it is down")
+    st, body = c.admin_put(3, "/v1/brokers/2/decommission")
+    check(st == 200 and body.get("decommissioned") is True, f"decommission dead broker 2: {st} {body}")
+    stuck = {("placed", 0), ("placed", 2), ("placed", 3)}  # two replicas, one of them on broker 2
+
+    def only_stuck_left():
+        s, b = c.admin_get(3, "/v1/brokers/2/decommission")
+        left = {(p["topic"], p["partition"]) for p in b.get("partitions", [])} if s == 200 else None
+        return b if left == stuck else None
+
+    body = c._wait(only_stuck_left, "every replica of dead broker 2 with a majority elsewhere moved", 90.0,
+                   interval=0.5)
+    check(body["replicas_left"] == 3 and not body["finished"],
+          f"only the partitions that lost their majority wait for broker 2: {body}")
+    reps = replicas(c)
+    check(all(2 not in r and len(r) == 3 for r in reps.values()), f"no partition of {TOPIC} lists broker 2: {reps}")
+    # The controller's leader hears from every broker: its health names broker 2 down.
+    controller = c.admin_get(3, "/v1/raft/controller")[1].get("leader", 3)
+    st, body = c.admin_get(controller, "/v1/cluster/health")
+    check(st == 200 and 2 in body.get("nodes_down", []) and not body.get("nodes_unknown"),
+          f"the controller's leader (broker {controller}) names broker 2 down: {st} {body}")
+
+    c.start_node(2)
+
+    def finished():
+        s, b = c.admin_get(3, "/v1/brokers/2/decommission")
+        return b if s == 200 and b.get("finished") else None
+
+    body = c._wait(finished, "broker 2 decommissioned once back", 90.0, interval=0.5)
+    check(body["replicas_left"] == 0, f"no replica left on broker 2: {body}")
+    c._wait(lambda: not [g for g in c.admin_get(2, "/v1/raft/groups")[1] if g.get("topic") != "__consumer_offsets"]
+            or None, "broker 2 runs no partition group", 30.0, interval=0.5)
+    c._wait(lambda: not partition_files(c, 2, [TOPIC, "placed"]) or None, "broker 2 removes the partitions' data",
+            30.0, interval=0.5)
+    check(True, "broker 2, back after its decommission, holds nothing of either topic")
+
+    c.start_node(5)
+    c.wait_brokers(ids=[1, 2, 3, 4, 5], via=[3])  # a registered broker stays listed, decommissioned or not
+    st, body = c.admin_post(3, "/v1/cluster/rebalance")
+    check(st == 200 and body.get("moves_started", 0) >= 1, f"rebalance onto new broker 5: {st} {body}")
+    wait_moves_done(c, 3, "rebalance onto broker 5")
+    reps = replicas(c)
+    on5 = [p for p, r in reps.items() if 5 in r]
+    check(on5 and all(2 not in r and len(r) == 3 for r in reps.values()),
+          f"broker 5 holds replicas of {TOPIC} partitions {on5}, broker 2 none: {reps}")
+    wait_voters_match(c, [1, 3, 4, 5])
 
 
 def explicit_assignments(c, a):
@@ -259,7 +336,7 @@ def main(argv):
     def runs(a):
         global NODE
         NODE = a.node or NODE
-        return [(dict(nodes=4, seeds=3, name="moves"), scenario)]
+        return [(dict(nodes=5, seeds=3, name="moves"), scenario)]
 
     return clusterlib.run_scenarios(
         __doc__, "moves_test", runs, argv,
