@@ -13,6 +13,7 @@
 // JSON body {"code", "message"}. docs/ADMIN.md lists the endpoints.
 #include "console_assets.h"
 #include "prometheus.h"
+#include "request_feed.h"
 #include "router.h"
 
 #include <sluice/sdk/admin.h>
@@ -155,12 +156,7 @@ class admin_http_plugin final : public sdk::plugin {
       boost::beast::error_code ec;
       // Feed the parser until one request is complete.
       while (!parser.is_done()) {
-        if (!in.empty()) {
-          const size_t used = parser.put(boost::asio::buffer(in.data(), in.size()), ec);
-          in.erase(0, used);
-          if (ec == http::error::need_more) ec = {};
-          if (ec || parser.is_done()) break;
-        }
+        if (feed_request(parser, in, ec)) break;
         const int32_t n = co_await sdk::recv(fd, chunk, sizeof(chunk), &self->abort);
         if (n <= 0) {
           open = false;

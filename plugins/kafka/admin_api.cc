@@ -136,15 +136,14 @@ task<void> gather(broker& b, const metadata_image& img, std::vector<partition_ro
 
 // A replica the leader does not count as caught up: not heard from within
 // an election timeout, or not (or no longer) replicating.
-bool lagging(const cluster::FollowerState& f) { return !f.active() || f.state() != "replicate"; }
-
-// Cluster mode, on the leader's broker: the replicas behind, else nullopt
-// (not known here).
+// Cluster mode, on the leader's broker: the voters not in sync (the raft
+// plugin's in_sync, Kafka's ISR), else nullopt (not known here).
 std::optional<std::vector<int32_t>> replicas_behind(const partition_row& r) {
   if (!r.group || r.group->role() != "leader") return std::nullopt;
+  const auto& isr = r.group->in_sync();
   std::vector<int32_t> out;
-  for (const auto& f : r.group->followers())
-    if (!f.learner() && lagging(f)) out.push_back(f.id());
+  for (int32_t id : r.group->replicas())
+    if (std::find(isr.begin(), isr.end(), id) == isr.end()) out.push_back(id);
   return out;
 }
 
@@ -165,13 +164,16 @@ json partition_json(broker& b, const partition_row& r) {
             {"log_end_offset", r.summary.log_end_offset},
             {"size_bytes", r.summary.size_bytes},
             {"error", ok ? json(nullptr) : json(code(r.summary.error))}};
-  // The ISR as the leader sees it; elsewhere it is not known here.
+  // The ISR as the leader sees it; elsewhere as it last announced it (null
+  // before an announcement of its term arrived).
   json isr = nullptr;
   const auto behind = replicas_behind(r);
   if (behind) {
     isr = json::array();
     for (int32_t id : r.replicas)
       if (std::find(behind->begin(), behind->end(), id) == behind->end()) isr.push_back(id);
+  } else if (std::vector<int32_t> known = b.in_sync_of(r.topic, r.partition); !known.empty()) {
+    isr = known;
   }
   json error = nullptr;
   if (r.leader < 0) error = code(error_code::leader_not_available);

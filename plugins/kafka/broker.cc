@@ -61,6 +61,25 @@ std::pair<int32_t, int32_t> broker::leader_of(const std::string& topic, int32_t 
   return it == leaders.end() ? std::pair<int32_t, int32_t>{-1, -1} : it->second;
 }
 
+std::vector<int32_t> broker::in_sync_of(const std::string& topic, int32_t partition) {
+  const topic_info* t = image()->find(topic);
+  if (!t) return {};
+  const std::string key = leader_key(topic, partition, t->revision);
+  const auto& leaders = local().leaders;
+  const auto lead = leaders.find(key);
+  const auto& isrs = local().in_sync;
+  const auto isr = isrs.find(key);
+  if (lead == leaders.end() || isr == isrs.end() || lead->second.first < 0 || isr->second.first != lead->second.second)
+    return {};
+  return isr->second.second;
+}
+
+void broker::note_in_sync(const std::string& key, int32_t term, std::vector<int32_t> isr) {
+  auto [it, fresh] = local().in_sync.try_emplace(key, term, std::vector<int32_t>{});
+  if (!fresh && it->second.first > term) return;
+  it->second = {term, std::move(isr)};
+}
+
 std::pair<std::string, int32_t> broker::advertised(size_t listener) const {
   const listener_config& l = cfg.listeners.at(listener);
   if (!l.advertised_host.empty()) return {l.advertised_host, l.advertised_port};

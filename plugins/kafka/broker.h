@@ -103,6 +103,9 @@ struct shard_state {
   // of this broker hosts, as last reported, and of the others as their
   // leaders announce them (key: broker::leader_key).
   std::unordered_map<std::string, std::pair<int32_t, int32_t>> leaders;
+  // Cluster mode: Kafka's ISR as the partition's leader last reported or
+  // announced it, with the term it was reported in (same keys).
+  std::unordered_map<std::string, std::pair<int32_t, std::vector<int32_t>>> in_sync;
   // The block of producer ids this shard hands out (InitProducerId); shard
   // 0 reserves blocks durably (topic_manager::allocate_producer_ids).
   int64_t next_producer_id = 0;
@@ -149,6 +152,11 @@ class broker {
   // Cluster mode: the leader and epoch of a partition as this shard knows
   // them ({-1, -1} when unknown).
   std::pair<int32_t, int32_t> leader_of(const std::string& topic, int32_t partition);
+  // Cluster mode: the ISR the partition's current leader reported for its
+  // term (at most a leader announcement old), empty when none is known.
+  std::vector<int32_t> in_sync_of(const std::string& topic, int32_t partition);
+  // Records an ISR reported for `key` in `term` (a later term replaces it).
+  void note_in_sync(const std::string& key, int32_t term, std::vector<int32_t> isr);
   // The key of shard_state::leaders.
   // (A re-created topic's partitions are new groups whose terms start over.)
   static std::string leader_key(const std::string& topic, int32_t partition, int64_t revision) {

@@ -118,15 +118,20 @@ void describe_topic(broker& b, const metadata_image& img, const topic_info& t,
     if (b.clustered()) {
       // The Raft group's leader and term; replicas as the controller
       // assigned them, plus those leaving in a move in flight (as Kafka lists
-      // adding and removing replicas during a reassignment). In sync: the
-      // replicas before the move (the new ones may still be catching up).
+      // adding and removing replicas during a reassignment). In sync: as the
+      // leader last reported it for its term (itself and the voters it heard
+      // from lately that are replicating); until one is known, the replicas
+      // (before the move, while one is in flight).
       const auto [leader, epoch] = b.leader_of(t.name, p);
       mp.leader_id = listed_or_none(b, img, leader);
       mp.leader_epoch = epoch;
       if (mp.leader_id < 0) mp.error_code = code(error_code::leader_not_available);
       mp.replica_nodes = hosts_of(t, p, b.node_id);
-      const std::vector<int32_t> before = previous_of(t, p);
-      mp.isr_nodes = before.empty() ? replicas_of(t, p, b.node_id) : before;
+      mp.isr_nodes = b.in_sync_of(t.name, p);
+      if (mp.isr_nodes.empty()) {
+        const std::vector<int32_t> before = previous_of(t, p);
+        mp.isr_nodes = before.empty() ? replicas_of(t, p, b.node_id) : before;
+      }
       continue;
     }
     mp.leader_id = b.node_id;

@@ -427,15 +427,21 @@ class kafka_plugin final : public sdk::plugin {
       cluster::GroupList list;
       if (shard != 0 || !list.ParseFromString(req.bytes)) co_return out;
       std::vector<std::pair<std::string, std::pair<int32_t, int32_t>>> news;
-      for (const auto& g : list.groups()) news.push_back({broker::leader_key(g.id().topic(), g.id().partition(), g.id().revision()),
-                                                          {g.leader(), static_cast<int32_t>(g.term())}});
+      std::vector<std::vector<int32_t>> isrs;
+      for (const auto& g : list.groups()) {
+        news.push_back({broker::leader_key(g.id().topic(), g.id().partition(), g.id().revision()),
+                        {g.leader(), static_cast<int32_t>(g.term())}});
+        isrs.emplace_back(g.in_sync().begin(), g.in_sync().end());
+      }
       for (uint32_t s = 0; s < sdk::shard_count(); ++s) {
-        (void)co_await _b.invoker.run_on(s, [this, &news]() -> task<void> {
+        (void)co_await _b.invoker.run_on(s, [this, &news, &isrs]() -> task<void> {
           auto& leaders = _b.local().leaders;
-          for (const auto& [key, lead] : news) {
+          for (size_t i = 0; i < news.size(); ++i) {
+            const auto& [key, lead] = news[i];
             auto [it, fresh] = leaders.try_emplace(key, lead);
             if (!fresh && (it->second.second < lead.second || (it->second.second == lead.second && it->second.first < 0)))
               it->second = lead;
+            if (!isrs[i].empty()) _b.note_in_sync(key, lead.second, isrs[i]);
           }
           co_return;
         });
@@ -459,9 +465,11 @@ class kafka_plugin final : public sdk::plugin {
     // Every shard answers Metadata and FindCoordinator with it.
     const std::string key = broker::leader_key(gs.id().topic(), gs.id().partition(), gs.id().revision());
     const std::pair<int32_t, int32_t> lead{gs.leader(), static_cast<int32_t>(gs.term())};
+    const std::vector<int32_t> isr(gs.in_sync().begin(), gs.in_sync().end());  // on the leader
     for (uint32_t s = 0; s < sdk::shard_count(); ++s) {
-      (void)co_await _b.invoker.run_on(s, [this, &key, lead]() -> task<void> {
+      (void)co_await _b.invoker.run_on(s, [this, &key, lead, &isr]() -> task<void> {
         _b.local().leaders[key] = lead;
+        if (!isr.empty()) _b.note_in_sync(key, lead.second, isr);
         co_return;
       });
     }

@@ -264,8 +264,19 @@ class raft_plugin final : public sdk::plugin {
     for (node_id r : g.assigned()) s.add_assigned(to_kafka_id(r));
     s.set_moving(g.moving());
     s.set_repair_until_offset(g.repair_until_offset());
-    if (g.current_role() == role::leader && g.node()) add_followers(s, *g.node());
+    if (g.current_role() == role::leader && g.node()) {
+      add_followers(s, *g.node());
+      add_in_sync(s, *g.node());
+    }
     return s;
+  }
+
+  // Kafka's ISR as the leader sees it: itself and the voters heard from
+  // lately that are replicating.
+  void add_in_sync(GroupState& s, const raft_node& n) const {
+    s.add_in_sync(to_kafka_id(_node));
+    for (const follower_status& f : n.status().followers)
+      if (!f.learner && f.recent_active && f.state == progress_state::replicate) s.add_in_sync(to_kafka_id(f.id));
   }
 
   // A leader's view of its followers: match, lag, heard from lately.
@@ -516,12 +527,16 @@ class raft_plugin final : public sdk::plugin {
             gs->mutable_id()->set_revision(g->key().revision);
             gs->set_leader(to_kafka_id(_node));
             gs->set_term(static_cast<int64_t>(g->term().value()));
+            if (g->node()) add_in_sync(*gs, *g->node());
           }
           co_return;
         });
       }
       if (led.groups().empty()) continue;
       const std::string bytes = led.SerializeAsString();
+      // This broker's kafka plugin too: its reports come on leader, term and
+      // high watermark changes, the ISR changes without them.
+      deliver_leaders(sh, bytes);
       std::set<uint64_t> peers;
       for (const auto& [id, _] : _cfg.seeds) peers.insert(id);
       for (const auto& [id, _] : _known_peers) peers.insert(static_cast<uint64_t>(id));
@@ -711,6 +726,19 @@ class raft_plugin final : public sdk::plugin {
     co_return f->reply;
   }
 
+  // Shard 0: hands a GroupList of leaders to the kafka plugin.
+  void deliver_leaders(shard_state& sh, std::string bytes) {
+    if (_kafka_service < 0) _kafka_service = sdk::lookup_service("kafka.cluster");
+    auto h = sh.tasks.try_enter();
+    if (_kafka_service < 0 || !h) return;
+    sdk::spawn([](int32_t service, std::string bytes, sdk::gate::holder) -> task<void> {
+      sdk::message m;
+      m.type = KAFKA_LEADERS;
+      m.bytes = std::move(bytes);
+      co_await sdk::call(service, 0, m);
+    }(_kafka_service, std::move(bytes), std::move(h)));
+  }
+
   void on_app(uint32_t shard, node_id from, rpc::app_message a) {
     if (shard != 0) {
       forward_to(0, [this, from, a = std::move(a)]() mutable { on_app(0, from, std::move(a)); });
@@ -718,15 +746,7 @@ class raft_plugin final : public sdk::plugin {
     }
     shard_state& sh = _shards.at(0);
     if (a.kind == app_leaders) {
-      if (_kafka_service < 0) _kafka_service = sdk::lookup_service("kafka.cluster");
-      auto h = sh.tasks.try_enter();
-      if (_kafka_service < 0 || !h) return;
-      sdk::spawn([](int32_t service, std::string bytes, sdk::gate::holder) -> task<void> {
-        sdk::message m;
-        m.type = KAFKA_LEADERS;
-        m.bytes = std::move(bytes);
-        co_await sdk::call(service, 0, m);
-      }(_kafka_service, std::move(a.payload), std::move(h)));
+      deliver_leaders(sh, std::move(a.payload));
       return;
     }
     if (a.kind == app_join) {

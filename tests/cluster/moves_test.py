@@ -106,6 +106,25 @@ def groups_on(c, node):
     return {g["partition"]: g for g in body if g.get("topic") == TOPIC}
 
 
+def isr_gaps(c, want):
+    """Partitions of TOPIC whose ISR in some live broker's Metadata differs from want(replicas)."""
+    out = []
+    for n in c.available_nodes():
+        md = c.metadata(TOPIC, nodes=[n], timeout=5.0)
+        for p, pm in md.topics[TOPIC].partitions.items():
+            if sorted(pm.isrs) != sorted(want(pm.replicas)):
+                out.append((n, p, pm.replicas, pm.isrs))
+    return out
+
+
+def wait_isr(c, want, what):
+    try:
+        c._wait(lambda: not isr_gaps(c, want) or None, what, 20.0, interval=0.5)
+    except clusterlib.ClusterError:
+        raise Failure(f"{what}: (broker, partition, replicas, isr) differing: {isr_gaps(c, want)}")
+    check(True, what)
+
+
 def partition_files(c, node, topics):
     """The files of `topics`' replicas in node's data directory: the storage's segments and indexes
     (storage/<topic>/<partition>_<revision>/) and the raft plugin's .state and .members files
@@ -235,8 +254,12 @@ def replace_dead_broker(c):
     finish, and broker 2 removes what it no longer holds. A new broker 5 then takes a share through a
     rebalance."""
     check(partition_files(c, 2, [TOPIC, "placed"]), "broker 2 holds files of both topics' replicas")
+    wait_isr(c, lambda reps: reps, "every broker's Metadata lists every replica in sync")
     c.sigkill(2)
     c.event("SIGKILLed broker 2, then decommission it while it is down")
+    # Kafka's ISR: the leaders stop counting broker 2 once they have not heard from it for an
+    # election timeout, and every broker's Metadata says so (leaders announce it once a second).
+    wait_isr(c, lambda reps: [r for r in reps if r != 2], "Metadata drops dead broker 2 from every ISR")
     st, body = c.admin_put(3, "/v1/brokers/2/decommission")
     check(st == 200 and body.get("decommissioned") is True, f"decommission dead broker 2: {st} {body}")
     stuck = {("placed", 0), ("placed", 2), ("placed", 3)}  # two replicas, one of them on broker 2
@@ -282,6 +305,7 @@ def replace_dead_broker(c):
     check(on5 and all(2 not in r and len(r) == 3 for r in reps.values()),
           f"broker 5 holds replicas of {TOPIC} partitions {on5}, broker 2 none: {reps}")
     wait_voters_match(c, [1, 3, 4, 5])
+    wait_isr(c, lambda reps: reps, "after the moves every replica is in sync again")
 
 
 def explicit_assignments(c, a):

@@ -1,6 +1,7 @@
 // The admin API's request handling before any route runs: Beast's HTTP/1.1
 // parser with the plugin's limits, the target's decoding, route matching
 // and the Authorization check. Input: raw bytes from a connection.
+#include "request_feed.h"
 #include "router.h"
 
 #include <boost/beast/http.hpp>
@@ -32,28 +33,24 @@ const route_table& table() {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  // Requests arrive in pieces: feed the bytes as the plugin does, in two parts.
-  // The split falls within the header: Boost 1.81's chunked-body parser asserts (debug builds only)
-  // when a final chunk "0\r\n" is fed again with fewer than 5 bytes; release builds compile that assertion out
-  // (NDEBUG). The plugin feeds what it received, so a debug broker can trip it (an open issue).
-  const std::string_view whole(reinterpret_cast<const char*>(data), size);
-  const size_t header_end = std::min(whole.find("\r\n\r\n"), size);
-  const size_t split = std::min<size_t>(size ? data[0] % (size + 1) : 0, header_end);
+  // Requests arrive in pieces: feed the bytes as the plugin does (feed_request), received in up to three
+  // parts split anywhere (the first two bytes choose where).
+  const size_t a = size ? data[0] % (size + 1) : 0;
+  const size_t b = size > 1 ? a + data[1] % (size - a + 1) : size;
   http::request_parser<http::string_body> parser;
   parser.body_limit(1 << 16);
   parser.header_limit(16 << 10);
   parser.eager(true);
   boost::beast::error_code ec;
-  std::string in(reinterpret_cast<const char*>(data), size);
-  size_t used = parser.put(boost::asio::buffer(in.data(), split), ec);
-  if (ec == http::error::need_more) ec = {};
-  // Beast's contract, which the plugin keeps (it reads more first): after need_more, put() again only
-  // with more bytes than before (the same bytes again trip its assertions).
-  if (!ec && !parser.is_done() && split < in.size()) {
-    used += parser.put(boost::asio::buffer(in.data() + used, in.size() - used), ec);
-    if (ec == http::error::need_more) ec = {};
+  const char* bytes = reinterpret_cast<const char*>(data);
+  std::string in;
+  bool done = false;
+  for (const auto& [from, to] : {std::pair{size_t{0}, a}, std::pair{a, b}, std::pair{b, size}}) {
+    if (from == to) continue;
+    in.append(bytes + from, to - from);
+    if ((done = feed_request(parser, in, ec))) break;
   }
-  if (ec || !parser.is_done()) return 0;
+  if (!done || ec) return 0;
   auto req = parser.release();
   auto t = parse_target(req.target());
   if (!t) return 0;
