@@ -446,6 +446,20 @@ class kafka_plugin final : public sdk::plugin {
           co_return;
         });
       }
+      // Replicas held here follow their leader's log start (DeleteRecords).
+      for (const auto& g : list.groups()) {
+        if (g.log_start_offset() <= 0 || g.leader() == _b.node_id) continue;
+        const uint32_t owner = shard_of(g.id().topic(), g.id().partition(), sdk::shard_count());
+        (void)co_await _b.invoker.run_on(owner, [this, &g]() -> task<void> {
+          shard_state& local = _b.local();
+          if (auto h = local.tasks.try_enter())
+            sdk::spawn([](shard_state& s, cluster::GroupState g, sdk::gate::holder) -> task<void> {
+              co_await s.parts.follow_log_start(g.id().topic(), g.id().partition(), g.id().revision(),
+                                                static_cast<int32_t>(g.term()), g.log_start_offset());
+            }(local, g, std::move(h)));
+          co_return;
+        });
+      }
       co_return out;
     }
     if (req.type != cluster::KAFKA_PARTITION_UPDATE) co_return out;

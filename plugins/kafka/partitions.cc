@@ -57,6 +57,7 @@ struct partition_table::state {
   sdk::condition changed;        // leader or high watermark moved
   int64_t move_done_sent_ms = 0;  // when this leader last reported its move done
   bool retiring = false;          // moved off this broker: retire_later() runs
+  bool following_log_start = false;  // follow_log_start() is truncating
 };
 
 namespace {
@@ -835,6 +836,33 @@ task<offset_outcome> partition_table::delete_records(const std::string& topic, i
   st->log_start = ls.start_offset();
   out.offset = st->log_start;
   co_return out;
+}
+
+task<void> partition_table::follow_log_start(std::string topic, int32_t partition, int64_t revision, int32_t term,
+                                             int64_t leader_log_start) {
+  auto it = _parts.find(key_of(topic, partition));
+  if (it == _parts.end()) co_return;
+  std::shared_ptr<state> st = it->second;
+  if (st->revision != revision || st->opening || st->removed || st->open_error != error_code::none ||
+      st->is_leader || st->following_log_start || term < st->leader_epoch)
+    co_return;
+  // Only what this replica knows to be committed (the leader deletes below
+  // its own high watermark, which may be ahead of this one's).
+  const int64_t target = std::min(leader_log_start, st->high_watermark);
+  if (target <= st->log_start) co_return;
+  st->following_log_start = true;
+  TruncateRequest t;
+  *t.mutable_id() = st->id;
+  t.set_offset(target);
+  const sdk::reply rep = co_await storage_call(STORAGE_TRUNCATE_PREFIX, t.SerializeAsString());
+  st->following_log_start = false;
+  LogState ls;
+  if (parse_reply(rep, ls) != error_code::none) {
+    sdk::log_warn("kafka: " + topic + "-" + std::to_string(partition) + ": cannot move the log start to the leader's " +
+                  std::to_string(target) + ": " + error_text(rep));
+    co_return;
+  }
+  st->log_start = std::max(st->log_start, ls.start_offset());
 }
 
 task<offset_outcome> partition_table::epoch_end(const std::string& topic, int32_t partition, int32_t epoch) {

@@ -101,6 +101,12 @@ class partition_table {
   // Cluster mode: the raft plugin reports a group's leader, term and high
   // watermark (a serialized cluster.GroupState).
   void on_group_update(const std::string& group_state);
+  // Cluster mode, on a follower: the partition's leader announced its log
+  // start offset (in `term`); records below it were deleted there
+  // (DeleteRecords), so they go here too, up to this replica's high
+  // watermark. Kafka's followers follow the leader's log start the same way.
+  sdk::task<void> follow_log_start(std::string topic, int32_t partition, int64_t revision, int32_t term,
+                                   int64_t leader_log_start);
   // The leader and epoch this shard knows for a partition it hosts (-1: none).
   std::pair<int32_t, int32_t> leader_of(const std::string& topic, int32_t partition) const;
 

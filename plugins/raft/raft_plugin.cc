@@ -527,6 +527,7 @@ class raft_plugin final : public sdk::plugin {
             gs->mutable_id()->set_revision(g->key().revision);
             gs->set_leader(to_kafka_id(_node));
             gs->set_term(static_cast<int64_t>(g->term().value()));
+            gs->set_log_start_offset(g->storage_log_start());  // followers follow DeleteRecords
             if (g->node()) add_in_sync(*gs, *g->node());
           }
           co_return;

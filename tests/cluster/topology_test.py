@@ -14,7 +14,8 @@
   group elects another, and every broker's Metadata agrees afterwards;
 - a broker restarted after topics changed while it was down catches up before it answers clients;
 - a follower that fell behind the leader's log start (DeleteRecords while it was down, more data than
-  the leader keeps in memory) catches up from the snapshot point and holds the same log end;
+  the leader keeps in memory) catches up from the snapshot point and holds the same log end, every
+  follower moves its log start to the leader's, and a new leader answers that log start;
 - the controller compacts its log into snapshots (every 10 entries here): a broker down while 20 topics
   are created gets the snapshot installed when it returns, and a restarted broker rebuilds its
   metadata from its own snapshot;
@@ -261,6 +262,34 @@ def behind_log_start(c, sluice_cli):
 
     ends = c._wait(same_end, "every replica of behind/0 at the same log end and commit", 60.0, interval=0.5)
     check(True, f"follower {follower} caught up from behind the leader's log start: (end, commit) {ends[0]}")
+
+    # Followers follow the leader's log start (announced once a second), so a new leader does not
+    # serve the deleted records again.
+    def starts():
+        out = {}
+        for n in c.nodes:
+            status, body = c.admin_get(n, "/v1/raft/groups/behind/0")
+            if status != 200:
+                return None
+            out[n] = body["log_start_offset"]
+        return out
+
+    # (The Raft log starts at the batch holding offset 50,000, on every replica.)
+    c._wait(lambda: (lambda s: s if s and len(set(s.values())) == 1 and 0 < s[leader] <= 50000 else None)(starts()),
+            "every replica of behind/0 at the leader's log start", 30.0, interval=0.5)
+    check(True, f"every replica's Raft log starts at the batch holding 50,000: {starts()}")
+    target = next(n for n in c.nodes if n not in (leader, follower))
+    status, body = c.admin_request(leader, "POST", f"/v1/raft/groups/behind/0/transfer_leadership?target={target}")
+    check(status == 202, f"leadership of behind/0 to broker {target}: {status} {body}")
+    c._wait(lambda: all(c.leader("behind", 0, nodes=[n]) == target for n in c.nodes), f"broker {target} leads behind/0",
+            30.0)
+    cons = Consumer({"bootstrap.servers": c.bootstrap(), "group.id": "behind"})
+    try:
+        low, high = c._wait(lambda: cons.get_watermark_offsets(TopicPartition("behind", 0), timeout=5), "watermarks",
+                            30.0, interval=0.5)
+    finally:
+        cons.close()
+    check(low == 50000 and high >= 60000, f"the new leader {target} answers log start {low} (50,000) and end {high}")
 
 
 def joining_broker(c):

@@ -373,9 +373,11 @@ void partition_group::tick_preferred() {
     _move_ticks = 0;
     move_replicas();
   }
-  // The storage's retention moves the log start on its own: the leader
-  // looks every few seconds, so followers behind it get the snapshot point.
-  if (_role == role::leader && ++_start_ticks >= 50 && !_closed) {
+  // The storage's retention moves the log start on its own, and so does a
+  // follower following its leader's DeleteRecords: every replica looks every
+  // few seconds (the leader, so followers behind it get the snapshot point;
+  // the leader announces it, see raft_plugin's announce_leaders).
+  if (++_start_ticks >= 50 && !_closed) {
     _start_ticks = 0;
     if (auto h = _tasks.try_enter())
       sdk::spawn([](partition_group& g, sdk::gate::holder) -> task<void> { co_await g.refresh_log_start(); }(

@@ -108,6 +108,9 @@ class partition_group final : public group {
   int64_t high_watermark() const noexcept { return _hw; }
   log_index commit_index() const noexcept { return _commit; }
   int64_t log_start_offset() const noexcept { return offset_of_index(_view.first_index()); }
+  // The storage's log start offset as last read (Kafka's log start: it may
+  // lie inside the entry the Raft log starts with, after DeleteRecords).
+  int64_t storage_log_start() const noexcept { return _storage_start; }
   int64_t log_end_offset() const noexcept { return static_cast<int64_t>(_view.last_index().value()); }
   node_id leader() const noexcept { return _leader; }
   term_id term() const noexcept { return _term; }
