@@ -466,6 +466,7 @@ task<http_response> get_health(broker& b, http_request) {
   json all = json::array(), down = json::array(), unknown = json::array();
   std::set<int32_t> down_ids;
   for (const auto& [id, _] : img->brokers) {
+    if (img->retired.count(id)) continue;  // decommissioned, holds nothing: not part of the cluster's health
     all.push_back(id);
     if (alive.count(id)) continue;
     if (silent.count(id)) {

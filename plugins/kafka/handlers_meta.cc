@@ -88,19 +88,23 @@ namespace {
 // final (librdkafka waits for that broker until its request times out) but
 // looks -1 up again.
 int32_t listed_or_none(const broker& b, const metadata_image& img, int32_t id) {
-  const bool listed = img.brokers.empty() ? id == b.node_id : img.brokers.count(id) != 0;
+  const bool listed = img.brokers.empty() ? id == b.node_id : img.brokers.count(id) != 0 && !img.retired.count(id);
   return listed ? id : -1;
 }
 
 // The controller id clients get: the controller's leader; while this broker
 // knows none (an election) or has not seen it register, itself, which takes
 // metadata changes and passes them to the leader once there is one (a KRaft
-// broker names any broker too). An admin client told -1 or an id it cannot
-// dial waits for a controller until its request times out.
+// broker names any broker too); a retired broker (decommissioned, still
+// running) names the first broker listed. An admin client told -1 or an id
+// it cannot dial waits for a controller until its request times out.
 int32_t controller_for_clients(const broker& b, const metadata_image& img) {
   if (!b.clustered()) return b.node_id;
   if (const int32_t leader = listed_or_none(b, img, b.controller_id); leader >= 0) return leader;
-  return listed_or_none(b, img, b.node_id);
+  if (const int32_t self = listed_or_none(b, img, b.node_id); self >= 0) return self;
+  for (const auto& [id, _] : img.brokers)
+    if (!img.retired.count(id)) return id;
+  return -1;
 }
 
 void describe_topic(broker& b, const metadata_image& img, const topic_info& t,
@@ -141,11 +145,13 @@ void describe_topic(broker& b, const metadata_image& img, const topic_info& t,
   }
 }
 
-// Every broker in the image (cluster mode), else this one.
+// Every broker in the image but the retired ones (cluster mode: as Kafka
+// lists no unregistered broker), else this one.
 template <class Brokers, class SetId>
 void list_brokers(broker& b, const metadata_image& img, size_t listener, Brokers& out, SetId set_id) {
   if (b.clustered() && !img.brokers.empty()) {
     for (const auto& [id, bi] : img.brokers) {
+      if (img.retired.count(id)) continue;
       auto& br = out.emplace_back();
       set_id(br, id);
       br.host = bi.host;

@@ -132,6 +132,7 @@ bool image_from_json(const std::string& text, metadata_image& out, std::string& 
         img.brokers[bi.id] = std::move(bi);
       }
     }
+    img.retired = retired_brokers(img);
     out = std::move(img);
     return true;
   } catch (const nlohmann::json::exception& e) {
@@ -165,6 +166,18 @@ std::string validate_assignment(const metadata_image& img, const std::vector<std
 std::vector<int32_t> previous_of(const topic_info& t, int32_t partition) {
   if (partition >= 0 && static_cast<size_t>(partition) < t.previous.size()) return t.previous[static_cast<size_t>(partition)];
   return {};
+}
+
+std::set<int32_t> retired_brokers(const metadata_image& img) {
+  std::set<int32_t> out;
+  for (const auto& [id, b] : img.brokers)
+    if (b.decommissioned) out.insert(id);
+  for (const auto& [_, t] : img.topics) {
+    if (out.empty()) break;
+    for (int32_t p = 0; p < t.partitions; ++p)
+      for (int32_t r : hosts_of(t, p, 0)) out.erase(r);
+  }
+  return out;
 }
 
 std::vector<int32_t> hosts_of(const topic_info& t, int32_t partition, int32_t self) {

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,10 @@ struct metadata_image {
   std::map<std::string, std::string> cluster_config;
   std::map<std::string, topic_info> topics;
   std::map<int32_t, broker_info> brokers;  // cluster mode only
+  // Derived, not stored (image_from_json fills it in): decommissioned
+  // brokers no partition lists any more. Clients do not see them (Metadata,
+  // DescribeCluster), nor does the cluster health.
+  std::set<int32_t> retired;
 
   const topic_info* find(const std::string& name) const {
     auto it = topics.find(name);
@@ -83,6 +88,9 @@ std::vector<int32_t> replicas_of(const topic_info& t, int32_t partition, int32_t
 // CreatePartitions): every list of the same size, its brokers distinct,
 // registered and not decommissioned. "" or what is wrong.
 std::string validate_assignment(const metadata_image& img, const std::vector<std::vector<int32_t>>& lists);
+
+// Cluster mode: the decommissioned brokers that hold no replica any more.
+std::set<int32_t> retired_brokers(const metadata_image& img);
 
 // Cluster mode: the replicas before the move in flight (empty: none).
 std::vector<int32_t> previous_of(const topic_info& t, int32_t partition);

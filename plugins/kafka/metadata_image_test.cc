@@ -147,6 +147,25 @@ TEST(replica_moves, decommission_moves_every_replica_to_the_least_loaded_brokers
   EXPECT_NE(move_off_broker(small, 1, moves), "");
 }
 
+TEST(replica_moves, a_decommissioned_broker_retires_once_no_partition_lists_it) {
+  metadata_image img = cluster_of(4, {{1, 2, 3}, {2, 3, 4}});
+  img.brokers[1].decommissioned = true;
+  EXPECT_EQ(retired_brokers(img), std::set<int32_t>{});  // still holds partition 0
+  int32_t moves = 0;
+  ASSERT_EQ(move_off_broker(img, 1, moves), "");
+  EXPECT_EQ(retired_brokers(img), std::set<int32_t>{});  // a leaving replica of the move in flight
+  const topic_info& t = img.topics.at("t");
+  ASSERT_TRUE(finish_move(img, "t", t.revision, 0, replicas_of(t, 0, 0)));
+  EXPECT_EQ(retired_brokers(img), std::set<int32_t>{1});
+  // Images from the controller's log carry it (image_from_json derives it).
+  metadata_image back;
+  std::string error;
+  ASSERT_TRUE(image_from_json(image_to_json(img), back, error)) << error;
+  EXPECT_EQ(back.retired, std::set<int32_t>{1});
+  img.brokers[1].decommissioned = false;  // recommissioned
+  EXPECT_EQ(retired_brokers(img), std::set<int32_t>{});
+}
+
 TEST(replica_moves, rebalance_gives_a_new_broker_its_share) {
   metadata_image img = cluster_of(4, {{1, 2, 3}, {2, 3, 1}, {3, 1, 2}, {1, 2, 3}, {2, 3, 1}, {3, 1, 2}});
   int32_t moves = 0;

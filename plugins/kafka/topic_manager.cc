@@ -153,7 +153,10 @@ task<op_result> topic_manager::register_broker(const broker_info& b) {
         it->second.rack == b.rack && it->second.rpc_address == b.rpc_address)
       return op_result{error_code::none, {}, true};
     broker_info nb = b;
-    if (it != cur.brokers.end()) nb.maintenance = it->second.maintenance;  // survives restarts
+    if (it != cur.brokers.end()) {  // survive restarts
+      nb.maintenance = it->second.maintenance;
+      nb.decommissioned = it->second.decommissioned;
+    }
     next.brokers[b.id] = nb;
     return op_result{};
   });

@@ -294,9 +294,16 @@ def replace_dead_broker(c):
     c._wait(lambda: not partition_files(c, 2, [TOPIC, "placed"]) or None, "broker 2 removes the partitions' data",
             30.0, interval=0.5)
     check(True, "broker 2, back after its decommission, holds nothing of either topic")
+    # Retired (decommissioned, holding nothing): clients no longer see it, as Kafka lists no
+    # unregistered broker; it can go away for good.
+    c._wait(lambda: all(2 not in c.metadata(nodes=[n]).brokers for n in (1, 2, 3, 4)) or None,
+            "no broker's Metadata lists retired broker 2", 10.0, interval=0.5)
+    check(True, "no broker's Metadata lists retired broker 2, not even its own")
+    c.sigkill(2)
+    c.event("SIGKILLed retired broker 2 for good")
 
     c.start_node(5)
-    c.wait_brokers(ids=[1, 2, 3, 4, 5], via=[3])  # a registered broker stays listed, decommissioned or not
+    c.wait_brokers(ids=[1, 3, 4, 5], via=[3])
     st, body = c.admin_post(3, "/v1/cluster/rebalance")
     check(st == 200 and body.get("moves_started", 0) >= 1, f"rebalance onto new broker 5: {st} {body}")
     wait_moves_done(c, 3, "rebalance onto broker 5")
@@ -306,6 +313,14 @@ def replace_dead_broker(c):
           f"broker 5 holds replicas of {TOPIC} partitions {on5}, broker 2 none: {reps}")
     wait_voters_match(c, [1, 3, 4, 5])
     wait_isr(c, lambda reps: reps, "after the moves every replica is in sync again")
+
+    def healthy():
+        leader = c.admin_get(3, "/v1/raft/controller")[1].get("leader", 3)
+        st, body = c.admin_get(leader, "/v1/cluster/health")
+        return body if st == 200 and body.get("is_healthy") else None
+
+    body = c._wait(healthy, "the cluster health without retired broker 2", 20.0, interval=0.5)
+    check(body["all_nodes"] == [1, 3, 4, 5], f"healthy, retired broker 2 left out: {body}")
 
 
 def explicit_assignments(c, a):
