@@ -38,6 +38,24 @@ task<void> broker::on_controller(std::function<task<void>(topic_manager&)> fn) {
   (void)co_await invoker.run_on(0, [&]() -> task<void> { co_await fn(*topics); });
 }
 
+bool broker::leader_key_current(const metadata_image& img, const std::string& key) {
+  const size_t first = key.find('\0'), last = key.rfind('\0');  // topic \0 partition \0 revision
+  const topic_info* t = img.find(key.substr(0, first));
+  return t != nullptr && key.compare(last + 1, std::string::npos, std::to_string(t->revision)) == 0;
+}
+
+namespace {
+
+// Cluster mode: leader and ISR entries of topics the image no longer has
+// (deleted, or re-created under a new revision) go with the image.
+void prune_leaders(shard_state& sh, const metadata_image& img) {
+  const auto stale = [&img](const auto& entry) { return !broker::leader_key_current(img, entry.first); };
+  std::erase_if(sh.leaders, stale);
+  std::erase_if(sh.in_sync, stale);
+}
+
+}  // namespace
+
 task<void> broker::publish(image_ptr img) {
   std::vector<std::function<task<void>()>> work;
   for (uint32_t s = 0; s < sdk::shard_count(); ++s) {
@@ -45,6 +63,7 @@ task<void> broker::publish(image_ptr img) {
       (void)co_await invoker.run_on(s, [&]() -> task<void> {
         shard_state& sh = shards.local();
         sh.image = img;
+        prune_leaders(sh, *img);
         sh.cfg = apply_live_cluster_config(cfg, img->cluster_config);
         co_await sh.parts.apply_image(img);
       });

@@ -157,6 +157,8 @@ class broker {
   std::vector<int32_t> in_sync_of(const std::string& topic, int32_t partition);
   // Records an ISR reported for `key` in `term` (a later term replaces it).
   void note_in_sync(const std::string& key, int32_t term, std::vector<int32_t> isr);
+  // True when `key` (leader_key()) names a topic of `img` at its revision.
+  static bool leader_key_current(const metadata_image& img, const std::string& key);
   // The key of shard_state::leaders.
   // (A re-created topic's partitions are new groups whose terms start over.)
   static std::string leader_key(const std::string& topic, int32_t partition, int64_t revision) {

@@ -438,6 +438,10 @@ class kafka_plugin final : public sdk::plugin {
           auto& leaders = _b.local().leaders;
           for (size_t i = 0; i < news.size(); ++i) {
             const auto& [key, lead] = news[i];
+            // Not (or no longer) in this shard's image: a deleted topic's, or
+            // one this broker learns of with its next image (and the next
+            // announcement). Entries go with the image (broker::publish).
+            if (!broker::leader_key_current(*_b.image(), key)) continue;
             auto [it, fresh] = leaders.try_emplace(key, lead);
             if (!fresh && (it->second.second < lead.second || (it->second.second == lead.second && it->second.first < 0)))
               it->second = lead;
