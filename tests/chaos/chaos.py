@@ -224,7 +224,7 @@ def one_run(a, run_no, seed, out_dir, faultfs_bin):
                     f"idempotent producers; checking again with it")
                 status, checked = workload.run_check(history, out_json=os.path.join(run_dir, "check.json"),
                                                      provenance=prov)
-            if status != 0:
+            if status != 0 or a.keep:
                 c.keep = True  # the brokers' logs and data (faultfs backing directories) for the post-mortem
             windows, recovery, n_acks, ack_timeline = analyse(history, plan, a.partitions)
             result.update({"ack_timeline": ack_timeline, "status": status, "summary": summary, "check": checked, "faults": [f.as_json() for f in plan],
@@ -353,6 +353,8 @@ def main(argv):
     ap.add_argument("--no-netns", action="store_true", help="loopback only (no network faults)")
     ap.add_argument("--no-faultfs", action="store_true")
     ap.add_argument("--recovery-limit", type=float, default=10.0)
+    ap.add_argument("--keep", action="store_true",
+                    help="keep every run's brokers' logs and data in its run directory, not only a failed run's")
     ap.add_argument("--max-in-flight", type=int, default=1,
                     help="produce requests in flight per connection (above 1, librdkafka 2.0.2's epoch bumps "
                     "duplicate records: see workload.Config.max_in_flight)")
