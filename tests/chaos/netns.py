@@ -222,11 +222,15 @@ class Network:
             _run(self.exec_prefix(node) + ["ss", "-K", "dst", dst], check=False)
 
     def heal(self):
+        # The proxies first, while the NAT rules that lead to them still stand: each proxied connection
+        # is then closed on both sides at once. With the rules flushed first, the proxies' closes never
+        # reached the clients, whose connections stayed silent until their own request timeouts (5 s
+        # for the workload's producers), which looked like a slow recovery after every `delay` heal.
+        self._stop_proxies()
         for node in range(1, self.n + 1):
             _run(self.exec_prefix(node) + ["iptables", "-F", "INPUT"], check=False)
             for chain in ("OUTPUT", "PREROUTING"):
                 _run(self.exec_prefix(node) + ["iptables", "-t", "nat", "-F", chain], check=False)
-        self._stop_proxies()
         self.rules = []
 
     def describe(self):

@@ -5,8 +5,9 @@ a TCP echo server in each node's namespace, clients in the other namespaces and 
 - delay: new connections from the node, to the node, and from the host to the node take at least
   2 x delay per round trip; a connection the node had before is aborted (it would bypass the
   proxy); 4 MiB of random bytes come back unchanged and in order through the proxies; a half-close
-  is forwarded; connections between the other two nodes are not slowed; heal() restores direct
-  round trips and stops the proxies;
+  is forwarded; connections between the other two nodes are not slowed; heal() closes the proxied
+  connections (one with a request in flight sees the close at once), restores direct round trips
+  and stops the proxies;
 - isolate and loss rules, and heal() removing them.
 
 Needs root, ip, iptables and ss; exits 77 (skipped) where netns.check() says the machine cannot.
@@ -175,7 +176,25 @@ class NetnsTest(unittest.TestCase):
             self.assertEqual(len(got), len(payload), f"node {node} -> {dst}: bytes lost")
             self.assertTrue(got == payload, f"node {node} -> {dst}: bytes changed or reordered")
         self.assertEqual(len(net.proxies), 3)
+        # Connections through the proxies with a request in flight at the heal (a produce awaiting its
+        # answer): closed at once, so clients reconnect directly. Flushing the NAT rules before the
+        # proxies stopped left them silent until the clients' own timeouts.
+        waiting = [connect(net.ip(1)), self.from_ns(1, lambda: connect(net.ip(2)))]  # host -> node 1, node 1 -> 2
+        for c in waiting:
+            c.sendall(b"y")
         net.heal()
+        for c in waiting:
+            c.settimeout(3.0)
+            try:
+                self.assertIn(c.recv(16), (b"", b"y"))
+                c.sendall(b"z")
+                self.assertEqual(c.recv(16), b"", "a proxied connection still forwards after the heal")
+            except ConnectionError:
+                pass  # a reset: closed too
+            except socket.timeout:
+                self.fail("a proxied connection stayed silent after the heal instead of closing")
+            finally:
+                c.close()
         self.assertEqual(net.proxies, {})
         after = self.from_ns(1, lambda: new_rtt(net.ip(2)))
         self.assertLess(after, 0.05, f"after heal a round trip took {after:.3f} s")
