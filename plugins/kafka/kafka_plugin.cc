@@ -450,17 +450,28 @@ class kafka_plugin final : public sdk::plugin {
           co_return;
         });
       }
-      // Replicas held here follow their leader's log start (DeleteRecords).
-      for (const auto& g : list.groups()) {
-        if (g.log_start_offset() <= 0 || g.leader() == _b.node_id) continue;
-        const uint32_t owner = shard_of(g.id().topic(), g.id().partition(), sdk::shard_count());
-        (void)co_await _b.invoker.run_on(owner, [this, &g]() -> task<void> {
+      // Replicas held here follow their leader's log start (DeleteRecords):
+      // one hop per shard, a truncation only where this replica is behind.
+      std::vector<std::vector<const cluster::GroupState*>> by_shard(sdk::shard_count());
+      for (const auto& g : list.groups())
+        if (g.log_start_offset() > 0 && g.leader() != _b.node_id)
+          by_shard[shard_of(g.id().topic(), g.id().partition(), sdk::shard_count())].push_back(&g);
+      for (uint32_t s = 0; s < sdk::shard_count(); ++s) {
+        if (by_shard[s].empty()) continue;
+        (void)co_await _b.invoker.run_on(s, [this, &groups = by_shard[s]]() -> task<void> {
           shard_state& local = _b.local();
-          if (auto h = local.tasks.try_enter())
-            sdk::spawn([](shard_state& s, cluster::GroupState g, sdk::gate::holder) -> task<void> {
-              co_await s.parts.follow_log_start(g.id().topic(), g.id().partition(), g.id().revision(),
-                                                static_cast<int32_t>(g.term()), g.log_start_offset());
-            }(local, g, std::move(h)));
+          for (const cluster::GroupState* g : groups) {
+            const int32_t term = static_cast<int32_t>(g->term());
+            if (!local.parts.log_start_behind(g->id().topic(), g->id().partition(), g->id().revision(), term,
+                                              g->log_start_offset()))
+              continue;
+            if (auto h = local.tasks.try_enter())
+              sdk::spawn([](shard_state& sh, std::string topic, int32_t partition, int64_t revision, int32_t term,
+                            int64_t start, sdk::gate::holder) -> task<void> {
+                co_await sh.parts.follow_log_start(std::move(topic), partition, revision, term, start);
+              }(local, g->id().topic(), g->id().partition(), g->id().revision(), term, g->log_start_offset(),
+                std::move(h)));
+          }
           co_return;
         });
       }

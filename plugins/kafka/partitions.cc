@@ -838,18 +838,24 @@ task<offset_outcome> partition_table::delete_records(const std::string& topic, i
   co_return out;
 }
 
-task<void> partition_table::follow_log_start(std::string topic, int32_t partition, int64_t revision, int32_t term,
-                                             int64_t leader_log_start) {
+bool partition_table::log_start_behind(const std::string& topic, int32_t partition, int64_t revision, int32_t term,
+                                       int64_t leader_log_start) const {
   auto it = _parts.find(key_of(topic, partition));
-  if (it == _parts.end()) co_return;
-  std::shared_ptr<state> st = it->second;
-  if (st->revision != revision || st->opening || st->removed || st->open_error != error_code::none ||
-      st->is_leader || st->following_log_start || term < st->leader_epoch)
-    co_return;
+  if (it == _parts.end()) return false;
+  const state& st = *it->second;
+  if (st.revision != revision || st.opening || st.removed || st.open_error != error_code::none || st.is_leader ||
+      st.following_log_start || term < st.leader_epoch)
+    return false;
   // Only what this replica knows to be committed (the leader deletes below
   // its own high watermark, which may be ahead of this one's).
+  return std::min(leader_log_start, st.high_watermark) > st.log_start;
+}
+
+task<void> partition_table::follow_log_start(std::string topic, int32_t partition, int64_t revision, int32_t term,
+                                             int64_t leader_log_start) {
+  if (!log_start_behind(topic, partition, revision, term, leader_log_start)) co_return;
+  std::shared_ptr<state> st = _parts.find(key_of(topic, partition))->second;
   const int64_t target = std::min(leader_log_start, st->high_watermark);
-  if (target <= st->log_start) co_return;
   st->following_log_start = true;
   TruncateRequest t;
   *t.mutable_id() = st->id;

@@ -107,6 +107,10 @@ class partition_table {
   // watermark. Kafka's followers follow the leader's log start the same way.
   sdk::task<void> follow_log_start(std::string topic, int32_t partition, int64_t revision, int32_t term,
                                    int64_t leader_log_start);
+  // Whether follow_log_start() would truncate (cheap; called for every
+  // announced partition).
+  bool log_start_behind(const std::string& topic, int32_t partition, int64_t revision, int32_t term,
+                        int64_t leader_log_start) const;
   // The leader and epoch this shard knows for a partition it hosts (-1: none).
   std::pair<int32_t, int32_t> leader_of(const std::string& topic, int32_t partition) const;
 
