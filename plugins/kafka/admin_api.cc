@@ -134,10 +134,9 @@ task<void> gather(broker& b, const metadata_image& img, std::vector<partition_ro
   co_await run_all(std::move(work));
 }
 
-// A replica the leader does not count as caught up: not heard from within
-// an election timeout, or not (or no longer) replicating.
 // Cluster mode, on the leader's broker: the voters not in sync (the raft
-// plugin's in_sync, Kafka's ISR), else nullopt (not known here).
+// plugin's in_sync, Kafka's ISR: not heard from within an election timeout,
+// or not replicating), else nullopt (not known here).
 std::optional<std::vector<int32_t>> replicas_behind(const partition_row& r) {
   if (!r.group || r.group->role() != "leader") return std::nullopt;
   const auto& isr = r.group->in_sync();
