@@ -265,23 +265,23 @@ class raft_plugin final : public sdk::plugin {
     s.set_moving(g.moving());
     s.set_repair_until_offset(g.repair_until_offset());
     if (g.current_role() == role::leader && g.node()) {
-      add_followers(s, *g.node());
-      add_in_sync(s, *g.node());
+      const node_status st = g.node()->status();
+      add_followers(s, st);
+      add_in_sync(s, st);
     }
     return s;
   }
 
   // Kafka's ISR as the leader sees it: itself and the voters heard from
   // lately that are replicating.
-  void add_in_sync(GroupState& s, const raft_node& n) const {
+  void add_in_sync(GroupState& s, const node_status& st) const {
     s.add_in_sync(to_kafka_id(_node));
-    for (const follower_status& f : n.status().followers)
+    for (const follower_status& f : st.followers)
       if (!f.learner && f.recent_active && f.state == progress_state::replicate) s.add_in_sync(to_kafka_id(f.id));
   }
 
   // A leader's view of its followers: match, lag, heard from lately.
-  static void add_followers(GroupState& s, const raft_node& n) {
-    const node_status st = n.status();
+  static void add_followers(GroupState& s, const node_status& st) {
     for (const follower_status& f : st.followers) {
       FollowerState* fs = s.add_followers();
       fs->set_id(to_kafka_id(f.id));
@@ -508,7 +508,7 @@ class raft_plugin final : public sdk::plugin {
     for (node_id l : c->members().learners) s.add_learners(to_kafka_id(l));
     // On the leader: every broker (voters and learners) and whether it was
     // heard from lately, which the cluster health uses to name brokers down.
-    if (c->current_role() == role::leader && c->node()) add_followers(s, *c->node());
+    if (c->current_role() == role::leader && c->node()) add_followers(s, c->node()->status());
     return s;
   }
 
@@ -528,7 +528,7 @@ class raft_plugin final : public sdk::plugin {
             gs->set_leader(to_kafka_id(_node));
             gs->set_term(static_cast<int64_t>(g->term().value()));
             gs->set_log_start_offset(g->storage_log_start());  // followers follow DeleteRecords
-            if (g->node()) add_in_sync(*gs, *g->node());
+            if (g->node()) add_in_sync(*gs, g->node()->status());
           }
           co_return;
         });

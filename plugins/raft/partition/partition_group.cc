@@ -706,6 +706,7 @@ task<void> partition_group::refresh_log_start() {
   // Raft's log starts at an entry (a batch): DeleteRecords may have put the
   // log start inside one, which then stays whole in the Raft log.
   int64_t start = ls.start_offset();
+  if (start == _storage_start) co_return;  // unchanged: no read (every replica looks every 50 ticks)
   _storage_start = start;
   if (start < ls.next_offset()) {
     ReadRequest r;
